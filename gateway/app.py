@@ -1,0 +1,223 @@
+"""Wiring: build the long-lived services once, the config-derived runtime per (re)load, the apps.
+
+:class:`Gateway` owns what lives as long as the process (store, caches, change feed, usage recorder,
+the upstream client session). :class:`Runtime` owns everything derived from one config (router,
+authenticator, workspace resolver, forwarder); a reload builds a new one and swaps a single
+reference, so a request in flight finishes on the runtime it started with.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from gateway import tokens
+from gateway.cache import AuthCache, ChangeFeed, UsageRecorder
+from gateway.config import Config
+from gateway.context import RequestContext
+from gateway.errors import GatewayError, StoreUnavailable
+from gateway.extensions import load_all
+from gateway.pipeline.authn import Authenticator, SessionVerifier
+from gateway.pipeline.routing import Router
+from gateway.pipeline.run import run
+from gateway.pipeline.workspace import WorkspaceResolver
+from gateway.proxy import Forwarder, make_client_session
+from gateway.responses import error_response, json_response
+from gateway.store import Store, open_store
+
+__all__ = ["GATEWAY", "Gateway", "Runtime", "create_admin_app", "create_proxy_app"]
+
+log = logging.getLogger("gateway")
+access_log = logging.getLogger("gateway.access")
+GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
+
+# An extra pipeline check after scopes (allowed domains, rate limits, …): raise to refuse.
+Check = Callable[[web.Request, RequestContext], Awaitable[None]]
+# Something to run when a request completes (access log, metrics).
+Observer = Callable[[web.Request, web.StreamResponse | None, RequestContext], None]
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: Config
+    router: Router
+    authenticator: Authenticator
+    workspaces: WorkspaceResolver
+    forwarder: Forwarder
+    checks: list[Check] = field(default_factory=list)
+
+
+class Gateway:
+    """One process's gateway: services plus the current runtime."""
+
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.store: Store = store or open_store(config.store)
+        self.hasher = tokens.TokenHasher(config.pepper)
+        self.cache = AuthCache(self.store, config.cache)
+        self.feed = ChangeFeed(self.store, [self.cache], config.cache.poll_interval)
+        self.usage = UsageRecorder(self.store, config.cache.usage_flush_interval)
+        self.session: aiohttp.ClientSession | None = None
+        self.session_verifier: SessionVerifier | None = None
+        self.checks: list[Check] = []
+        self.observers: list[Observer] = [_log_access]
+        self.started = time.time()
+        self.runtime: Runtime = None  # type: ignore[assignment]
+        self.extensions = load_all()
+        for ext in self.extensions:
+            install = getattr(ext, "install", None)
+            if install is not None:
+                install(self)
+
+    # -- runtime -----------------------------------------------------------------------------------
+
+    def build_runtime(self, config: Config) -> Runtime:
+        """Everything derived from ``config``; raises nothing a valid config can trigger."""
+        authenticator = Authenticator(
+            config, self.cache, self.hasher, self.usage, self.session_verifier
+        )
+        assert self.session is not None
+        return Runtime(
+            config=config,
+            router=Router(config.routes),
+            authenticator=authenticator,
+            workspaces=WorkspaceResolver(config, self.cache),
+            forwarder=Forwarder(config, self.session, authenticator.credential_headers),
+            checks=list(self.checks),
+        )
+
+    def apply_config(self, config: Config) -> None:
+        self.runtime = self.build_runtime(config)
+        self.config = config
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.session = make_client_session()
+        self.apply_config(self.config)
+        await self.feed.start()
+        await self.usage.start()
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        """The shared upstream client session (exists between start and stop)."""
+        assert self.session is not None, "Gateway.start() has not run"
+        return self.session
+
+    async def stop(self) -> None:
+        await self.feed.stop()
+        await self.usage.stop()
+        if self.session is not None:
+            await self.session.close()
+        await self.store.close()
+
+    # -- the proxy handler -------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        return await run(self, request)
+
+
+def _log_access(
+    request: web.Request, response: web.StreamResponse | None, ctx: RequestContext
+) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    ident = ctx.identity
+    principal = ctx.principal
+    access_log.info(
+        json.dumps(
+            {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "request_id": ctx.request_id,
+                "method": request.method,
+                "route": ctx.route.name if ctx.route else None,
+                "status": response.status if response is not None else 0,
+                "duration_ms": round((time.perf_counter() - ctx.started) * 1000, 3),
+                "upstream_ms": round(ctx.timing["upstream"] * 1000, 3)
+                if "upstream" in ctx.timing
+                else None,
+                "decision": ctx.decision,
+                "reason": ctx.reason,
+                "token_id": principal.token_id if principal else None,
+                "token_prefix": principal.visible_prefix if principal else None,
+                "workspace": ident.workspace.id if ident else None,
+                "user": ident.user_id if ident else (principal.user_id if principal else None),
+            },
+            separators=(",", ":"),
+        )
+    )
+
+
+@web.middleware
+async def edge_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Request id, errors → JSON, and the completion observers, around every request."""
+    gw = request.app[GATEWAY]
+    ctx = RequestContext.of(request)
+    response: web.StreamResponse | None = None
+    try:
+        try:
+            response = await handler(request)
+        except GatewayError as err:
+            ctx.decision = err.code
+            ctx.reason = err.reason
+            response = error_response(err, ctx.request_id, gw.runtime.config.envelope)
+        except web.HTTPException as exc:
+            # aiohttp's own refusals (e.g. body too large) in our JSON shape.
+            http_err = GatewayError(exc.reason, reason=f"http_{exc.status}")
+            http_err.status, http_err.code = exc.status, exc.reason.upper().replace(" ", "_")
+            ctx.decision, ctx.reason = http_err.code, http_err.reason
+            response = error_response(http_err, ctx.request_id, gw.runtime.config.envelope)
+        except Exception:
+            log.exception("unhandled error in request %s", ctx.request_id)
+            internal = GatewayError()
+            ctx.decision, ctx.reason = internal.code, "exception"
+            response = error_response(internal, ctx.request_id, gw.runtime.config.envelope)
+        if not response.prepared:
+            response.headers["X-Request-Id"] = ctx.request_id
+        return response
+    finally:
+        for observe in gw.observers:
+            try:
+                observe(request, response, ctx)
+            except Exception:  # an observer must never break a request
+                log.exception("observer failed")
+
+
+def create_proxy_app(gw: Gateway) -> web.Application:
+    app = web.Application(middlewares=[edge_middleware], handler_args={"max_field_size": 16384})
+    app[GATEWAY] = gw
+    app.router.add_route("*", "/{tail:.*}", gw.handle)
+    return app
+
+
+def create_admin_app(gw: Gateway) -> web.Application:
+    """The admin listener: health, readiness, and whatever admin routes extensions add."""
+    app = web.Application(middlewares=[edge_middleware])
+    app[GATEWAY] = gw
+
+    async def healthz(request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        try:
+            await gw.store.ping()
+        except StoreUnavailable:
+            return json_response({"status": "unavailable", "store": "unreachable"}, 503)
+        return json_response({"status": "ready", "store": "ok", "config": gw.config.source})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    for ext in gw.extensions:
+        install_admin = getattr(ext, "install_admin", None)
+        if install_admin is not None:
+            install_admin(app, gw)
+    return app

@@ -1,0 +1,236 @@
+"""Per-process caches of store lookups, kept honest by the store's change feed.
+
+Lookups go negative cache → positive cache → store. Every cached value is bounded in size and age
+(cachetools ``TTLCache``); on top of that a background task polls the store's change feed every
+``cache.poll_interval`` (≤ 1 s) and drops exactly what changed, so a revocation, expiry change,
+membership or role change, or workspace deletion made by any process (another worker, the CLI,
+another instance) wins over the cache within a second. Expiry itself needs no feed: it is compared
+with the clock on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cachetools import TTLCache
+
+from gateway.config import CacheConfig
+from gateway.errors import StoreUnavailable
+from gateway.store.base import Change, Membership, Store, TokenRecord, Workspace
+
+__all__ = ["AuthCache", "ChangeFeed", "UsageRecorder"]
+
+log = logging.getLogger("gateway.cache")
+_ABSENT = object()
+
+
+class _CountingTTLCache(TTLCache[Any, Any]):
+    """A TTLCache that reports evictions (for metrics) through ``on_evict``."""
+
+    def __init__(self, maxsize: int, ttl: float, on_evict: Callable[[], None] | None) -> None:
+        super().__init__(maxsize=maxsize, ttl=ttl)
+        self._on_evict = on_evict
+
+    def popitem(self) -> tuple[Any, Any]:
+        item = super().popitem()
+        if self._on_evict is not None:
+            self._on_evict()
+        return item
+
+
+class AuthCache:
+    """Positive and negative caches for tokens, workspaces and memberships."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: CacheConfig,
+        *,
+        on_hit: Callable[[str], None] | None = None,
+        on_miss: Callable[[str], None] | None = None,
+        on_evict: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self._on_hit = on_hit or (lambda kind: None)
+        self._on_miss = on_miss or (lambda kind: None)
+        ev = on_evict
+        self.tokens: TTLCache[str, tuple[TokenRecord, float | None]] = _CountingTTLCache(
+            config.size, config.ttl, ev
+        )
+        self.token_hashes: TTLCache[str, set[str]] = TTLCache(config.size, config.ttl)
+        self.negative: TTLCache[str, bool] = _CountingTTLCache(
+            config.negative_size, config.negative_ttl, ev
+        )
+        self.workspaces: TTLCache[tuple[str, str], Workspace | None] = _CountingTTLCache(
+            config.size, config.ttl, ev
+        )
+        self.memberships: TTLCache[tuple[str, str], Membership | None] = _CountingTTLCache(
+            config.size, config.ttl, ev
+        )
+
+    async def find_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
+        if token_hash in self.negative:
+            self._on_hit("negative")
+            return None
+        hit = self.tokens.get(token_hash)
+        if hit is not None:
+            self._on_hit("token")
+            return hit
+        self._on_miss("token")
+        found = await self.store.find_token(token_hash)
+        if found is None:
+            self.negative[token_hash] = True
+            return None
+        self.tokens[token_hash] = found
+        hashes = self.token_hashes.get(found[0].id)
+        if hashes is None:
+            self.token_hashes[found[0].id] = {token_hash}
+        else:
+            hashes.add(token_hash)
+        return found
+
+    async def get_workspace(self, key: str, by: str) -> Workspace | None:
+        ck = (by, key)
+        hit = self.workspaces.get(ck, _ABSENT)
+        if hit is not _ABSENT:
+            self._on_hit("workspace")
+            return hit  # type: ignore[return-value]
+        self._on_miss("workspace")
+        ws = await self.store.get_workspace(key, by)
+        self.workspaces[ck] = ws
+        return ws
+
+    async def get_membership(self, user_id: str, workspace_id: str) -> Membership | None:
+        ck = (user_id, workspace_id)
+        hit = self.memberships.get(ck, _ABSENT)
+        if hit is not _ABSENT:
+            self._on_hit("membership")
+            return hit  # type: ignore[return-value]
+        self._on_miss("membership")
+        m = await self.store.get_membership(user_id, workspace_id)
+        self.memberships[ck] = m
+        return m
+
+    def apply(self, change: Change) -> None:
+        """Drop whatever ``change`` may have made stale."""
+        if change.entity == "token":
+            for h in self.token_hashes.pop(change.entity_id, ()):
+                self.tokens.pop(h, None)
+            # New secrets (create/rotate) need no negative-cache purge: a freshly minted secret
+            # cannot have been presented before it existed.
+        elif change.entity == "membership":
+            user_id, _, ws_id = change.entity_id.partition(":")
+            self.memberships.pop((user_id, ws_id), None)
+        elif change.entity in {"workspace", "user"}:
+            # Rare events: dropping whole maps is simpler than indexing them and always correct.
+            self.workspaces.clear()
+            self.memberships.clear()
+        else:
+            self.clear()
+
+    def clear(self) -> None:
+        for c in (self.tokens, self.token_hashes, self.negative, self.workspaces, self.memberships):
+            c.clear()
+
+
+class ChangeFeed:
+    """Polls ``store.changes_since`` and applies each change to the caches it feeds."""
+
+    def __init__(self, store: Store, caches: list[AuthCache], interval: float) -> None:
+        self.store = store
+        self.caches = caches
+        self.interval = interval
+        self.seq = 0
+        self.last_ok = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.seq = await self.store.latest_change()
+        self.last_ok = time.monotonic()
+        self._task = asyncio.create_task(self._run(), name="change-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def poll_once(self) -> int:
+        """Apply every change since the last poll; returns how many were applied."""
+        applied = 0
+        while True:
+            changes = await self.store.changes_since(self.seq)
+            if not changes:
+                break
+            for change in changes:
+                for cache in self.caches:
+                    cache.apply(change)
+            self.seq = changes[-1].seq
+            applied += len(changes)
+        self.last_ok = time.monotonic()
+        return applied
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.poll_once()
+            except StoreUnavailable:
+                # Fail safe: we cannot see changes, so nothing cached may outlive this outage.
+                log.warning("change feed unreachable; clearing caches")
+                for cache in self.caches:
+                    cache.clear()
+            except Exception:  # pragma: no cover - logged, and the loop must survive
+                log.exception("change feed poll failed")
+
+
+class UsageRecorder:
+    """Collects ``last_used_at`` in memory and writes it in one batch every interval."""
+
+    def __init__(self, store: Store, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self.pending: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def touch(self, token_id: str, now: float) -> None:
+        self.pending[token_id] = now
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, {}
+        try:
+            await self.store.record_usage(batch)
+        except StoreUnavailable:
+            # Keep what we could not write; newer touches win over older ones.
+            for tid, at in batch.items():
+                self.pending[tid] = max(at, self.pending.get(tid, 0.0))
+            raise
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="usage-flush")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(StoreUnavailable):
+            await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+            except StoreUnavailable:
+                log.warning("could not write last_used_at; will retry")

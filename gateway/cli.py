@@ -1,0 +1,309 @@
+"""The ``gateway`` command: serve, check, and management of workspaces, users, members and tokens.
+
+Every command takes ``--config`` (default ``$GATEWAY_CONFIG``, then ``./gateway.yaml``) and ``--json``
+for machine-readable output. Management commands call :mod:`gateway.services`, the same layer the
+admin API uses. A plaintext token is printed only by ``token create`` and ``token rotate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from gateway import config as config_mod
+from gateway.config import Config, ConfigError
+from gateway.errors import GatewayError
+from gateway.services import Actor, Services, iso, parse_expiry, token_view
+from gateway.store import open_store
+
+__all__ = ["main"]
+
+Command = Callable[[Services, argparse.Namespace], Awaitable[Any]]
+
+
+def _default_config() -> str:
+    return os.environ.get("GATEWAY_CONFIG", "gateway.yaml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gateway", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    p.add_argument(
+        "--config",
+        default=_default_config(),
+        help="config file (env GATEWAY_CONFIG; default ./gateway.yaml)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument(
+        "--listen",
+        default=os.environ.get("GATEWAY_LISTEN"),
+        help="proxy HOST:PORT (env GATEWAY_LISTEN; overrides the config)",
+    )
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("GATEWAY_WORKERS", "1")),
+        help="worker processes sharing the port (env GATEWAY_WORKERS)",
+    )
+
+    sub.add_parser("check", help="validate the config; exit 1 on any error")
+
+    d = sub.add_parser(
+        "demo", help="quick start: demo upstream, SQLite store, minted tokens, then serve"
+    )
+    d.add_argument("--port", type=int, default=None, help="proxy port (default: the config's)")
+    d.add_argument("--upstream-port", type=int, default=9000, help="demo upstream port")
+
+    w = sub.add_parser("workspace", help="manage workspaces").add_subparsers(
+        dest="action", required=True
+    )
+    wc = w.add_parser("create", help="create a workspace")
+    wc.add_argument("--name", required=True)
+    wc.add_argument("--slug")
+    wc.add_argument("--id", help="explicit id (e.g. a 24-hex ObjectId)")
+    wc.add_argument("--plan", default="free")
+    w.add_parser("list", help="list workspaces")
+    wd = w.add_parser("delete", help="delete a workspace (its tokens stop working)")
+    wd.add_argument("workspace")
+    wp = w.add_parser("set-plan", help="change a workspace's plan")
+    wp.add_argument("workspace")
+    wp.add_argument("plan")
+
+    u = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    uc = u.add_parser("create", help="create a user")
+    uc.add_argument("--email", required=True)
+    uc.add_argument("--name")
+    u.add_parser("list", help="list users")
+
+    m = sub.add_parser("member", help="manage memberships").add_subparsers(
+        dest="action", required=True
+    )
+    for action in ("add", "remove"):
+        ma = m.add_parser(action, help=f"{action} a member")
+        ma.add_argument("--workspace", required=True, help="workspace id or slug")
+        ma.add_argument("--user", required=True, help="user id or email")
+        if action == "add":
+            ma.add_argument("--role", default="member", help="role name from the config's roles")
+    ml = m.add_parser("list", help="list members of a workspace")
+    ml.add_argument("--workspace", required=True)
+
+    t = sub.add_parser("token", help="manage tokens").add_subparsers(dest="action", required=True)
+    tc = t.add_parser("create", help="mint a token; prints it once")
+    tc.add_argument("--workspace", required=True, help="workspace id or slug")
+    tc.add_argument("--name", required=True)
+    tc.add_argument("--scope", action="append", default=[], help="a scope (repeatable)")
+    tc.add_argument("--type", help="token type name or prefix (default: the config's first)")
+    tc.add_argument("--user", help="owning user id or email")
+    tc.add_argument("--expires-in", help="e.g. 30d, 12h")
+    tc.add_argument("--expires-at", help="ISO 8601 date-time")
+    tc.add_argument(
+        "--allowed-domain", action="append", default=[], help="allowed Origin host (repeatable)"
+    )
+    tl = t.add_parser("list", help="list tokens (never secrets)")
+    tl.add_argument("--workspace")
+    tl.add_argument("--user")
+    for action in ("show", "revoke"):
+        ta = t.add_parser(action, help=f"{action} a token")
+        ta.add_argument("id")
+    tr = t.add_parser("rotate", help="new secret for a token; the old one works for --grace")
+    tr.add_argument("id")
+    tr.add_argument("--grace", default="1h", help="how long the old secret keeps working (e.g. 1h)")
+    return p
+
+
+def _print(args: argparse.Namespace, data: object, text: str) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print(text)
+
+
+def _table(rows: Sequence[Mapping[str, object]], cols: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    widths = {c: max(len(c), *(len(str(r.get(c) or "")) for r in rows)) for c in cols}
+    head = "  ".join(c.upper().ljust(widths[c]) for c in cols)
+    body = ["  ".join(str(r.get(c) or "").ljust(widths[c]) for c in cols) for r in rows]
+    return "\n".join([head, *body])
+
+
+async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
+    store = open_store(cfg.store)
+    await store.open()
+    svc = Services(store, cfg)
+    actor = Actor(id="cli", address=None)
+    try:
+        cmd, act = args.command, getattr(args, "action", None)
+        if cmd == "workspace" and act == "create":
+            ws = await svc.create_workspace(args.name, args.slug, args.id, args.plan)
+            d: dict[str, object] = {"id": ws.id, "slug": ws.slug, "name": ws.name, "plan": ws.plan}
+            _print(args, d, f"workspace {ws.id} ({ws.slug}) created")
+        elif cmd == "workspace" and act == "list":
+            rows = [
+                {
+                    "id": w.id,
+                    "slug": w.slug,
+                    "name": w.name,
+                    "plan": w.plan,
+                    "deleted": iso(w.deleted_at),
+                }
+                for w in await store.list_workspaces()
+            ]
+            _print(args, rows, _table(rows, ["id", "slug", "name", "plan", "deleted"]))
+        elif cmd == "workspace" and act == "delete":
+            ws = await svc.delete_workspace(args.workspace)
+            _print(args, {"id": ws.id, "deleted": True}, f"workspace {ws.id} deleted")
+        elif cmd == "workspace" and act == "set-plan":
+            ws = await svc.set_plan(args.workspace, args.plan)
+            _print(args, {"id": ws.id, "plan": ws.plan}, f"workspace {ws.id} is on {ws.plan}")
+        elif cmd == "user" and act == "create":
+            u = await svc.create_user(args.email, args.name)
+            _print(
+                args,
+                {"id": u.id, "email": u.email, "name": u.name},
+                f"user {u.id} ({u.email}) created",
+            )
+        elif cmd == "user" and act == "list":
+            rows = [
+                {"id": u.id, "email": u.email, "name": u.name} for u in await store.list_users()
+            ]
+            _print(args, rows, _table(rows, ["id", "email", "name"]))
+        elif cmd == "member" and act == "add":
+            m = await svc.add_member(args.workspace, args.user, args.role)
+            d = {"user_id": m.user_id, "workspace_id": m.workspace_id, "role": m.role}
+            _print(args, d, f"{m.user_id} is {m.role} of {m.workspace_id}")
+        elif cmd == "member" and act == "remove":
+            removed = await svc.remove_member(args.workspace, args.user)
+            _print(args, {"removed": removed}, "removed" if removed else "was not a member")
+        elif cmd == "member" and act == "list":
+            ws = await svc.workspace(args.workspace)
+            rows = [
+                {"user_id": m.user_id, "role": m.role}
+                for m in await store.list_memberships(workspace_id=ws.id)
+            ]
+            _print(args, rows, _table(rows, ["user_id", "role"]))
+        elif cmd == "token" and act == "create":
+            expires = parse_expiry(args.expires_in, args.expires_at, time.time())
+            record, plaintext = await svc.create_token(
+                workspace=args.workspace,
+                name=args.name,
+                scopes=args.scope,
+                type=args.type,
+                user=args.user,
+                expires_at=expires,
+                allowed_domains=args.allowed_domain,
+                actor=actor,
+            )
+            d = {**token_view(record), "token": plaintext}
+            _print(
+                args, d, f"token {record.id} created. It is shown once; store it now:\n{plaintext}"
+            )
+        elif cmd == "token" and act == "list":
+            views = [token_view(t) for t in await svc.list_tokens(args.workspace, args.user)]
+            _print(
+                args,
+                views,
+                _table(views, ["id", "name", "prefix", "status", "scopes", "last_used_at"]),
+            )
+        elif cmd == "token" and act == "show":
+            d = token_view(await svc.token(args.id))
+            _print(args, d, "\n".join(f"{k}: {v}" for k, v in d.items()))
+        elif cmd == "token" and act == "revoke":
+            t = await svc.revoke_token(args.id, actor)
+            _print(args, token_view(t), f"token {t.id} revoked")
+        elif cmd == "token" and act == "rotate":
+            from gateway.services import parse_duration
+
+            record, plaintext = await svc.rotate_token(args.id, parse_duration(args.grace), actor)
+            d = {**token_view(record), "token": plaintext}
+            _print(args, d, f"token {record.id} rotated. New secret, shown once:\n{plaintext}")
+        else:  # pragma: no cover - argparse prevents this
+            raise SystemExit(f"unknown command {cmd} {act}")
+        return 0
+    except GatewayError as err:
+        if args.json:
+            print(
+                json.dumps({"error": {"code": err.code, "message": err.message}}), file=sys.stderr
+            )
+        else:
+            print(f"gateway: {err.message}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_mod.load(args.config)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p.render(exc.source), file=sys.stderr)
+        if args.json:
+            print(
+                json.dumps({"ok": False, "problems": [p.render(exc.source) for p in exc.problems]})
+            )
+        return 1
+    from gateway.builtin import HANDLERS
+    from gateway.extensions import load_all
+
+    load_all()
+    missing = [r for r in cfg.routes if r.handler and r.handler not in HANDLERS]
+    for r in missing:
+        print(
+            f"error: {cfg.source}: routes[{r.index}].handler: unknown handler (got {r.handler!r})",
+            file=sys.stderr,
+        )
+    for w in cfg.warnings:
+        print(w.render(cfg.source), file=sys.stderr)
+    ok = not missing
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": ok,
+                    "routes": len(cfg.routes),
+                    "warnings": [w.render(cfg.source) for w in cfg.warnings],
+                }
+            )
+        )
+    elif ok:
+        print(f"{cfg.source}: OK ({len(cfg.routes)} routes, {len(cfg.warnings)} warnings)")
+    return 0 if ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check":
+        return _check(args)
+    if args.command == "demo":
+        from gateway.demo import run_demo
+
+        return run_demo(args.config, args.port, args.upstream_port)
+    if args.command == "serve":
+        from gateway.server import serve
+
+        try:
+            return serve(args.config, args.listen, args.workers)
+        except ConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+    try:
+        cfg = config_mod.load(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return asyncio.run(_run_management(cfg, args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,831 @@
+"""Load and validate ``gateway.yaml`` into frozen dataclasses.
+
+Loading is one step, :func:`load`: read YAML, interpolate ``${VAR}`` / ``${VAR:-default}`` in string
+scalars (never in the raw text, so an env value cannot inject YAML), then read every section through a
+:class:`_Reader` that records each problem with its key path and bad value instead of stopping at the
+first. :class:`ConfigError` carries all of them, so ``gateway check`` can report everything at once and
+a reload can refuse a bad file while the old config keeps serving.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+__all__ = [
+    "CacheConfig",
+    "Config",
+    "ConfigError",
+    "CredentialSource",
+    "IdentityHeaders",
+    "Listener",
+    "Problem",
+    "Route",
+    "ScopeRules",
+    "TokenType",
+    "Upstream",
+    "WorkspaceSource",
+    "load",
+    "load_text",
+]
+
+T = TypeVar("T")
+_MISSING: Any = object()
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+TOKEN_KINDS = frozenset({"api_key", "pat", "oauth_access", "workspace_key"})
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_SCOPE = re.compile(r"^[A-Za-z0-9_.:*-]+$")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Problems
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a config file: where, what, and the value found there."""
+
+    path: str
+    message: str
+    value: Any = _MISSING
+    warning: bool = False
+
+    def render(self, source: str) -> str:
+        where = f"{source}: {self.path}" if self.path else source
+        shown = "" if self.value is _MISSING else f" (got {self.value!r})"
+        kind = "warning" if self.warning else "error"
+        return f"{kind}: {where}: {self.message}{shown}"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; ``problems`` lists every error found."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(p.render(source) for p in problems))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Typed config
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialSource:
+    """Where a token is read: a header, with a scheme (``Bearer``) or the raw header value."""
+
+    header: str
+    scheme: str | None = "Bearer"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenType:
+    name: str
+    prefix: str
+    kind: str
+    environment: str
+    credential: CredentialSource
+    # PATs act with the creating user's *current* permissions in the workspace (Spedy).
+    inherit_user_permissions: bool = False
+    # Workspace plans allowed to mint this type (Spedy: PATs require Pro); empty means any.
+    plans: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceSource:
+    source: Literal["header", "host", "token"] = "token"
+    header: str | None = None
+    match: Literal["id", "slug", "any"] = "any"
+    required: bool = True
+    pattern: re.Pattern[str] | None = None
+    host_suffix: str | None = None
+    id_format: Literal["prefixed", "objectid"] = "prefixed"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str
+    url: str
+    environments: Mapping[str, str] = field(default_factory=dict)
+    connect_timeout: float = 5.0
+    timeout: float = 30.0
+
+    def url_for(self, environment: str | None) -> str | None:
+        """The base URL for ``environment``; ``None`` when that environment has no upstream."""
+        if environment is None or not self.environments:
+            return self.url
+        return self.environments.get(environment)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    path: str
+    methods: frozenset[str] | None = None
+    upstream: str | None = None
+    scopes_any: tuple[str, ...] = ()
+    scopes_all: tuple[str, ...] = ()
+    public: bool = False
+    strip_prefix: str | None = None
+    add_prefix: str | None = None
+    keep_credential: bool = False
+    # A built-in endpoint served by the gateway itself instead of an upstream (see gateway.builtin).
+    handler: str | None = None
+    # Auth methods accepted on this route ("token", "session", "oauth"); empty means all.
+    auth_methods: frozenset[str] = frozenset()
+    max_body_bytes: int | None = None
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRules:
+    """``known`` (empty: any), the superuser scope, and implications closed at load time."""
+
+    known: frozenset[str] = frozenset()
+    superuser: str | None = "admin:all"
+    implies: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def expand(self, granted: frozenset[str]) -> frozenset[str]:
+        out = set(granted)
+        for scope in granted:
+            out |= self.implies.get(scope, frozenset())
+        return frozenset(out)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityHeaders:
+    token_id: str = "X-Gateway-Token-Id"
+    user_id: str = "X-Gateway-User-Id"
+    workspace_id: str = "X-Gateway-Workspace-Id"
+    workspace_slug: str = "X-Gateway-Workspace-Slug"
+    scopes: str = "X-Gateway-Scopes"
+    auth_method: str = "X-Gateway-Auth-Method"
+    environment: str = "X-Gateway-Environment"
+
+    def names(self) -> tuple[str, ...]:
+        return (
+            self.token_id,
+            self.user_id,
+            self.workspace_id,
+            self.workspace_slug,
+            self.scopes,
+            self.auth_method,
+            self.environment,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    size: int = 100_000
+    ttl: float = 60.0
+    negative_size: int = 100_000
+    negative_ttl: float = 10.0
+    # How often each worker polls the store's change feed; bounds revocation latency.
+    poll_interval: float = 0.25
+    # How often last_used_at is written, in one batch.
+    usage_flush_interval: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str
+    proxy: Listener
+    admin: Listener | None
+    metrics: Listener | None
+    store: str
+    token_types: tuple[TokenType, ...]
+    workspace: WorkspaceSource
+    upstreams: Mapping[str, Upstream]
+    routes: tuple[Route, ...]
+    scopes: ScopeRules
+    roles: Mapping[str, frozenset[str]]
+    identity_headers: IdentityHeaders
+    cache: CacheConfig
+    envelope: Literal["default", "velt"]
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    pepper: str | None
+    reject_query_credentials: tuple[str, ...]
+    warnings: tuple[Problem, ...] = ()
+
+    def token_type(self, name: str) -> TokenType | None:
+        for tt in self.token_types:
+            if tt.name == name or tt.prefix == name:
+                return tt
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+
+
+class _Reader:
+    """Typed access to a YAML tree that records problems with their key path."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def error(self, path: str, message: str, value: Any = _MISSING) -> None:
+        self.problems.append(Problem(path, message, value))
+
+    def warn(self, path: str, message: str, value: Any = _MISSING) -> None:
+        self.problems.append(Problem(path, message, value, warning=True))
+
+    def mapping(self, value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.error(path, "must be a mapping", value)
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.error(f"{path}.{key}" if path else str(key), "unknown key", key)
+        return value
+
+    def get(
+        self,
+        m: Mapping[str, Any],
+        key: str,
+        path: str,
+        kind: Callable[[Any], T] | type[T],
+        default: Any = _MISSING,
+    ) -> Any:
+        """``m[key]`` coerced to ``kind``; records a problem and returns ``default`` on failure."""
+        full = f"{path}.{key}" if path else key
+        if key not in m or m[key] is None:
+            if default is _MISSING:
+                self.error(full, "is required")
+                return None
+            return default
+        raw = m[key]
+        try:
+            return _coerce(raw, kind)
+        except (TypeError, ValueError) as exc:
+            self.error(full, str(exc) or f"must be {getattr(kind, '__name__', kind)}", raw)
+            return None if default is _MISSING else default
+
+
+def _coerce(raw: Any, kind: Any) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in {"true", "false", "yes", "no", "1", "0"}:
+            return raw.lower() in {"true", "yes", "1"}
+        raise ValueError("must be true or false")
+    if kind is int:
+        if isinstance(raw, bool):
+            raise ValueError("must be an integer")
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
+            return int(raw)
+        raise ValueError("must be an integer")
+    if kind is float:
+        if isinstance(raw, bool):
+            raise ValueError("must be a number")
+        if isinstance(raw, int | float):
+            return float(raw)
+        if isinstance(raw, str):
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+        raise ValueError("must be a number")
+    if kind is str:
+        if isinstance(raw, str | int | float) and not isinstance(raw, bool):
+            return str(raw)
+        raise ValueError("must be a string")
+    if kind is list:
+        if isinstance(raw, list):
+            return raw
+        raise ValueError("must be a list")
+    if kind is dict:
+        if isinstance(raw, dict):
+            return raw
+        raise ValueError("must be a mapping")
+    return kind(raw)
+
+
+def _interpolate(node: Any, path: str, reader: _Reader) -> Any:
+    if isinstance(node, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            value = os.environ.get(name)
+            if value is None or (value == "" and default is not None):
+                if default is None:
+                    reader.error(path, f"environment variable {name} is not set", m.group(0))
+                    return ""
+                return default
+            return value
+
+        return _VAR.sub(sub, node)
+    if isinstance(node, dict):
+        return {
+            k: _interpolate(v, f"{path}.{k}" if path else str(k), reader) for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_interpolate(v, f"{path}[{i}]", reader) for i, v in enumerate(node)]
+    return node
+
+
+def _listener(value: Any, path: str, r: _Reader) -> Listener | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        r.error(path, "must be HOST:PORT with a port from 0 to 65535", value)
+        return None
+    return Listener(host.strip("[]") or "127.0.0.1", int(port))
+
+
+def _header_name(value: Any, path: str, r: _Reader) -> str | None:
+    if not isinstance(value, str) or not _HEADER_NAME.match(value):
+        r.error(path, "must be an HTTP header name", value)
+        return None
+    return value
+
+
+def _str_list(value: Any, path: str, r: _Reader) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        r.error(path, "must be a list of strings", value)
+        return []
+    return list(value)
+
+
+def _read_token_types(raw: Any, r: _Reader) -> tuple[TokenType, ...]:
+    if raw is None:
+        raw = [{"name": "api_key", "prefix": "gw_", "kind": "api_key"}]
+    if not isinstance(raw, list):
+        r.error("token_types", "must be a list", raw)
+        return ()
+    out: list[TokenType] = []
+    seen: dict[str, str] = {}
+    allowed = {
+        "name",
+        "prefix",
+        "kind",
+        "environment",
+        "credential",
+        "inherit_user_permissions",
+        "plans",
+    }
+    for i, item in enumerate(raw):
+        path = f"token_types[{i}]"
+        m = r.mapping(item, path, allowed)
+        prefix = r.get(m, "prefix", path, str)
+        if prefix is not None and not re.fullmatch(r"[a-z][a-z0-9]*_([a-z0-9]+_)*", prefix):
+            r.error(f"{path}.prefix", "must be lowercase letters/digits ending in '_'", prefix)
+        kind = r.get(m, "kind", path, str, "api_key")
+        if kind not in TOKEN_KINDS:
+            r.error(f"{path}.kind", f"must be one of {sorted(TOKEN_KINDS)}", kind)
+        env = r.get(m, "environment", path, str, "live")
+        cred_raw = r.mapping(m.get("credential"), f"{path}.credential", {"header", "scheme"})
+        header = _header_name(
+            cred_raw.get("header", "Authorization"), f"{path}.credential.header", r
+        )
+        scheme = cred_raw.get("scheme", "Bearer" if header == "Authorization" else None)
+        name = r.get(m, "name", path, str, prefix)
+        if prefix is not None:
+            for other in seen:
+                if prefix.startswith(other) or other.startswith(prefix):
+                    r.error(f"{path}.prefix", f"overlaps the prefix of {seen[other]}", prefix)
+            seen[prefix] = path
+        out.append(
+            TokenType(
+                name=name or "",
+                prefix=prefix or "",
+                kind=kind or "api_key",
+                environment=env or "live",
+                credential=CredentialSource(header or "Authorization", scheme),
+                inherit_user_permissions=r.get(m, "inherit_user_permissions", path, bool, False),
+                plans=frozenset(_str_list(m.get("plans"), f"{path}.plans", r)),
+            )
+        )
+    return tuple(out)
+
+
+def _read_workspace(raw: Any, r: _Reader) -> WorkspaceSource:
+    path = "workspace"
+    allowed = {"source", "header", "match", "required", "pattern", "host_suffix", "id_format"}
+    m = r.mapping(raw, path, allowed)
+    source = r.get(m, "source", path, str, "token")
+    if source not in {"header", "host", "token"}:
+        r.error(f"{path}.source", "must be header, host or token", source)
+        source = "token"
+    header = None
+    if source == "header":
+        header = _header_name(m.get("header"), f"{path}.header", r)
+    match = r.get(m, "match", path, str, "any")
+    if match not in {"id", "slug", "any"}:
+        r.error(f"{path}.match", "must be id, slug or any", match)
+        match = "any"
+    pattern = None
+    if m.get("pattern") is not None:
+        try:
+            pattern = re.compile(str(m["pattern"]))
+        except re.error as exc:
+            r.error(f"{path}.pattern", f"is not a valid regular expression: {exc}", m["pattern"])
+    id_format = r.get(m, "id_format", path, str, "prefixed")
+    if id_format not in {"prefixed", "objectid"}:
+        r.error(f"{path}.id_format", "must be prefixed or objectid", id_format)
+        id_format = "prefixed"
+    return WorkspaceSource(
+        source=source,
+        header=header,
+        match=match,
+        required=r.get(m, "required", path, bool, True),
+        pattern=pattern,
+        host_suffix=r.get(m, "host_suffix", path, str, None),
+        id_format=id_format,
+    )
+
+
+def _url(value: Any, path: str, r: _Reader) -> str | None:
+    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value):
+        r.error(path, "must be an http:// or https:// URL", value)
+        return None
+    return value.rstrip("/")
+
+
+def _read_upstreams(raw: Any, r: _Reader) -> dict[str, Upstream]:
+    if not isinstance(raw, dict) or not raw:
+        r.error("upstreams", "must be a non-empty mapping of name to upstream", raw)
+        return {}
+    out: dict[str, Upstream] = {}
+    for name, item in raw.items():
+        path = f"upstreams.{name}"
+        if isinstance(item, str):
+            item = {"url": item}
+        m = r.mapping(item, path, {"url", "environments", "connect_timeout", "timeout"})
+        url = _url(m.get("url"), f"{path}.url", r)
+        envs: dict[str, str] = {}
+        env_raw = r.mapping(
+            m.get("environments"), f"{path}.environments", set(m.get("environments") or {})
+        )
+        for env, env_url in env_raw.items():
+            if env_url in (None, ""):
+                continue  # an unset ${SANDBOX_UPSTREAM_URL:-} means "no such environment"
+            checked = _url(env_url, f"{path}.environments.{env}", r)
+            if checked:
+                envs[str(env)] = checked
+        out[str(name)] = Upstream(
+            name=str(name),
+            url=url or "",
+            environments=envs,
+            connect_timeout=r.get(m, "connect_timeout", path, float, 5.0),
+            timeout=r.get(m, "timeout", path, float, 30.0),
+        )
+    return out
+
+
+_PATH_PATTERN = re.compile(
+    r"^/([A-Za-z0-9._~!$&'()*+,=:@-]+|\{[A-Za-z_][A-Za-z0-9_]*\}|\*\*)?(/.*)?$"
+)
+
+
+def _check_path_pattern(pattern: str, path: str, r: _Reader) -> bool:
+    if not pattern.startswith("/"):
+        r.error(path, "must start with '/'", pattern)
+        return False
+    segments = pattern.split("/")[1:]
+    for i, seg in enumerate(segments):
+        if seg == "**":
+            if i != len(segments) - 1:
+                r.error(path, "'**' is only allowed as the last segment", pattern)
+                return False
+        elif seg.startswith("{"):
+            if not re.fullmatch(r"\{[A-Za-z_][A-Za-z0-9_]*\}", seg):
+                r.error(path, "a parameter segment must look like {name}", pattern)
+                return False
+        elif seg == "" and i != len(segments) - 1:
+            r.error(path, "must not contain empty segments ('//')", pattern)
+            return False
+        elif seg in {".", ".."} or not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,=:@-]*", seg):
+            r.error(path, "segments may only hold unreserved characters", pattern)
+            return False
+    return True
+
+
+def _read_scope_spec(m: Mapping[str, Any], path: str, r: _Reader) -> tuple[list[str], list[str]]:
+    raw = m.get("scopes")
+    if raw is None:
+        return [], []
+    if isinstance(raw, str | list):
+        return [], _str_list(raw, f"{path}.scopes", r)
+    sm = r.mapping(raw, f"{path}.scopes", {"any_of", "all_of"})
+    return (
+        _str_list(sm.get("any_of"), f"{path}.scopes.any_of", r),
+        _str_list(sm.get("all_of"), f"{path}.scopes.all_of", r),
+    )
+
+
+ROUTE_KEYS = {
+    "name",
+    "path",
+    "methods",
+    "upstream",
+    "scopes",
+    "public",
+    "strip_prefix",
+    "add_prefix",
+    "keep_credential",
+    "handler",
+    "auth_methods",
+    "max_body_bytes",
+}
+
+
+def _read_routes(raw: Any, r: _Reader, upstreams: Mapping[str, Upstream]) -> tuple[Route, ...]:
+    if not isinstance(raw, list):
+        r.error("routes", "must be a list", raw)
+        return ()
+    out: list[Route] = []
+    names: set[str] = set()
+    for i, item in enumerate(raw):
+        path = f"routes[{i}]"
+        m = r.mapping(item, path, ROUTE_KEYS)
+        name = r.get(m, "name", path, str, f"route{i}")
+        if name in names:
+            r.error(f"{path}.name", "duplicates another route's name", name)
+        names.add(name)
+        pattern = r.get(m, "path", path, str)
+        if pattern is not None and not _check_path_pattern(pattern, f"{path}.path", r):
+            pattern = None
+        methods = None
+        if m.get("methods") is not None:
+            listed = [s.upper() for s in _str_list(m["methods"], f"{path}.methods", r)]
+            for meth in listed:
+                if meth not in HTTP_METHODS:
+                    r.error(f"{path}.methods", f"unknown HTTP method {meth}", meth)
+            methods = frozenset(listed)
+        handler = r.get(m, "handler", path, str, None)
+        upstream = r.get(m, "upstream", path, str, None)
+        if handler is None and upstream is None:
+            if len(upstreams) == 1:
+                upstream = next(iter(upstreams))
+            else:
+                r.error(f"{path}.upstream", "is required (there is more than one upstream)")
+        if upstream is not None and upstream not in upstreams:
+            r.error(f"{path}.upstream", "names an unknown upstream", upstream)
+        any_of, all_of = _read_scope_spec(m, path, r)
+        public = r.get(m, "public", path, bool, False)
+        if public and (any_of or all_of):
+            r.error(f"{path}.scopes", "a public route cannot require scopes", any_of or all_of)
+        strip = r.get(m, "strip_prefix", path, str, None)
+        if strip is not None and pattern is not None and not pattern.startswith(strip):
+            r.error(f"{path}.strip_prefix", "must be a prefix of the route path", strip)
+        auth_methods = frozenset(_str_list(m.get("auth_methods"), f"{path}.auth_methods", r))
+        for am in auth_methods:
+            if am not in {"token", "session", "oauth"}:
+                r.error(f"{path}.auth_methods", "must list token, session or oauth", am)
+        out.append(
+            Route(
+                name=name or "",
+                path=pattern or "/",
+                methods=methods,
+                upstream=upstream,
+                scopes_any=tuple(any_of),
+                scopes_all=tuple(all_of),
+                public=public,
+                strip_prefix=strip,
+                add_prefix=r.get(m, "add_prefix", path, str, None),
+                keep_credential=r.get(m, "keep_credential", path, bool, False),
+                handler=handler,
+                auth_methods=auth_methods,
+                max_body_bytes=r.get(m, "max_body_bytes", path, int, None),
+                index=i,
+            )
+        )
+    return tuple(out)
+
+
+def _closure(implies: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
+    out: dict[str, frozenset[str]] = {}
+    for start in implies:
+        seen: set[str] = set()
+        stack = list(implies[start])
+        while stack:
+            s = stack.pop()
+            if s not in seen:
+                seen.add(s)
+                stack.extend(implies.get(s, ()))
+        out[start] = frozenset(seen)
+    return out
+
+
+def _read_scopes(raw: Any, r: _Reader) -> ScopeRules:
+    m = r.mapping(raw, "scopes", {"known", "superuser", "implies"})
+    known = _str_list(m.get("known"), "scopes.known", r)
+    for s in known:
+        if not _SCOPE.match(s):
+            r.error("scopes.known", "a scope may hold letters, digits and . : _ * -", s)
+    implies_raw = r.mapping(m.get("implies"), "scopes.implies", set(m.get("implies") or {}))
+    implies: dict[str, set[str]] = {}
+    for k, v in implies_raw.items():
+        implies[str(k)] = set(_str_list(v, f"scopes.implies.{k}", r))
+    superuser = m.get("superuser", "admin:all")
+    return ScopeRules(
+        known=frozenset(known), superuser=superuser or None, implies=_closure(implies)
+    )
+
+
+def _read_roles(raw: Any, r: _Reader) -> dict[str, frozenset[str]]:
+    if raw is None:
+        return {"owner": frozenset({"admin:all"}), "admin": frozenset({"admin:all"})}
+    m = r.mapping(raw, "roles", set(raw) if isinstance(raw, dict) else set())
+    return {str(k): frozenset(_str_list(v, f"roles.{k}", r)) for k, v in m.items()}
+
+
+def _read_identity_headers(raw: Any, r: _Reader) -> IdentityHeaders:
+    fields = set(IdentityHeaders.__dataclass_fields__)
+    m = r.mapping(raw, "identity_headers", fields)
+    values = {k: _header_name(v, f"identity_headers.{k}", r) for k, v in m.items()}
+    return IdentityHeaders(**{k: v for k, v in values.items() if v})
+
+
+def _read_cache(raw: Any, r: _Reader) -> CacheConfig:
+    m = r.mapping(raw, "cache", set(CacheConfig.__dataclass_fields__))
+    d = CacheConfig()
+    cfg = CacheConfig(
+        size=r.get(m, "size", "cache", int, d.size),
+        ttl=r.get(m, "ttl", "cache", float, d.ttl),
+        negative_size=r.get(m, "negative_size", "cache", int, d.negative_size),
+        negative_ttl=r.get(m, "negative_ttl", "cache", float, d.negative_ttl),
+        poll_interval=r.get(m, "poll_interval", "cache", float, d.poll_interval),
+        usage_flush_interval=r.get(
+            m, "usage_flush_interval", "cache", float, d.usage_flush_interval
+        ),
+    )
+    for key in ("size", "negative_size"):
+        if getattr(cfg, key) <= 0:
+            r.error(f"cache.{key}", "must be positive", getattr(cfg, key))
+    if not 0 < cfg.poll_interval <= 1.0:
+        r.error(
+            "cache.poll_interval",
+            "must be in (0, 1] so changes land within a second",
+            cfg.poll_interval,
+        )
+    return cfg
+
+
+def _check_scope_references(
+    cfg_routes: tuple[Route, ...],
+    rules: ScopeRules,
+    roles: Mapping[str, frozenset[str]],
+    r: _Reader,
+) -> None:
+    if not rules.known:
+        return
+    valid = rules.known | ({rules.superuser} if rules.superuser else set())
+    for route in cfg_routes:
+        for s in (*route.scopes_any, *route.scopes_all):
+            if s not in valid:
+                r.error(f"routes[{route.index}].scopes", "names a scope not in scopes.known", s)
+    for role, scopes in roles.items():
+        for s in scopes:
+            if s not in valid:
+                r.error(f"roles.{role}", "names a scope not in scopes.known", s)
+
+
+def _warn_shadowed(routes: tuple[Route, ...], r: _Reader) -> None:
+    """Two routes with the same pattern and overlapping methods: the later one never matches."""
+    for i, a in enumerate(routes):
+        for b in routes[i + 1 :]:
+            if a.path != b.path:
+                continue
+            if a.methods is None or b.methods is None or a.methods & b.methods:
+                r.warn(
+                    f"routes[{b.index}]",
+                    f"is shadowed by routes[{a.index}] ({a.name}) with the same path and methods",
+                    b.name,
+                )
+
+
+TOP_KEYS = {
+    "listeners",
+    "store",
+    "token_types",
+    "workspace",
+    "upstreams",
+    "routes",
+    "scopes",
+    "roles",
+    "identity_headers",
+    "cache",
+    "errors",
+    "trusted_proxies",
+    "pepper",
+    "reject_query_credentials",
+}
+
+
+def load_text(text: str, source: str = "<string>") -> Config:
+    """Parse and validate config text; raise :class:`ConfigError` listing every problem."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [Problem("", f"is not valid YAML: {exc}")]) from None
+    r = _Reader()
+    doc = _interpolate(doc, "", r)
+    top = r.mapping(doc, "", TOP_KEYS)
+
+    lm = r.mapping(top.get("listeners"), "listeners", {"proxy", "admin", "metrics"})
+    proxy = _listener(lm.get("proxy", "127.0.0.1:8080"), "listeners.proxy", r)
+    admin = _listener(lm.get("admin"), "listeners.admin", r)
+    metrics = _listener(lm.get("metrics"), "listeners.metrics", r)
+
+    store = r.get(top, "store", "", str, "sqlite:///gateway.db")
+    if store and not re.match(r"^(sqlite:///|sqlite://:memory:|postgres(ql)?://)", store):
+        r.error("store", "must be sqlite:///PATH or postgresql://…", store)
+
+    token_types = _read_token_types(top.get("token_types"), r)
+    upstreams = _read_upstreams(top.get("upstreams"), r)
+    routes = _read_routes(top.get("routes", []), r, upstreams)
+    scopes = _read_scopes(top.get("scopes"), r)
+    roles = _read_roles(top.get("roles"), r)
+    _check_scope_references(routes, scopes, roles, r)
+    _warn_shadowed(routes, r)
+
+    em = r.mapping(top.get("errors"), "errors", {"envelope"})
+    envelope = r.get(em, "envelope", "errors", str, "default")
+    if envelope not in {"default", "velt"}:
+        r.error("errors.envelope", "must be default or velt", envelope)
+        envelope = "default"
+
+    trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for i, net in enumerate(_str_list(top.get("trusted_proxies"), "trusted_proxies", r)):
+        try:
+            trusted.append(ipaddress.ip_network(net, strict=False))
+        except ValueError:
+            r.error(f"trusted_proxies[{i}]", "must be an IP address or CIDR network", net)
+
+    workspace = _read_workspace(top.get("workspace"), r)
+    identity_headers = _read_identity_headers(top.get("identity_headers"), r)
+    cache = _read_cache(top.get("cache"), r)
+    pepper = r.get(top, "pepper", "", str, None) or None
+    reject_query = _str_list(
+        top.get("reject_query_credentials", ["access_token", "api_key", "token"]),
+        "reject_query_credentials",
+        r,
+    )
+
+    if any(not p.warning for p in r.problems):
+        raise ConfigError(source, r.problems)
+    assert proxy is not None
+    return Config(
+        source=source,
+        proxy=proxy,
+        admin=admin,
+        metrics=metrics,
+        store=store,
+        token_types=token_types,
+        workspace=workspace,
+        upstreams=upstreams,
+        routes=routes,
+        scopes=scopes,
+        roles=roles,
+        identity_headers=identity_headers,
+        cache=cache,
+        envelope=envelope,
+        trusted_proxies=tuple(trusted),
+        pepper=pepper,
+        reject_query_credentials=tuple(reject_query),
+        warnings=tuple(p for p in r.problems if p.warning),
+    )
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the config file at ``path``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), [Problem("", f"cannot be read: {exc.strerror}")]) from None
+    return load_text(text, str(p))
+
+
+def iter_problems(exc: ConfigError) -> Iterator[str]:
+    for p in exc.problems:
+        yield p.render(exc.source)

@@ -1,0 +1,23 @@
+"""The one list of feature modules that plug into the gateway.
+
+A feature module may define any of:
+
+* ``install(gw: Gateway) -> None``: add pipeline checks, observers, a session verifier … to a gateway;
+* ``install_admin(app: web.Application, gw: Gateway) -> None``: add routes to the admin listener;
+* built-in handlers, registered on import with :func:`gateway.builtin.register`.
+
+The server, the tests and ``gateway check`` all load this same list, so they see the same gateway.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+__all__ = ["EXTENSIONS", "load_all"]
+
+EXTENSIONS: list[str] = []
+
+
+def load_all() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in EXTENSIONS]

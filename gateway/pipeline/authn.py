@@ -1,0 +1,156 @@
+"""Authentication: find exactly one credential, pick its authenticator, produce a Principal.
+
+The credential's location and prefix pick exactly one token type; its shape (length, alphabet,
+checksum) is checked offline before the hash is computed or any cache or store is asked, so garbage
+never costs a lookup. A value shaped like a JWT goes to the session authenticator when one is
+configured. Messages say which class of problem occurred (missing, malformed, unknown, expired,
+revoked) without revealing anything a guesser could use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway import tokens
+from gateway.cache import AuthCache, UsageRecorder
+from gateway.config import Config, TokenType
+from gateway.errors import AuthenticationError, MultipleCredentials
+from gateway.identity import Principal
+
+__all__ = ["Authenticator", "Credential", "SessionVerifier"]
+
+# A session-JWT verifier (issue 5 plugs one in): raw JWT -> Principal, raising AuthenticationError.
+SessionVerifier = Callable[[str], Awaitable[Principal]]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    header: str
+    value: str
+    types: tuple[
+        TokenType, ...
+    ]  # candidate token types read from this location, longest prefix first
+
+
+class Authenticator:
+    """Turns a request's credential into a :class:`Principal` (or raises 401/400)."""
+
+    def __init__(
+        self,
+        config: Config,
+        cache: AuthCache,
+        hasher: tokens.TokenHasher,
+        usage: UsageRecorder | None = None,
+        session_verifier: SessionVerifier | None = None,
+    ) -> None:
+        self.cache = cache
+        self.hasher = hasher
+        self.usage = usage
+        self.session_verifier = session_verifier
+        self.reject_query = config.reject_query_credentials
+        # Precomputed at load time: header (lowercase) -> (scheme, candidate types by prefix length).
+        locations: dict[str, tuple[str | None, list[TokenType]]] = {}
+        for tt in config.token_types:
+            key = tt.credential.header.lower()
+            _, types = locations.setdefault(key, (tt.credential.scheme, []))
+            types.append(tt)
+        locations.setdefault("authorization", ("Bearer", []))
+        self.locations: Mapping[str, tuple[str | None, tuple[TokenType, ...]]] = {
+            k: (s, tuple(sorted(t, key=lambda x: -len(x.prefix))))
+            for k, (s, t) in locations.items()
+        }
+        self.credential_headers = frozenset(self.locations)
+
+    # -- extraction --------------------------------------------------------------------------------
+
+    def extract(self, request: web.Request) -> Credential | None:
+        """The request's one credential, ``None`` when it has none; 400 for two or more."""
+        found: list[Credential] = []
+        headers = request.headers
+        for name, (scheme, types) in self.locations.items():
+            for raw in headers.getall(name, ()):
+                found.append(Credential(name, _strip_scheme(raw, scheme), types))
+        if self.reject_query and request.query_string:
+            query = request.query
+            if any(q in query for q in self.reject_query):
+                if found:
+                    raise MultipleCredentials(
+                        "Send the credential in a header only, not also in the query string.",
+                        reason="credential_in_query",
+                    )
+                raise AuthenticationError(
+                    "Credentials are not accepted in the query string.",
+                    reason="credential_in_query",
+                )
+        if len(found) > 1:
+            raise MultipleCredentials(reason="multiple_credentials")
+        return found[0] if found else None
+
+    # -- authentication ----------------------------------------------------------------------------
+
+    async def authenticate(self, request: web.Request) -> Principal:
+        cred = self.extract(request)
+        if cred is None:
+            raise AuthenticationError("A credential is required.", reason="missing")
+        if not cred.value:
+            raise AuthenticationError("The credential is malformed.", reason="malformed")
+        for tt in cred.types:
+            if cred.value.startswith(tt.prefix):
+                return await self._token(cred.value, tt)
+        if (
+            self.session_verifier is not None
+            and cred.header == "authorization"
+            and _looks_like_jwt(cred.value)
+        ):
+            return await self.session_verifier(cred.value)
+        raise AuthenticationError("The credential is malformed.", reason="unknown_prefix")
+
+    async def _token(self, value: str, tt: TokenType) -> Principal:
+        try:
+            tokens.parse(value, tt.prefix)
+        except tokens.TokenShapeError as exc:
+            raise AuthenticationError(
+                "The credential is malformed.", reason="bad_" + str(exc).split()[-1]
+            ) from None
+        found = await self.cache.find_token(self.hasher(value))
+        if found is None:
+            raise AuthenticationError("The credential is invalid.", reason="unknown")
+        record, not_after = found
+        now = time.time()
+        if record.revoked_at is not None:
+            raise AuthenticationError("The credential has been revoked.", reason="revoked")
+        if record.expires_at is not None and record.expires_at <= now:
+            raise AuthenticationError("The credential has expired.", reason="expired")
+        if not_after is not None and not_after <= now:
+            # An old secret after rotation, past its grace period.
+            raise AuthenticationError("The credential has been rotated.", reason="rotated")
+        if record.type_prefix != tt.prefix:
+            raise AuthenticationError("The credential is invalid.", reason="type_mismatch")
+        if self.usage is not None:
+            self.usage.touch(record.id, now)
+        method = "oauth" if record.kind == "oauth_access" else "token"
+        return Principal(
+            auth_method=method,
+            token=record,
+            token_type=tt,
+            user_id=record.user_id,
+            environment=record.environment,
+        )
+
+
+def _strip_scheme(raw: str, scheme: str | None) -> str:
+    raw = raw.strip()
+    if scheme is None:
+        return raw
+    head, _, rest = raw.partition(" ")
+    if head.lower() != scheme.lower():
+        return ""  # wrong scheme (e.g. Basic): treated as malformed
+    return rest.strip()
+
+
+def _looks_like_jwt(value: str) -> bool:
+    return value.count(".") == 2 and value.startswith("eyJ")

@@ -1,0 +1,75 @@
+"""The pipeline, as one function: every step of a proxied request, in order, visibly.
+
+    normalize path → match route → (refuse foreign upgrades) → authenticate → workspace → scopes
+      → built-in handler, or forward upstream
+
+Steps raise :class:`gateway.errors.GatewayError`; the edge middleware renders those. Each step is a
+plain function or object method that can be tested alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from gateway.builtin import HANDLERS
+from gateway.context import RequestContext
+from gateway.errors import EnvironmentUnavailable, RouteNotFound, UpgradeNotAllowed
+from gateway.pipeline.paths import normalize
+from gateway.pipeline.scopes import check_scopes
+from gateway.websocket import is_websocket_upgrade, proxy_websocket
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["run"]
+
+
+async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
+    rt = gw.runtime  # one config for the whole request, even if a reload swaps it meanwhile
+    ctx = RequestContext.of(request)
+
+    path = normalize(request.raw_path.partition("?")[0])
+    match = rt.router.match(request.method, path.segments)
+    route = match.route
+    ctx.route, ctx.params = route, match.params
+
+    upgrade = request.headers.get("Upgrade")
+    websocket = upgrade is not None and is_websocket_upgrade(request)
+    if upgrade is not None and not websocket:
+        raise UpgradeNotAllowed(reason="upgrade_" + upgrade.split("/")[0].strip().lower()[:16])
+
+    if not route.public:
+        principal = await rt.authenticator.authenticate(request)
+        ctx.principal = principal
+        identity = await rt.workspaces.resolve(request, principal)
+        ctx.identity = identity
+        check_scopes(rt.config.scopes, route, identity)
+        for check in rt.checks:
+            await check(request, ctx)
+
+    if route.handler is not None:
+        handler = HANDLERS.get(route.handler)
+        if handler is None:
+            raise RouteNotFound(reason="handler_missing")
+        return await handler(request, ctx)
+
+    upstream = rt.config.upstreams[route.upstream or ""]
+    base = upstream.url_for(ctx.identity.environment if ctx.identity else None)
+    if base is None:
+        raise EnvironmentUnavailable(
+            f"No upstream is configured for the {ctx.identity.environment if ctx.identity else ''} "
+            "environment.",
+            reason="environment_unavailable",
+        )
+    if websocket:
+        headers = rt.forwarder.build_headers(request, route, ctx.identity, ctx.request_id)
+        url = base + rt.forwarder.target_path(route, path.path)
+        query = request.raw_path.partition("?")[2]
+        return await proxy_websocket(
+            request, gw.client, url + (f"?{query}" if query else ""), headers, upstream.timeout
+        )
+    return await rt.forwarder.forward(
+        request, route, base, path.path, ctx.identity, ctx.request_id, ctx.timing
+    )

@@ -1,0 +1,256 @@
+"""The forwarder: streams an authorized request upstream and the response back.
+
+Headers are rebuilt, never passed through blindly: hop-by-hop headers (and any named in
+``Connection``) are dropped; every client-sent header that collides with an identity header — in any
+letter case, and spelled with ``_`` for ``-``, which WSGI upstreams read as the same name — is
+removed before the gateway's own are added; the credential is removed unless the route keeps it;
+``X-Forwarded-*`` from a client is trusted only when it connects from a configured proxy address.
+Bodies stream both ways in chunks; only small responses with a known length are read whole, since
+that is cheaper than chunked relaying and bounded by :data:`SMALL_BODY`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Iterable
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from gateway.config import Config, IdentityHeaders, Route, Upstream
+from gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from gateway.identity import Identity
+
+__all__ = ["Forwarder", "header_key", "make_client_session"]
+
+log = logging.getLogger("gateway.proxy")
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+FORWARDED = frozenset(
+    {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"}
+)
+SMALL_BODY = 64 * 1024
+CHUNK = 64 * 1024
+
+
+def header_key(name: str) -> str:
+    """The name as upstream frameworks compare it: case-folded, ``_`` read as ``-``."""
+    return name.lower().replace("_", "-")
+
+
+def make_client_session(limit: int = 0) -> aiohttp.ClientSession:
+    """One shared session: pooled keep-alive, no cookie jar, no decompression, no added headers."""
+    connector = aiohttp.TCPConnector(
+        limit=limit, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=300
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+
+
+class Forwarder:
+    def __init__(
+        self, config: Config, session: aiohttp.ClientSession, credential_headers: Iterable[str]
+    ) -> None:
+        self.session = session
+        self.names: IdentityHeaders = config.identity_headers
+        self.identity_keys = frozenset(header_key(n) for n in config.identity_headers.names())
+        self.credential_keys = frozenset(header_key(n) for n in credential_headers)
+        self.trusted = config.trusted_proxies
+        self.upstreams = config.upstreams
+
+    # -- request side ------------------------------------------------------------------------------
+
+    def _trusted_peer(self, peer: str | None) -> bool:
+        if not peer or not self.trusted:
+            return False
+        try:
+            addr = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.trusted)
+
+    def build_headers(
+        self, request: web.Request, route: Route, identity: Identity | None, request_id: str
+    ) -> CIMultiDict[str]:
+        incoming = request.headers
+        drop = set(HOP_BY_HOP)
+        for token in incoming.getall("Connection", ()):
+            drop.update(t.strip().lower() for t in token.split(","))
+        out: CIMultiDict[str] = CIMultiDict()
+        for name, value in incoming.items():
+            key = name.lower()
+            if key in drop or key in FORWARDED:
+                continue
+            norm = key.replace("_", "-")
+            if norm in self.identity_keys or norm == "x-request-id":
+                continue
+            if norm in self.credential_keys and not route.keep_credential:
+                continue
+            out.add(name, value)
+        peer = request.remote or ""
+        if self._trusted_peer(peer):
+            prior = ", ".join(incoming.getall("X-Forwarded-For", ()))
+            out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+            out["X-Forwarded-Proto"] = incoming.get("X-Forwarded-Proto", request.scheme)
+            out["X-Forwarded-Host"] = incoming.get("X-Forwarded-Host", incoming.get("Host", ""))
+        else:
+            out["X-Forwarded-For"] = peer
+            out["X-Forwarded-Proto"] = request.scheme
+            out["X-Forwarded-Host"] = incoming.get("Host", "")
+        out["X-Request-Id"] = request_id
+        if identity is not None:
+            n = self.names
+            ws = identity.workspace
+            if identity.token_id:
+                out[n.token_id] = identity.token_id
+            if identity.user_id:
+                out[n.user_id] = identity.user_id
+            out[n.workspace_id] = ws.id
+            out[n.workspace_slug] = ws.slug
+            out[n.scopes] = " ".join(sorted(identity.scopes))
+            out[n.auth_method] = identity.auth_method
+            out[n.environment] = identity.environment
+        return out
+
+    @staticmethod
+    def target_path(route: Route, path: str) -> str:
+        if route.strip_prefix and path.startswith(route.strip_prefix):
+            path = path[len(route.strip_prefix) :] or "/"
+            if not path.startswith("/"):
+                path = "/" + path
+        if route.add_prefix:
+            path = route.add_prefix.rstrip("/") + path
+        return path
+
+    # -- the exchange ------------------------------------------------------------------------------
+
+    async def forward(
+        self,
+        request: web.Request,
+        route: Route,
+        base_url: str,
+        path: str,
+        identity: Identity | None,
+        request_id: str,
+        timing: dict[str, float],
+    ) -> web.StreamResponse:
+        upstream: Upstream = self.upstreams[route.upstream or ""]
+        query = request.raw_path.partition("?")[2]
+        url = URL(
+            base_url + self.target_path(route, path) + (f"?{query}" if query else ""), encoded=True
+        )
+        headers = self.build_headers(request, route, identity, request_id)
+        body = request.content if request.body_exists else None
+        if body is not None and request.content_length is not None:
+            headers["Content-Length"] = str(request.content_length)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=upstream.connect_timeout, sock_read=upstream.timeout
+        )
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(upstream.timeout):
+                resp = await self.session.request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    data=body,
+                    allow_redirects=False,
+                    timeout=timeout,
+                    compress=None,
+                )
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise UpstreamTimeout(reason="upstream_timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(reason=_reason(exc)) from exc
+        finally:
+            timing["upstream"] = time.perf_counter() - started
+        try:
+            return await self._relay(request, resp, upstream)
+        finally:
+            resp.release()
+            timing["upstream"] = time.perf_counter() - started
+
+    async def _relay(
+        self, request: web.Request, resp: aiohttp.ClientResponse, upstream: Upstream
+    ) -> web.StreamResponse:
+        out_headers: CIMultiDict[str] = CIMultiDict()
+        drop = set(HOP_BY_HOP)
+        for token in resp.headers.getall("Connection", ()):
+            drop.update(t.strip().lower() for t in token.split(","))
+        for name, value in resp.headers.items():
+            if name.lower() not in drop:
+                out_headers.add(name, value)
+        length = resp.content_length
+        if request.method == "HEAD" or resp.status in (204, 304):
+            if length is not None and request.method == "HEAD":
+                out_headers["Content-Length"] = str(length)
+            r = web.StreamResponse(status=resp.status, reason=resp.reason, headers=out_headers)
+            if request.method == "HEAD" and length is not None:
+                r.content_length = length
+            await r.prepare(request)
+            await r.write_eof()
+            return r
+        if length is not None and length <= SMALL_BODY:
+            try:
+                async with asyncio.timeout(upstream.timeout):
+                    data = await resp.read()
+            except TimeoutError as exc:
+                raise UpstreamTimeout(reason="upstream_timeout") from exc
+            except aiohttp.ClientError as exc:
+                raise UpstreamUnavailable(reason=_reason(exc)) from exc
+            return web.Response(
+                status=resp.status, reason=resp.reason, body=data, headers=out_headers
+            )
+        stream = web.StreamResponse(status=resp.status, reason=resp.reason, headers=out_headers)
+        if length is not None:
+            stream.content_length = length
+        await stream.prepare(request)
+        try:
+            async for chunk in resp.content.iter_chunked(CHUNK):
+                await stream.write(chunk)
+        except (aiohttp.ClientError, TimeoutError, ConnectionResetError) as exc:
+            # Headers are already sent: the only honest signal left is to cut the connection, so
+            # the client sees a truncated response instead of a hang or a falsely complete body.
+            log.warning("upstream failed mid-response: %s", _reason(exc))
+            if request.transport is not None:
+                request.transport.close()
+            return stream
+        await stream.write_eof()
+        return stream
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "upstream_refused"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "upstream_disconnected"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "upstream_payload"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return "upstream_reset"
+    return "upstream_error"

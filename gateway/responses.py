@@ -1,0 +1,85 @@
+"""Rendering: every refusal becomes JSON in the configured envelope, in this one place.
+
+``default``: ``{"error": {"code", "message", "request_id"}}``.
+``velt``: ``{"error": {"status", "message"}}`` with Google-style canonical status names, as Velt's
+API answers. 401 and 403 carry ``WWW-Authenticate: Bearer`` per RFC 6750.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import (
+    AuthenticationError,
+    GatewayError,
+    InsufficientScope,
+    MultipleCredentials,
+    PermissionDenied,
+)
+
+__all__ = ["error_body", "error_response", "json_response"]
+
+REALM = 'Bearer realm="gateway"'
+VELT_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    409: "ALREADY_EXISTS",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(data, separators=(",", ":")).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def error_body(err: GatewayError, request_id: str, envelope: str) -> dict[str, Any]:
+    if envelope == "velt":
+        status = (
+            err.code if err.code == "INVALID_ARGUMENT" else VELT_STATUS.get(err.status, "UNKNOWN")
+        )
+        return {"error": {"status": status, "message": err.message}}
+    body: dict[str, Any] = {"code": err.code, "message": err.message, "request_id": request_id}
+    if isinstance(err, InsufficientScope):
+        body["required_scopes"] = list(err.required)
+    return {"error": body}
+
+
+def _www_authenticate(err: GatewayError) -> str | None:
+    if isinstance(err, AuthenticationError):
+        if err.reason == "missing":
+            return REALM
+        return f'{REALM}, error="invalid_token", error_description="{err.message}"'
+    if isinstance(err, InsufficientScope):
+        return f'{REALM}, error="insufficient_scope", scope="{" ".join(err.required)}"'
+    if isinstance(err, PermissionDenied):
+        return f'{REALM}, error="insufficient_scope"'
+    if isinstance(err, MultipleCredentials):
+        return f'{REALM}, error="invalid_request"'
+    return None
+
+
+def error_response(err: GatewayError, request_id: str, envelope: str) -> web.Response:
+    headers = dict(err.headers)
+    challenge = _www_authenticate(err)
+    if challenge:
+        headers["WWW-Authenticate"] = challenge
+    headers["Cache-Control"] = "no-store"
+    return json_response(error_body(err, request_id, envelope), err.status, headers)

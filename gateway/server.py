@@ -1,0 +1,113 @@
+"""Process model: ``serve`` runs one event loop, or a supervisor and N workers on one port.
+
+Workers bind the proxy port with ``SO_REUSEPORT`` and keep their own caches, each fed by the store's
+change feed; worker 0 also serves the admin and metrics listeners. The supervisor forwards SIGTERM
+and SIGINT to its workers and exits with the worst exit status among them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from dataclasses import replace
+
+from aiohttp import web
+
+from gateway import config as config_mod
+from gateway.app import Gateway, create_admin_app, create_proxy_app
+from gateway.config import Config, Listener
+
+__all__ = ["serve"]
+
+log = logging.getLogger("gateway.server")
+
+
+def _install_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def _run_worker(
+    config: Config, config_path: str | None, index: int, reuse_port: bool
+) -> None:
+    gw = Gateway(config)
+    await gw.start()
+    runners: list[web.AppRunner] = []
+    try:
+        runner = web.AppRunner(create_proxy_app(gw), access_log=None, handle_signals=False)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(
+            runner, config.proxy.host, config.proxy.port, reuse_port=reuse_port
+        ).start()
+        if index == 0 and config.admin is not None:
+            admin = web.AppRunner(create_admin_app(gw), access_log=None)
+            await admin.setup()
+            runners.append(admin)
+            await web.TCPSite(admin, config.admin.host, config.admin.port).start()
+        log.info("worker %d serving proxy on %s", index, config.proxy)
+        print(
+            f"gateway: worker {index} listening on http://{config.proxy}",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        for r in reversed(runners):
+            await r.cleanup()
+        await gw.stop()
+
+
+def _worker_entry(config_path: str | None, listen: str | None, index: int) -> None:
+    logging.basicConfig(level=os.environ.get("GATEWAY_LOG_LEVEL", "INFO"), format="%(message)s")
+    _install_uvloop()
+    config = _load(config_path, listen)
+    asyncio.run(_run_worker(config, config_path, index, reuse_port=True))
+
+
+def _load(config_path: str | None, listen: str | None) -> Config:
+    cfg = config_mod.load(config_path or "gateway.yaml")
+    if listen:
+        host, _, port = listen.rpartition(":")
+        cfg = replace(cfg, proxy=Listener(host or "127.0.0.1", int(port)))
+    return cfg
+
+
+def serve(config_path: str, listen: str | None = None, workers: int = 1) -> int:
+    """Run the gateway until SIGTERM/SIGINT; returns the process exit status."""
+    config = _load(config_path, listen)  # validate once, in the parent, before forking anything
+    if workers <= 1:
+        _install_uvloop()
+        asyncio.run(_run_worker(config, config_path, 0, reuse_port=False))
+        return 0
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker_entry, args=(config_path, listen, i), name=f"gateway-worker-{i}")
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for p in procs:
+        p.join()
+        status = max(status, p.exitcode or 0)
+    return status

@@ -1,0 +1,154 @@
+"""Records the store holds and the :class:`Store` protocol every backend implements.
+
+Every mutation that can change an authorization decision (token revoke/rotate/expiry, membership,
+role, workspace deletion) also appends a :class:`Change` in the same transaction; running gateways
+read that feed to invalidate their caches (see :mod:`gateway.cache`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["AuditEvent", "Change", "Membership", "Store", "TokenRecord", "User", "Workspace"]
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    id: str
+    slug: str
+    name: str
+    plan: str
+    created_at: float
+    deleted_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    name: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    user_id: str
+    workspace_id: str
+    role: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A token's metadata; never its plaintext, and the hash lives in a separate secrets table."""
+
+    id: str
+    name: str
+    kind: str
+    type_prefix: str
+    environment: str
+    visible_prefix: str
+    scopes: frozenset[str]
+    workspace_id: str
+    user_id: str | None
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+    allowed_domains: tuple[str, ...] = ()
+    created_by: str | None = None
+    # OAuth: which client and grant issued it (issue 5); None for tokens minted directly.
+    client_id: str | None = None
+    grant_id: str | None = None
+
+    def state(self, now: float) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    seq: int
+    entity: str  # "token" | "membership" | "workspace" | "user"
+    entity_id: str  # token id, "user_id:workspace_id", workspace id, user id
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: int
+    at: float
+    action: str  # "token.create" | "token.rotate" | "token.revoke" | …
+    actor: str | None
+    address: str | None
+    token_id: str | None
+    visible_prefix: str | None
+    workspace_id: str | None
+    detail: str | None = None
+
+
+class Store(Protocol):
+    """What the gateway needs from persistent state. Backends raise ``StoreUnavailable`` on outage."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    # -- hot path (cache misses only) --------------------------------------------------------------
+    async def find_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
+        """The token a secret hash belongs to, with that secret's own ``not_after`` (rotation grace)."""
+        ...
+
+    async def get_workspace(self, key: str, by: str = "any") -> Workspace | None: ...
+    async def get_membership(self, user_id: str, workspace_id: str) -> Membership | None: ...
+
+    # -- change feed -------------------------------------------------------------------------------
+    async def latest_change(self) -> int: ...
+    async def changes_since(self, seq: int, limit: int = 1000) -> Sequence[Change]: ...
+
+    # -- management --------------------------------------------------------------------------------
+    async def create_workspace(self, ws: Workspace) -> None: ...
+    async def delete_workspace(self, workspace_id: str, at: float) -> bool: ...
+    async def list_workspaces(self) -> Sequence[Workspace]: ...
+    async def set_workspace_plan(self, workspace_id: str, plan: str) -> bool: ...
+    async def create_user(self, user: User) -> None: ...
+    async def get_user(self, key: str) -> User | None: ...
+    async def list_users(self) -> Sequence[User]: ...
+    async def set_membership(self, m: Membership) -> None: ...
+    async def remove_membership(self, user_id: str, workspace_id: str) -> bool: ...
+    async def list_memberships(
+        self, *, workspace_id: str | None = None, user_id: str | None = None
+    ) -> Sequence[Membership]: ...
+
+    async def create_token(self, record: TokenRecord, token_hash: str) -> None: ...
+    async def get_token(self, token_id: str) -> TokenRecord | None: ...
+    async def list_tokens(
+        self, *, workspace_id: str | None = None, user_id: str | None = None
+    ) -> Sequence[TokenRecord]: ...
+    async def revoke_token(self, token_id: str, at: float) -> bool: ...
+    async def rotate_token(
+        self, token_id: str, new_hash: str, new_visible_prefix: str, old_not_after: float
+    ) -> bool: ...
+    async def set_token_expiry(self, token_id: str, expires_at: float | None) -> bool: ...
+    async def record_usage(self, last_used: Mapping[str, float]) -> None: ...
+    async def count_tokens_by_state(self, now: float) -> Mapping[str, int]: ...
+
+    async def add_audit(
+        self,
+        action: str,
+        *,
+        at: float,
+        actor: str | None,
+        address: str | None,
+        token_id: str | None,
+        visible_prefix: str | None,
+        workspace_id: str | None,
+        detail: str | None = None,
+    ) -> None: ...
+    async def list_audit(
+        self, *, workspace_id: str | None = None, limit: int = 100
+    ) -> Sequence[AuditEvent]: ...

@@ -1,0 +1,436 @@
+"""The embedded default store: one SQLite file in WAL mode through aiosqlite.
+
+WAL lets the CLI (another process) write while gateways read. Every write that can change a decision
+appends to ``changes`` in the same transaction. ``sqlite3`` errors become ``StoreUnavailable`` here,
+at the edge, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import aiosqlite
+
+from gateway.errors import StoreUnavailable
+from gateway.store.base import AuditEvent, Change, Membership, TokenRecord, User, Workspace
+
+__all__ = ["SQLiteStore"]
+
+_TOKEN_COLUMNS = (
+    "t.id, t.name, t.kind, t.type_prefix, t.environment, t.visible_prefix, t.scopes, "
+    "t.workspace_id, t.user_id, t.created_at, t.expires_at, t.revoked_at, t.last_used_at, "
+    "t.allowed_domains, t.created_by, t.client_id, t.grant_id"
+)
+
+
+def _token(row: Sequence[Any]) -> TokenRecord:
+    return TokenRecord(
+        id=row[0],
+        name=row[1],
+        kind=row[2],
+        type_prefix=row[3],
+        environment=row[4],
+        visible_prefix=row[5],
+        scopes=frozenset(json.loads(row[6])),
+        workspace_id=row[7],
+        user_id=row[8],
+        created_at=row[9],
+        expires_at=row[10],
+        revoked_at=row[11],
+        last_used_at=row[12],
+        allowed_domains=tuple(json.loads(row[13])),
+        created_by=row[14],
+        client_id=row[15],
+        grant_id=row[16],
+    )
+
+
+def _workspace(row: Sequence[Any]) -> Workspace:
+    return Workspace(*row)
+
+
+def migrations(backend: str) -> list[tuple[int, str]]:
+    """``(version, sql)`` for each shipped migration of ``backend``, in order."""
+    folder = resources.files("gateway.store.migrations").joinpath(backend)
+    out = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            out.append((int(name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+class SQLiteStore:
+    """:class:`gateway.store.Store` on a SQLite file."""
+
+    def __init__(self, url: str) -> None:
+        path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+        self.path = path or ":memory:"
+        self._db: aiosqlite.Connection | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.execute("PRAGMA foreign_keys=ON")
+            await self._migrate()
+        except sqlite3.Error as exc:
+            await self.close()
+            raise StoreUnavailable(
+                f"cannot open the SQLite store: {exc}", reason="store_open"
+            ) from exc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    async def _migrate(self) -> None:
+        db = self._conn
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
+        )
+        async with db.execute("SELECT version FROM schema_migrations") as cur:
+            done = {row[0] async for row in cur}
+        for version, sql in migrations("sqlite"):
+            if version in done:
+                continue
+            # BEGIN IMMEDIATE: two processes starting at once must not both apply a migration.
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                async with db.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+                ) as cur:
+                    if await cur.fetchone() is None:
+                        for statement in _split_sql(sql):
+                            await db.execute(statement)
+                        await db.execute(
+                            "INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time())
+                        )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    @property
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreUnavailable("the store is not open", reason="store_closed")
+        return self._db
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction; sqlite errors become StoreUnavailable."""
+        db = self._conn
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(reason="store_write") from exc
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        try:
+            async with self._conn.execute(sql, params) as cur:
+                return await cur.fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(reason="store_read") from exc
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            async with self._conn.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(reason="store_read") from exc
+
+    async def ping(self) -> None:
+        await self._one("SELECT 1")
+
+    @staticmethod
+    async def _change(db: aiosqlite.Connection, entity: str, entity_id: str) -> None:
+        await db.execute(
+            "INSERT INTO changes (entity, entity_id, at) VALUES (?, ?, ?)",
+            (entity, entity_id, time.time()),
+        )
+
+    # -- hot path ----------------------------------------------------------------------------------
+
+    async def find_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
+        row = await self._one(
+            f"SELECT {_TOKEN_COLUMNS}, s.not_after FROM token_secrets s "
+            "JOIN tokens t ON t.id = s.token_id WHERE s.hash = ?",
+            (token_hash,),
+        )
+        if row is None:
+            return None
+        return _token(row), row[17]
+
+    async def get_workspace(self, key: str, by: str = "any") -> Workspace | None:
+        cols = "id, slug, name, plan, created_at, deleted_at"
+        if by == "id":
+            row = await self._one(f"SELECT {cols} FROM workspaces WHERE id = ?", (key,))
+        elif by == "slug":
+            row = await self._one(f"SELECT {cols} FROM workspaces WHERE slug = ?", (key,))
+        else:
+            row = await self._one(
+                f"SELECT {cols} FROM workspaces WHERE id = ? OR slug = ? ORDER BY id = ? DESC",
+                (key, key, key),
+            )
+        return _workspace(row) if row else None
+
+    async def get_membership(self, user_id: str, workspace_id: str) -> Membership | None:
+        row = await self._one(
+            "SELECT user_id, workspace_id, role, created_at FROM memberships "
+            "WHERE user_id = ? AND workspace_id = ?",
+            (user_id, workspace_id),
+        )
+        return Membership(*row) if row else None
+
+    # -- change feed -------------------------------------------------------------------------------
+
+    async def latest_change(self) -> int:
+        row = await self._one("SELECT COALESCE(MAX(seq), 0) FROM changes")
+        return int(row[0])
+
+    async def changes_since(self, seq: int, limit: int = 1000) -> Sequence[Change]:
+        rows = await self._all(
+            "SELECT seq, entity, entity_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [Change(*row) for row in rows]
+
+    # -- workspaces, users, memberships ------------------------------------------------------------
+
+    async def create_workspace(self, ws: Workspace) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO workspaces VALUES (?, ?, ?, ?, ?, ?)",
+                (ws.id, ws.slug, ws.name, ws.plan, ws.created_at, ws.deleted_at),
+            )
+            await self._change(db, "workspace", ws.id)
+
+    async def delete_workspace(self, workspace_id: str, at: float) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE workspaces SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+                (at, workspace_id),
+            )
+            if cur.rowcount:
+                await self._change(db, "workspace", workspace_id)
+            return bool(cur.rowcount)
+
+    async def set_workspace_plan(self, workspace_id: str, plan: str) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE workspaces SET plan = ? WHERE id = ?", (plan, workspace_id)
+            )
+            if cur.rowcount:
+                await self._change(db, "workspace", workspace_id)
+            return bool(cur.rowcount)
+
+    async def list_workspaces(self) -> Sequence[Workspace]:
+        rows = await self._all(
+            "SELECT id, slug, name, plan, created_at, deleted_at FROM workspaces ORDER BY created_at"
+        )
+        return [_workspace(r) for r in rows]
+
+    async def create_user(self, user: User) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO users VALUES (?, ?, ?, ?)",
+                (user.id, user.email, user.name, user.created_at),
+            )
+
+    async def get_user(self, key: str) -> User | None:
+        row = await self._one(
+            "SELECT id, email, name, created_at FROM users WHERE id = ? OR email = ?", (key, key)
+        )
+        return User(*row) if row else None
+
+    async def list_users(self) -> Sequence[User]:
+        rows = await self._all("SELECT id, email, name, created_at FROM users ORDER BY created_at")
+        return [User(*r) for r in rows]
+
+    async def set_membership(self, m: Membership) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO memberships VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (user_id, workspace_id) DO UPDATE SET role = excluded.role",
+                (m.user_id, m.workspace_id, m.role, m.created_at),
+            )
+            await self._change(db, "membership", f"{m.user_id}:{m.workspace_id}")
+
+    async def remove_membership(self, user_id: str, workspace_id: str) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "DELETE FROM memberships WHERE user_id = ? AND workspace_id = ?",
+                (user_id, workspace_id),
+            )
+            if cur.rowcount:
+                await self._change(db, "membership", f"{user_id}:{workspace_id}")
+            return bool(cur.rowcount)
+
+    async def list_memberships(
+        self, *, workspace_id: str | None = None, user_id: str | None = None
+    ) -> Sequence[Membership]:
+        rows = await self._all(
+            "SELECT user_id, workspace_id, role, created_at FROM memberships "
+            "WHERE (?1 IS NULL OR workspace_id = ?1) AND (?2 IS NULL OR user_id = ?2) "
+            "ORDER BY created_at",
+            (workspace_id, user_id),
+        )
+        return [Membership(*r) for r in rows]
+
+    # -- tokens ------------------------------------------------------------------------------------
+
+    async def create_token(self, record: TokenRecord, token_hash: str) -> None:
+        r = record
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    r.id,
+                    r.name,
+                    r.kind,
+                    r.type_prefix,
+                    r.environment,
+                    r.visible_prefix,
+                    json.dumps(sorted(r.scopes)),
+                    r.workspace_id,
+                    r.user_id,
+                    r.created_at,
+                    r.expires_at,
+                    r.revoked_at,
+                    r.last_used_at,
+                    json.dumps(list(r.allowed_domains)),
+                    r.created_by,
+                    r.client_id,
+                    r.grant_id,
+                ),
+            )
+            await db.execute("INSERT INTO token_secrets VALUES (?, ?, NULL)", (token_hash, r.id))
+            await self._change(db, "token", r.id)
+
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        row = await self._one(f"SELECT {_TOKEN_COLUMNS} FROM tokens t WHERE t.id = ?", (token_id,))
+        return _token(row) if row else None
+
+    async def list_tokens(
+        self, *, workspace_id: str | None = None, user_id: str | None = None
+    ) -> Sequence[TokenRecord]:
+        rows = await self._all(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens t "
+            "WHERE (?1 IS NULL OR t.workspace_id = ?1) AND (?2 IS NULL OR t.user_id = ?2) "
+            "ORDER BY t.created_at, t.id",
+            (workspace_id, user_id),
+        )
+        return [_token(r) for r in rows]
+
+    async def revoke_token(self, token_id: str, at: float) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (at, token_id),
+            )
+            if cur.rowcount:
+                await self._change(db, "token", token_id)
+            return bool(cur.rowcount)
+
+    async def rotate_token(
+        self, token_id: str, new_hash: str, new_visible_prefix: str, old_not_after: float
+    ) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE tokens SET visible_prefix = ? WHERE id = ? AND revoked_at IS NULL",
+                (new_visible_prefix, token_id),
+            )
+            if not cur.rowcount:
+                return False
+            # Older secrets keep the earliest cutoff they already had.
+            await db.execute(
+                "UPDATE token_secrets SET not_after = MIN(COALESCE(not_after, ?1), ?1) "
+                "WHERE token_id = ?2",
+                (old_not_after, token_id),
+            )
+            await db.execute("INSERT INTO token_secrets VALUES (?, ?, NULL)", (new_hash, token_id))
+            await self._change(db, "token", token_id)
+            return True
+
+    async def set_token_expiry(self, token_id: str, expires_at: float | None) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE tokens SET expires_at = ? WHERE id = ?", (expires_at, token_id)
+            )
+            if cur.rowcount:
+                await self._change(db, "token", token_id)
+            return bool(cur.rowcount)
+
+    async def record_usage(self, last_used: Mapping[str, float]) -> None:
+        if not last_used:
+            return
+        async with self._tx() as db:
+            await db.executemany(
+                "UPDATE tokens SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
+                [(at, tid) for tid, at in last_used.items()],
+            )
+
+    async def count_tokens_by_state(self, now: float) -> Mapping[str, int]:
+        row = await self._one(
+            "SELECT "
+            "SUM(revoked_at IS NOT NULL), "
+            "SUM(revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?1), "
+            "SUM(revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)) FROM tokens",
+            (now,),
+        )
+        return {"revoked": row[0] or 0, "expired": row[1] or 0, "active": row[2] or 0}
+
+    # -- audit -------------------------------------------------------------------------------------
+
+    async def add_audit(
+        self,
+        action: str,
+        *,
+        at: float,
+        actor: str | None,
+        address: str | None,
+        token_id: str | None,
+        visible_prefix: str | None,
+        workspace_id: str | None,
+        detail: str | None = None,
+    ) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO audit_log (at, action, actor, address, token_id, visible_prefix, "
+                "workspace_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (at, action, actor, address, token_id, visible_prefix, workspace_id, detail),
+            )
+
+    async def list_audit(
+        self, *, workspace_id: str | None = None, limit: int = 100
+    ) -> Sequence[AuditEvent]:
+        rows = await self._all(
+            "SELECT id, at, action, actor, address, token_id, visible_prefix, workspace_id, detail "
+            "FROM audit_log WHERE (?1 IS NULL OR workspace_id = ?1) ORDER BY id DESC LIMIT ?2",
+            (workspace_id, limit),
+        )
+        return [AuditEvent(*r) for r in rows]
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Statements of a migration file (no semicolons inside string literals in our migrations)."""
+    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

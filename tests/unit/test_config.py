@@ -1,0 +1,164 @@
+"""Config loading: typed values, every problem reported with file, key path and value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load, load_text
+
+MINIMAL = """
+upstreams:
+  api: http://127.0.0.1:9000
+routes:
+  - name: all
+    path: /**
+"""
+
+
+def test_minimal_config_has_safe_defaults() -> None:
+    cfg = load_text(MINIMAL)
+    assert cfg.proxy.port == 8080
+    assert cfg.routes[0].upstream == "api"
+    assert not cfg.routes[0].public
+    assert cfg.store.startswith("sqlite:///")
+    assert cfg.scopes.superuser == "admin:all"
+
+
+def test_all_problems_reported_at_once_with_path_and_value() -> None:
+    text = """
+listeners:
+  proxy: "127.0.0.1:notaport"
+upstreams:
+  api: {url: "ftp://nope"}
+routes:
+  - name: r1
+    path: /a/**
+    upstream: missing
+    bogus_key: 1
+  - name: r2
+    path: "/b/**/c"
+    public: "maybe"
+cache:
+  size: -1
+"""
+    with pytest.raises(ConfigError) as exc:
+        load_text(text, "test.yaml")
+    rendered = str(exc.value)
+    expected = [
+        ("listeners.proxy", "'127.0.0.1:notaport'"),
+        ("upstreams.api.url", "'ftp://nope'"),
+        ("routes[0].upstream", "'missing'"),
+        ("routes[0].bogus_key", "unknown key"),
+        ("routes[1].path", "'/b/**/c'"),
+        ("routes[1].public", "'maybe'"),
+        ("cache.size", "-1"),
+    ]
+    for path, value in expected:
+        line = next((ln for ln in rendered.splitlines() if f"test.yaml: {path}:" in ln), None)
+        assert line is not None, f"no problem reported for {path}:\n{rendered}"
+        assert value in line
+    assert len(exc.value.problems) >= len(expected)
+
+
+def test_env_interpolation_with_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GW_TEST_PORT", "9999")
+    monkeypatch.delenv("GW_TEST_UNSET", raising=False)
+    text = """
+listeners:
+  proxy: "127.0.0.1:${GW_TEST_PORT:-8080}"
+  admin: "127.0.0.1:${GW_TEST_UNSET:-8181}"
+upstreams:
+  api: "${GW_TEST_UNSET:-http://127.0.0.1:9000}"
+routes: [{name: a, path: /x}]
+"""
+    cfg = load_text(text)
+    assert cfg.proxy.port == 9999
+    assert cfg.admin is not None and cfg.admin.port == 8181
+    assert cfg.upstreams["api"].url == "http://127.0.0.1:9000"
+
+
+def test_unset_variable_without_default_names_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GW_TEST_UNSET", raising=False)
+    with pytest.raises(
+        ConfigError, match=r"upstreams\.api: environment variable GW_TEST_UNSET is not set"
+    ):
+        load_text("upstreams:\n  api: ${GW_TEST_UNSET}\nroutes: []\n")
+
+
+def test_env_value_cannot_inject_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GW_TEST_EVIL", "x\npublic: true")
+    cfg = load_text(
+        "upstreams: {api: 'http://127.0.0.1:1'}\nroutes: [{name: '${GW_TEST_EVIL}', path: /a}]\n"
+    )
+    assert cfg.routes[0].name == "x\npublic: true"
+    assert cfg.routes[0].public is False
+
+
+def test_unknown_scope_and_overlapping_prefixes_are_errors() -> None:
+    text = """
+token_types:
+  - {prefix: sk_}
+  - {prefix: sk_live_}
+scopes: {known: [a:read]}
+upstreams: {api: 'http://127.0.0.1:1'}
+routes: [{name: a, path: /a, scopes: [a:write]}]
+"""
+    with pytest.raises(ConfigError) as exc:
+        load_text(text)
+    msg = str(exc.value)
+    assert "token_types[1].prefix: overlaps" in msg
+    assert "routes[0].scopes: names a scope not in scopes.known (got 'a:write')" in msg
+
+
+def test_shadowed_route_is_a_warning() -> None:
+    cfg = load_text(
+        "upstreams: {api: 'http://127.0.0.1:1'}\n"
+        "routes:\n  - {name: a, path: /x, methods: [GET]}\n  - {name: b, path: /x, methods: [GET, POST]}\n"
+    )
+    assert any("shadowed by routes[0]" in w.message for w in cfg.warnings)
+
+
+def test_scope_implications_are_closed_transitively() -> None:
+    cfg = load_text(
+        "upstreams: {api: 'http://127.0.0.1:1'}\nroutes: []\n"
+        "scopes: {implies: {a:admin: [a:write], a:write: [a:read]}}\n"
+    )
+    assert cfg.scopes.expand(frozenset({"a:admin"})) == {"a:admin", "a:write", "a:read"}
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_gateway_check_reports_every_error_and_exits_nonzero(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "upstreams: {api: 'nope'}\nroutes: [{name: a, path: /a, upstream: zzz}]\nwat: 1\n"
+    )
+    out = _cli("--config", str(bad), "check", cwd=tmp_path)
+    assert out.returncode == 1
+    assert f"{bad}: upstreams.api.url" in out.stderr
+    assert f"{bad}: routes[0].upstream: names an unknown upstream (got 'zzz')" in out.stderr
+    assert f"{bad}: wat: unknown key" in out.stderr
+
+
+def test_gateway_check_passes_on_the_default_config() -> None:
+    root = Path(__file__).resolve().parents[2]
+    out = _cli("--config", str(root / "gateway.yaml"), "check", cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert "OK" in out.stdout
+
+
+def test_load_names_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load(tmp_path / "missing.yaml")
