@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.cache import AuthCache
 from gateway.config import Config, ScopeRules
-from gateway.errors import InvalidWorkspace, WorkspaceDenied, WorkspaceRequired
+from gateway.errors import InvalidWorkspace, PlanRequired, WorkspaceDenied, WorkspaceRequired
 from gateway.identity import Identity, Principal
 from gateway.store.base import Workspace
 
@@ -102,6 +102,14 @@ class WorkspaceResolver:
             raise WorkspaceDenied(reason="workspace_unknown")
         if token is not None and token.workspace_id != ws.id:
             raise WorkspaceDenied(reason="workspace_mismatch")
+        tt = principal.token_type
+        if tt is not None and tt.plans and ws.plan not in tt.plans:
+            # Minting checks the plan too, but a workspace can leave the plan afterwards (Spedy:
+            # "PATs require a Pro plan subscription"), so it is checked on every request as well.
+            raise PlanRequired(
+                f"{tt.name} tokens require the {' or '.join(sorted(tt.plans))} plan.",
+                reason="plan",
+            )
         return await self._bind(principal, ws)
 
     async def _bind(self, principal: Principal, ws: Workspace) -> Identity:
