@@ -669,3 +669,32 @@ async def test_last_used_is_written_in_batches(
     assert 1 <= writes < 30
     rec = await gw.services.token(tid)
     assert rec.last_used_at is not None and rec.last_used_at > rec.created_at
+
+
+async def test_workspace_source_token_uses_the_tokens_own_workspace(
+    make_gateway: GatewayFactory, upstream: Upstream, http: aiohttp.ClientSession
+) -> None:
+    text = CORE.replace(
+        """workspace:
+  source: header
+  header: X-Workspace-Id
+  match: any
+  required: false
+  pattern: "[a-z0-9_A-Z-]+"
+""",
+        "workspace: {source: token}\n",
+    )
+    g = await make_gateway(
+        text, up=upstream.url, sandbox=upstream.url, timeout=2, trusted="10.0.0.1/32"
+    )
+    await g.services.create_workspace("Acme", "acme", "ws_acme")
+    await g.services.create_workspace("Other", "other", "ws_other")
+    _, a = await mint(g, ["items:read"], ws="acme")
+    _, b = await mint(g, ["items:read"], ws="other")
+    for token, slug in ((a, "acme"), (b, "other")):
+        # a workspace header is ignored in this mode: the token decides
+        status, _, _ = await call(
+            http, "GET", f"{g.url}/api/items", headers=bearer(token, **{"X-Workspace-Id": "acme"})
+        )
+        assert status == 200
+        assert upstream.last.header("X-Gateway-Workspace-Slug") == slug
