@@ -8,11 +8,14 @@ reference, so a request in flight finishes on the runtime it started with.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -67,6 +70,9 @@ class Gateway:
         self.session_verifier: SessionVerifier | None = None
         self.checks: list[Check] = []
         self.observers: list[Observer] = [_log_access]
+        # Coroutine factories run as tasks between start() and stop() (e.g. metric refreshers).
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.started = time.time()
         self.runtime: Runtime = None  # type: ignore[assignment]
         self.extensions = load_all()
@@ -104,6 +110,7 @@ class Gateway:
         self.apply_config(self.config)
         await self.feed.start()
         await self.usage.start()
+        self._tasks = [asyncio.create_task(factory()) for factory in self.background]
 
     @property
     def client(self) -> aiohttp.ClientSession:
@@ -112,6 +119,11 @@ class Gateway:
         return self.session
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.feed.stop()
         await self.usage.stop()
         if self.session is not None:

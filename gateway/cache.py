@@ -32,47 +32,51 @@ _ABSENT = object()
 class _CountingTTLCache(TTLCache[Any, Any]):
     """A TTLCache that reports evictions (for metrics) through ``on_evict``."""
 
-    def __init__(self, maxsize: int, ttl: float, on_evict: Callable[[], None] | None) -> None:
+    def __init__(self, name: str, maxsize: int, ttl: float) -> None:
         super().__init__(maxsize=maxsize, ttl=ttl)
-        self._on_evict = on_evict
+        self.name = name
+        self.on_evict: Callable[[str], None] | None = None
 
     def popitem(self) -> tuple[Any, Any]:
         item = super().popitem()
-        if self._on_evict is not None:
-            self._on_evict()
+        if self.on_evict is not None:
+            self.on_evict(self.name)
         return item
 
 
 class AuthCache:
     """Positive and negative caches for tokens, workspaces and memberships."""
 
-    def __init__(
-        self,
-        store: Store,
-        config: CacheConfig,
-        *,
-        on_hit: Callable[[str], None] | None = None,
-        on_miss: Callable[[str], None] | None = None,
-        on_evict: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, store: Store, config: CacheConfig) -> None:
         self.store = store
         self.config = config
-        self._on_hit = on_hit or (lambda kind: None)
-        self._on_miss = on_miss or (lambda kind: None)
-        ev = on_evict
+        self._on_hit: Callable[[str], None] = lambda kind: None
+        self._on_miss: Callable[[str], None] = lambda kind: None
         self.tokens: TTLCache[str, tuple[TokenRecord, float | None]] = _CountingTTLCache(
-            config.size, config.ttl, ev
+            "token", config.size, config.ttl
         )
         self.token_hashes: TTLCache[str, set[str]] = TTLCache(config.size, config.ttl)
         self.negative: TTLCache[str, bool] = _CountingTTLCache(
-            config.negative_size, config.negative_ttl, ev
+            "negative", config.negative_size, config.negative_ttl
         )
         self.workspaces: TTLCache[tuple[str, str], Workspace | None] = _CountingTTLCache(
-            config.size, config.ttl, ev
+            "workspace", config.size, config.ttl
         )
         self.memberships: TTLCache[tuple[str, str], Membership | None] = _CountingTTLCache(
-            config.size, config.ttl, ev
+            "membership", config.size, config.ttl
         )
+
+    def set_hooks(
+        self,
+        on_hit: Callable[[str], None],
+        on_miss: Callable[[str], None],
+        on_evict: Callable[[str], None],
+    ) -> None:
+        """Observe hits, misses and size evictions per cache ("token", "negative", …)."""
+        self._on_hit, self._on_miss = on_hit, on_miss
+        for c in (self.tokens, self.negative, self.workspaces, self.memberships):
+            if isinstance(c, _CountingTTLCache):
+                c.on_evict = on_evict
 
     async def find_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
         if token_hash in self.negative:

@@ -16,7 +16,9 @@ from types import ModuleType
 
 __all__ = ["EXTENSIONS", "load_all"]
 
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = [
+    "gateway.telemetry",
+]
 
 
 def load_all() -> list[ModuleType]:

@@ -12,8 +12,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from dataclasses import replace
 
 from aiohttp import web
@@ -52,6 +54,13 @@ async def _run_worker(
             await admin.setup()
             runners.append(admin)
             await web.TCPSite(admin, config.admin.host, config.admin.port).start()
+        if index == 0 and config.metrics is not None:
+            from gateway.telemetry import metrics_app
+
+            metrics = web.AppRunner(metrics_app(), access_log=None)
+            await metrics.setup()
+            runners.append(metrics)
+            await web.TCPSite(metrics, config.metrics.host, config.metrics.port).start()
         log.info("worker %d serving proxy on %s", index, config.proxy)
         print(
             f"gateway: worker {index} listening on http://{config.proxy}",
@@ -69,8 +78,13 @@ async def _run_worker(
         await gw.stop()
 
 
-def _worker_entry(config_path: str | None, listen: str | None, index: int) -> None:
+def _setup_logging() -> None:
+    """JSON access-log lines (and other logs) to stderr; GATEWAY_LOG_LEVEL=WARNING silences access."""
     logging.basicConfig(level=os.environ.get("GATEWAY_LOG_LEVEL", "INFO"), format="%(message)s")
+
+
+def _worker_entry(config_path: str | None, listen: str | None, index: int) -> None:
+    _setup_logging()
     _install_uvloop()
     config = _load(config_path, listen)
     asyncio.run(_run_worker(config, config_path, index, reuse_port=True))
@@ -88,9 +102,14 @@ def serve(config_path: str, listen: str | None = None, workers: int = 1) -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the process exit status."""
     config = _load(config_path, listen)  # validate once, in the parent, before forking anything
     if workers <= 1:
+        _setup_logging()
         _install_uvloop()
         asyncio.run(_run_worker(config, config_path, 0, reuse_port=False))
         return 0
+    # One scrape must see every worker: prometheus-client's multiprocess mode keeps each worker's
+    # samples in files under this directory, which must exist, empty, before any worker starts.
+    metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(target=_worker_entry, args=(config_path, listen, i), name=f"gateway-worker-{i}")
@@ -107,7 +126,10 @@ def serve(config_path: str, listen: str | None = None, workers: int = 1) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     status = 0
-    for p in procs:
-        p.join()
-        status = max(status, p.exitcode or 0)
+    try:
+        for p in procs:
+            p.join()
+            status = max(status, p.exitcode or 0)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return status

@@ -9,6 +9,7 @@ plain function or object method that can be tested alone.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -38,16 +39,23 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
     upgrade = request.headers.get("Upgrade")
     websocket = upgrade is not None and is_websocket_upgrade(request)
     if upgrade is not None and not websocket:
-        raise UpgradeNotAllowed(reason="upgrade_" + upgrade.split("/")[0].strip().lower()[:16])
+        # Bounded reason ids only: they become metric labels.
+        kind = "h2c" if upgrade.strip().lower() == "h2c" else "other"
+        raise UpgradeNotAllowed(reason=f"upgrade_{kind}")
 
     if not route.public:
-        principal = await rt.authenticator.authenticate(request)
-        ctx.principal = principal
-        identity = await rt.workspaces.resolve(request, principal)
-        ctx.identity = identity
-        check_scopes(rt.config.scopes, route, identity)
-        for check in rt.checks:
-            await check(request, ctx)
+        auth_started = time.perf_counter()
+        try:
+            principal = await rt.authenticator.authenticate(request)
+            ctx.principal = principal
+            identity = await rt.workspaces.resolve(request, principal)
+            ctx.identity = identity
+            check_scopes(rt.config.scopes, route, identity)
+            for check in rt.checks:
+                await check(request, ctx)
+        finally:
+            # Refusals are timed too: a slow denial path is as interesting as a slow success.
+            ctx.timing["auth"] = time.perf_counter() - auth_started
 
     if route.handler is not None:
         handler = HANDLERS.get(route.handler)

@@ -1,0 +1,209 @@
+"""Prometheus metrics: every metric the gateway exports, defined and fed in this one module.
+
+Labels are bounded by construction: route *names* from the config (never raw paths), HTTP methods
+from a fixed set, status classes, and the stable error codes and reason ids of
+:mod:`gateway.errors` — never token ids, workspace ids or anything a client can choose.
+
+With several worker processes, the supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` before spawning
+workers; prometheus-client then writes each worker's samples to files there and a scrape of any
+worker aggregates all of them (:func:`render`), so one scrape sees the whole gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from gateway import __version__
+from gateway.context import RequestContext
+from gateway.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["config_reloaded", "install", "metrics_app", "render"]
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUESTS = Counter(
+    "gateway_requests_total",
+    "Requests handled, by route name, method, status class and decision (allowed or error code).",
+    ["route", "method", "status_class", "decision"],
+)
+DENIALS = Counter(
+    "gateway_denials_total", "Refused requests by stable reason id.", ["code", "reason"]
+)
+REQUEST_SECONDS = Histogram(
+    "gateway_request_duration_seconds", "Whole request duration.", ["route"], buckets=_LATENCY
+)
+AUTH_SECONDS = Histogram(
+    "gateway_auth_duration_seconds",
+    "Authentication, workspace and scope steps together.",
+    buckets=_LATENCY,
+)
+UPSTREAM_SECONDS = Histogram(
+    "gateway_upstream_duration_seconds", "Upstream exchange duration.", ["route"], buckets=_LATENCY
+)
+UPSTREAM_ERRORS = Counter("gateway_upstream_errors_total", "Upstream failures by kind.", ["kind"])
+IN_FLIGHT = Gauge(
+    "gateway_requests_in_flight", "Requests being handled now.", multiprocess_mode="livesum"
+)
+CACHE_EVENTS = Counter(
+    "gateway_cache_events_total", "Auth cache hits, misses and evictions.", ["cache", "event"]
+)
+STORE_SECONDS = Histogram(
+    "gateway_store_query_duration_seconds",
+    "Store queries on the request path.",
+    ["query"],
+    buckets=_LATENCY,
+)
+STORE_ERRORS = Counter("gateway_store_errors_total", "Store queries that failed.", ["query"])
+TOKENS = Gauge(
+    "gateway_tokens", "Tokens in the store by state.", ["state"], multiprocess_mode="max"
+)
+RELOADS = Counter("gateway_config_reloads_total", "Config reloads by result.", ["result"])
+LAST_RELOAD = Gauge(
+    "gateway_config_last_reload_success_timestamp_seconds",
+    "Unix time of the last config that loaded successfully.",
+    multiprocess_mode="max",
+)
+WORKER_UP = Gauge(
+    "gateway_worker_up",
+    "1 per live worker process (labelled by pid when running several workers).",
+    multiprocess_mode="liveall",
+)
+BUILD = Gauge(
+    "gateway_build_info", "Build information.", ["version", "python"], multiprocess_mode="max"
+)
+
+_UPSTREAM_KINDS = {
+    "upstream_refused": "refused",
+    "upstream_disconnected": "disconnected",
+    "upstream_reset": "reset",
+    "upstream_payload": "payload",
+    "upstream_timeout": "timeout",
+    "upstream_error": "other",
+    "upstream_ws": "websocket",
+}
+
+
+def config_reloaded(ok: bool) -> None:
+    """Record a config (re)load; the reload machinery calls this."""
+    RELOADS.labels("success" if ok else "failure").inc()
+    if ok:
+        LAST_RELOAD.set(time.time())
+
+
+def observe(request: web.Request, response: web.StreamResponse | None, ctx: RequestContext) -> None:
+    """The completion observer: one call per request, after the response."""
+    route = ctx.route.name if ctx.route else "unmatched"
+    method = request.method if request.method in _METHODS else "OTHER"
+    status = response.status if response is not None else 0
+    REQUESTS.labels(route, method, f"{status // 100}xx", ctx.decision).inc()
+    if ctx.decision != "allowed":
+        DENIALS.labels(ctx.decision, ctx.reason or "").inc()
+        kind = _UPSTREAM_KINDS.get(ctx.reason or "")
+        if kind is not None:
+            UPSTREAM_ERRORS.labels(kind).inc()
+    REQUEST_SECONDS.labels(route).observe(time.perf_counter() - ctx.started)
+    timing = ctx.timing
+    if "auth" in timing:
+        AUTH_SECONDS.observe(timing["auth"])
+    if "upstream" in timing:
+        UPSTREAM_SECONDS.labels(route).observe(timing["upstream"])
+
+
+class _InstrumentedStore:
+    """Wraps the store methods used on the request path with duration and error metrics."""
+
+    _TIMED = ("find_token", "get_workspace", "get_membership", "changes_since", "record_usage")
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        for name in self._TIMED:
+            setattr(self, name, self._timed(name))
+
+    def _timed(self, name: str) -> Callable[..., Awaitable[Any]]:
+        seconds = STORE_SECONDS.labels(name)
+        errors = STORE_ERRORS.labels(name)
+        inner = self._inner
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                # Looked up per call, so the wrapped store stays the single source of behaviour.
+                return await getattr(inner, name)(*args, **kwargs)
+            except StoreUnavailable:
+                errors.inc()
+                raise
+            finally:
+                seconds.observe(time.perf_counter() - start)
+
+        return wrapper
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def _refresh_token_counts(gw: Gateway, interval: float) -> None:
+    while True:
+        with contextlib.suppress(StoreUnavailable):
+            for state, n in (await gw.store.count_tokens_by_state(time.time())).items():
+                TOKENS.labels(state).set(n)
+        await asyncio.sleep(interval)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text for a scrape: every worker's samples when running multiprocess."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def metrics_app() -> web.Application:
+    async def metrics(request: web.Request) -> web.Response:
+        body, content_type = render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def install(gw: Gateway) -> None:
+    """Feed the metrics from a gateway: observer, cache hooks, instrumented store, token counts."""
+    BUILD.labels(__version__, platform.python_version()).set(1)
+    WORKER_UP.set(1)
+    gw.observers.append(observe)
+    cache = gw.cache
+    cache.set_hooks(
+        on_hit=lambda kind: CACHE_EVENTS.labels(kind, "hit").inc(),
+        on_miss=lambda kind: CACHE_EVENTS.labels(kind, "miss").inc(),
+        on_evict=lambda kind: CACHE_EVENTS.labels(kind, "eviction").inc(),
+    )
+    instrumented: Any = _InstrumentedStore(gw.store)
+    cache.store = instrumented
+    gw.feed.store = instrumented
+    gw.usage.store = instrumented
+    gw.background.append(lambda: _refresh_token_counts(gw, 15.0))
