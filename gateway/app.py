@@ -42,6 +42,8 @@ GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 
 # An extra pipeline check after scopes (allowed domains, rate limits, …): raise to refuse.
 Check = Callable[[web.Request, RequestContext], Awaitable[None]]
+# Answers a CORS preflight (OPTIONS with Origin + Access-Control-Request-Method) before routing.
+Preflight = Callable[[web.Request, "Runtime", tuple[str, ...]], Awaitable[web.StreamResponse]]
 # Something to run when a request completes (access log, metrics).
 Observer = Callable[[web.Request, web.StreamResponse | None, RequestContext], None]
 
@@ -68,6 +70,7 @@ class Gateway:
         self.usage = UsageRecorder(self.store, config.cache.usage_flush_interval)
         self.session: aiohttp.ClientSession | None = None
         self.session_verifier: SessionVerifier | None = None
+        self.preflight: Preflight | None = None
         self.checks: list[Check] = []
         self.observers: list[Observer] = [_log_access]
         # Coroutine factories run as tasks between start() and stop() (e.g. metric refreshers).
@@ -193,8 +196,6 @@ async def edge_middleware(
             internal = GatewayError()
             ctx.decision, ctx.reason = internal.code, "exception"
             response = error_response(internal, ctx.request_id, gw.runtime.config.envelope)
-        if not response.prepared:
-            response.headers["X-Request-Id"] = ctx.request_id
         return response
     finally:
         for observe in gw.observers:
@@ -204,9 +205,18 @@ async def edge_middleware(
                 log.exception("observer failed")
 
 
+async def _response_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Request id and extra context headers on every response, streamed ones included."""
+    ctx = RequestContext.of(request)
+    response.headers["X-Request-Id"] = ctx.request_id
+    for name, value in ctx.response_headers.items():
+        response.headers[name] = value
+
+
 def create_proxy_app(gw: Gateway) -> web.Application:
     app = web.Application(middlewares=[edge_middleware], handler_args={"max_field_size": 16384})
     app[GATEWAY] = gw
+    app.on_response_prepare.append(_response_headers)
     app.router.add_route("*", "/{tail:.*}", gw.handle)
     return app
 
@@ -215,6 +225,7 @@ def create_admin_app(gw: Gateway) -> web.Application:
     """The admin listener: health, readiness, and whatever admin routes extensions add."""
     app = web.Application(middlewares=[edge_middleware])
     app[GATEWAY] = gw
+    app.on_response_prepare.append(_response_headers)
 
     async def healthz(request: web.Request) -> web.Response:
         return json_response({"status": "ok"})

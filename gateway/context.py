@@ -39,6 +39,8 @@ class RequestContext:
     decision: str = "allowed"
     reason: str | None = None
     timing: dict[str, float] = field(default_factory=dict)
+    # Extra headers for the response, whoever produces it (CORS headers, rate-limit headers, …).
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
     def of(request: web.Request) -> RequestContext:

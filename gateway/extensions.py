@@ -18,6 +18,9 @@ __all__ = ["EXTENSIONS", "load_all"]
 
 EXTENSIONS: list[str] = [
     "gateway.telemetry",
+    "gateway.selfservice",
+    "gateway.origins",
+    "gateway.velt",
 ]
 
 

@@ -32,6 +32,15 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
     ctx = RequestContext.of(request)
 
     path = normalize(request.raw_path.partition("?")[0])
+    if (
+        request.method == "OPTIONS"
+        and gw.preflight is not None
+        and "Access-Control-Request-Method" in request.headers
+        and "Origin" in request.headers
+    ):
+        # A CORS preflight carries no credential; it only asks whether the real request may be
+        # sent, which will itself go through every step below.
+        return await gw.preflight(request, rt, path.segments)
     match = rt.router.match(request.method, path.segments)
     route = match.route
     ctx.route, ctx.params = route, match.params

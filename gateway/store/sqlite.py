@@ -388,6 +388,13 @@ class SQLiteStore:
                 [(at, tid) for tid, at in last_used.items()],
             )
 
+    async def allowed_domains_in_use(self) -> frozenset[str]:
+        rows = await self._all(
+            "SELECT DISTINCT allowed_domains FROM tokens "
+            "WHERE revoked_at IS NULL AND allowed_domains != '[]'"
+        )
+        return frozenset(d for (raw,) in rows for d in json.loads(raw))
+
     async def count_tokens_by_state(self, now: float) -> Mapping[str, int]:
         row = await self._one(
             "SELECT "

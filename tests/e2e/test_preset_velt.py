@@ -135,7 +135,7 @@ async def test_unknown_path_404_and_wrong_method_405_use_the_velt_envelope(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
     ws_id, token = await auth_token(gw)
-    status, body = await call(http, "POST", f"{gw.url}/v1/anything", velt_headers(ws_id, token))
+    status, body = await call(http, "POST", f"{gw.url}/v3/anything", velt_headers(ws_id, token))
     assert status == 404
     assert_velt_error(body, "NOT_FOUND")
     status, body = await call(http, "GET", gw.url + URL_PATH, velt_headers(ws_id, token))

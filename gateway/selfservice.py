@@ -1,0 +1,148 @@
+"""Self-service token endpoints a user calls on the proxy listener (Spedy's ``/api/v1/me/tokens``).
+
+Routes name the built-in handler ``me_tokens``::
+
+    - {name: me-tokens, path: /api/v1/me/tokens, methods: [GET, POST], handler: me_tokens}
+    - {name: me-token, path: "/api/v1/me/tokens/{tokenId}", methods: [GET, DELETE], handler: me_tokens}
+
+The caller must be a *user* (a PAT, OAuth or session credential of theirs); workspace API keys
+have no user and get 403. A user only ever sees their own tokens in the current workspace: any
+other id is 404, exactly like an id that does not exist, so ids cannot be probed. All token logic
+is :class:`gateway.services.Services`; this module only speaks HTTP and Spedy's JSON shape.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from gateway.app import GATEWAY
+from gateway.builtin import register
+from gateway.context import RequestContext
+from gateway.errors import InvalidArgument, NotFound, PermissionDenied
+from gateway.identity import Identity
+from gateway.responses import json_response
+from gateway.services import Actor, Services, iso, parse_expiry
+from gateway.store.base import TokenRecord
+
+__all__ = ["me_tokens", "read_json_object"]
+
+MAX_BODY = 64 * 1024
+
+
+def _view(t: TokenRecord) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "prefix": t.visible_prefix,
+        "scopes": sorted(t.scopes),
+        "lastUsedAt": iso(t.last_used_at),
+        "createdAt": iso(t.created_at),
+        "expiresAt": iso(t.expires_at),
+    }
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or 400 INVALID_ARGUMENT saying what is wrong."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise InvalidArgument("The request body is too large.", reason="body_too_large")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise InvalidArgument("The request body is too large.", reason="body_too_large")
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("The request body must be JSON.", reason="bad_json") from None
+    if not isinstance(data, dict):
+        raise InvalidArgument("The request body must be a JSON object.", reason="bad_json")
+    return data
+
+
+def _user(identity: Identity | None) -> tuple[Identity, str]:
+    if identity is None or identity.user_id is None:
+        raise PermissionDenied(
+            "Token management needs a user credential (a personal access token or a session).",
+            reason="no_user",
+        )
+    return identity, identity.user_id
+
+
+def _pat_type(services: Services, identity: Identity) -> str:
+    """New tokens have the caller's type when it is a user token type, else the first PAT type."""
+    tt = identity.principal.token_type
+    if tt is not None and tt.inherit_user_permissions:
+        return tt.name
+    for candidate in services.config.token_types:
+        if candidate.inherit_user_permissions:
+            return candidate.name
+    raise InvalidArgument("This gateway defines no personal token type.", reason="no_pat_type")
+
+
+async def _owned(services: Services, token_id: str, user_id: str, workspace_id: str) -> TokenRecord:
+    try:
+        t = await services.token(token_id)
+    except NotFound:
+        t = None
+    # Another user's token, another workspace's, or a revoked one: indistinguishable from absent.
+    if t is None or t.user_id != user_id or t.workspace_id != workspace_id or t.revoked_at:
+        raise NotFound("No such token.", reason="token")
+    return t
+
+
+@register("me_tokens")
+async def me_tokens(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    gw = request.app[GATEWAY]
+    services = Services(gw.store, gw.runtime.config)
+    identity, user_id = _user(ctx.identity)
+    ws = identity.workspace
+    token_id = ctx.params.get("tokenId")
+
+    if token_id is None and request.method in ("GET", "HEAD"):
+        # Flush this worker's pending last-used times so the caller sees the latest.
+        await gw.usage.flush()
+        now = time.time()
+        tokens = [
+            _view(t)
+            for t in await services.store.list_tokens(workspace_id=ws.id, user_id=user_id)
+            if t.state(now) == "active"
+        ]
+        return json_response({"tokens": tokens})
+
+    if token_id is None and request.method == "POST":
+        body = await read_json_object(request)
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgument("name is required.", reason="name")
+        scopes = body.get("scopes")
+        if scopes is not None and (
+            not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)
+        ):
+            raise InvalidArgument("scopes must be a list of strings.", reason="scopes")
+        expires_in, expires_at = body.get("expiresIn"), body.get("expiresAt")
+        for key, value in (("expiresIn", expires_in), ("expiresAt", expires_at)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidArgument(f"{key} must be a string.", reason="expiry")
+        unknown = sorted(set(body) - {"name", "scopes", "expiresIn", "expiresAt"})
+        if unknown:
+            raise InvalidArgument(f"Unknown field: {unknown[0]}.", reason="unknown_field")
+        record, plaintext = await services.create_token(
+            workspace=ws.id,
+            name=name,
+            scopes=scopes,
+            type=_pat_type(services, identity),
+            user=user_id,
+            expires_at=parse_expiry(expires_in, expires_at, time.time()),
+            actor=Actor(id=user_id, address=request.remote),
+        )
+        return json_response({**_view(record), "token": plaintext}, status=201)
+
+    assert token_id is not None
+    record = await _owned(services, token_id, user_id, ws.id)
+    if request.method in ("GET", "HEAD"):
+        return json_response(_view(record))
+    # DELETE: permanent revocation.
+    await services.revoke_token(record.id, Actor(id=user_id, address=request.remote))
+    return web.Response(status=204)
