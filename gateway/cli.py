@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr = t.add_parser("rotate", help="new secret for a token; the old one works for --grace")
     tr.add_argument("id")
     tr.add_argument("--grace", default="1h", help="how long the old secret keeps working (e.g. 1h)")
+    a = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", required=True)
+    al = a.add_parser("list", help="token create/rotate/revoke events, newest first")
+    al.add_argument("--workspace", help="workspace id or slug (default: all)")
+    al.add_argument("--limit", type=int, default=100)
     return p
 
 
@@ -227,6 +231,25 @@ async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
             record, plaintext = await svc.rotate_token(args.id, parse_duration(args.grace), actor)
             d = {**token_view(record), "token": plaintext}
             _print(args, d, f"token {record.id} rotated. New secret, shown once:\n{plaintext}")
+        elif cmd == "audit" and act == "list":
+            ws_id = (await svc.workspace(args.workspace)).id if args.workspace else None
+            events = [
+                {
+                    "at": iso(e.at),
+                    "action": e.action,
+                    "actor": e.actor,
+                    "address": e.address,
+                    "token_id": e.token_id,
+                    "token_prefix": e.visible_prefix,
+                    "workspace_id": e.workspace_id,
+                }
+                for e in await store.list_audit(workspace_id=ws_id, limit=args.limit)
+            ]
+            _print(
+                args,
+                events,
+                _table(events, ["at", "action", "actor", "address", "token_id", "token_prefix"]),
+            )
         else:  # pragma: no cover - argparse prevents this
             raise SystemExit(f"unknown command {cmd} {act}")
         return 0

@@ -223,6 +223,9 @@ class Config:
     pepper: str | None
     reject_query_credentials: tuple[str, ...]
     warnings: tuple[Problem, ...] = ()
+    # Tokens with the superuser scope in this workspace (slug or id) administer every workspace
+    # through the admin API; other admin tokens only their own workspace.
+    operator_workspace: str | None = None
 
     def token_type(self, name: str) -> TokenType | None:
         for tt in self.token_types:
@@ -738,6 +741,7 @@ TOP_KEYS = {
     "trusted_proxies",
     "pepper",
     "reject_query_credentials",
+    "operator_workspace",
 }
 
 
@@ -791,6 +795,8 @@ def load_text(text: str, source: str = "<string>") -> Config:
         r,
     )
 
+    operator_workspace = r.get(top, "operator_workspace", "", str, None)
+
     if any(not p.warning for p in r.problems):
         raise ConfigError(source, r.problems)
     assert proxy is not None
@@ -813,6 +819,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
         pepper=pepper,
         reject_query_credentials=tuple(reject_query),
         warnings=tuple(p for p in r.problems if p.warning),
+        operator_workspace=operator_workspace,
     )
 
 

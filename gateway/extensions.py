@@ -21,6 +21,7 @@ EXTENSIONS: list[str] = [
     "gateway.selfservice",
     "gateway.origins",
     "gateway.velt",
+    "gateway.admin.api",
 ]
 
 

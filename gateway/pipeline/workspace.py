@@ -110,9 +110,10 @@ class WorkspaceResolver:
                 f"{tt.name} tokens require the {' or '.join(sorted(tt.plans))} plan.",
                 reason="plan",
             )
-        return await self._bind(principal, ws)
+        return await self.bind(principal, ws)
 
-    async def _bind(self, principal: Principal, ws: Workspace) -> Identity:
+    async def bind(self, principal: Principal, ws: Workspace) -> Identity:
+        """The principal acting in ``ws`` with the scopes in force there (no workspace match check)."""
         token = principal.token
         tt = principal.token_type
         user_bound = (

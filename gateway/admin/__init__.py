@@ -1,0 +1,1 @@
+"""The admin API on the admin listener (see :mod:`gateway.admin.api`)."""

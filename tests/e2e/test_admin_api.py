@@ -1,0 +1,253 @@
+"""Issue 4: the admin API on the admin listener, rotation with grace, audit log, PAT inheritance."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import GatewayFactory
+from tests.e2e.core_config import CORE
+from tests.support.harness import RunningGateway, Upstream, eventually
+
+ADMIN_CORE = (
+    CORE.replace(
+        "known: [items:read, items:write, reports:read, admin:all]",
+        "known: [items:read, items:write, reports:read, workspace:admin, admin:all]",
+    )
+    + 'operator_workspace: "ops"\n'
+)
+
+
+@pytest.fixture
+async def gw(make_gateway: GatewayFactory, upstream: Upstream) -> RunningGateway:
+    g = await make_gateway(
+        ADMIN_CORE, up=upstream.url, sandbox=upstream.url, timeout=2, trusted="10.0.0.1/32"
+    )
+    for name, slug in (("Ops", "ops"), ("Acme", "acme"), ("Other", "other")):
+        await g.services.create_workspace(name, slug, f"ws_{slug}")
+    return g
+
+
+async def token(gw: RunningGateway, ws: str, scopes: list[str], **kw: Any) -> str:
+    return (await gw.services.create_token(workspace=ws, name="t", scopes=scopes, **kw))[1]
+
+
+async def api(
+    http: aiohttp.ClientSession,
+    gw: RunningGateway,
+    method: str,
+    path: str,
+    tok: str | None,
+    body: Any = None,
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+    async with http.request(method, gw.admin_url + path, headers=headers, json=body) as r:
+        raw = await r.read()
+        return r.status, json.loads(raw) if raw else None
+
+
+async def test_who_may_call_what(gw: RunningGateway, http: aiohttp.ClientSession) -> None:
+    operator = await token(gw, "ops", ["admin:all"])
+    acme_admin = await token(gw, "acme", ["workspace:admin"])
+    acme_reader = await token(gw, "acme", ["items:read"])
+    assert (await api(http, gw, "GET", "/admin/workspaces/acme", None))[0] == 401
+    status, body = await api(http, gw, "GET", "/admin/workspaces/acme", acme_reader)
+    assert status == 403 and body["error"]["code"] == "FORBIDDEN"
+    assert (await api(http, gw, "GET", "/admin/workspaces/acme", acme_admin))[0] == 200
+    # another workspace is invisible to a workspace admin: 404, not 403
+    assert (await api(http, gw, "GET", "/admin/workspaces/other", acme_admin))[0] == 404
+    assert (await api(http, gw, "GET", "/admin/workspaces/other/tokens", acme_admin))[0] == 404
+    # global operations are for operator tokens only
+    assert (await api(http, gw, "GET", "/admin/workspaces", acme_admin))[0] == 403
+    assert (await api(http, gw, "POST", "/admin/workspaces", acme_admin, {"name": "X"}))[0] == 403
+    status, made = await api(
+        http, gw, "POST", "/admin/workspaces", operator, {"name": "New Co", "slug": "new-co"}
+    )
+    assert status == 201 and made["slug"] == "new-co"
+    status, listed = await api(http, gw, "GET", "/admin/workspaces", operator)
+    assert {"ops", "acme", "other", "new-co"} <= {w["slug"] for w in listed["workspaces"]}
+    assert (await api(http, gw, "GET", "/admin/workspaces/other", operator))[0] == 200
+    # admin:all outside the operator workspace is an admin of its own workspace only
+    acme_all = await token(gw, "acme", ["admin:all"])
+    assert (await api(http, gw, "GET", "/admin/workspaces/acme/tokens", acme_all))[0] == 200
+    assert (await api(http, gw, "GET", "/admin/workspaces/other/tokens", acme_all))[0] == 404
+
+
+async def test_token_lifecycle_through_the_admin_api(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    admin = await token(gw, "acme", ["workspace:admin"])
+    status, made = await api(
+        http,
+        gw,
+        "POST",
+        "/admin/workspaces/acme/tokens",
+        admin,
+        {"name": "ci", "scopes": ["items:read"], "expires_in": "30d"},
+    )
+    assert status == 201 and made["token"].startswith("gw_live_") and made["status"] == "active"
+    status, listed = await api(http, gw, "GET", "/admin/workspaces/acme/tokens", admin)
+    assert made["id"] in {t["id"] for t in listed["tokens"]}
+    assert made["token"] not in json.dumps(listed)
+    status, shown = await api(http, gw, "GET", f"/admin/tokens/{made['id']}", admin)
+    assert status == 200 and "token" not in shown and shown["prefix"] == made["token"][:16]
+    status, revoked = await api(http, gw, "POST", f"/admin/tokens/{made['id']}/revoke", admin)
+    assert status == 200 and revoked["status"] == "revoked"
+    # validation errors are 400 with stable codes
+    status, body = await api(
+        http, gw, "POST", "/admin/workspaces/acme/tokens", admin, {"scopes": ["items:read"]}
+    )
+    assert status == 400 and body["error"]["code"] == "INVALID_ARGUMENT"
+    status, body = await api(
+        http, gw, "POST", "/admin/workspaces/acme/tokens", admin, {"name": "x", "scopes": ["nope"]}
+    )
+    assert status == 400
+    status, body = await api(
+        http, gw, "POST", "/admin/workspaces/acme/tokens", admin, {"name": "x", "bogus": 1}
+    )
+    assert status == 400 and "bogus" in body["error"]["message"]
+
+
+async def test_rotation_keeps_the_old_secret_for_the_grace_period_only(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    admin = await token(gw, "acme", ["workspace:admin"])
+    rec, old = await gw.services.create_token(workspace="acme", name="svc", scopes=["items:read"])
+    url = f"{gw.url}/api/items"
+
+    async def status_of(tok: str) -> int:
+        async with http.get(url, headers={"Authorization": f"Bearer {tok}"}) as r:
+            return r.status
+
+    assert await status_of(old) == 200
+    status, rotated = await api(
+        http, gw, "POST", f"/admin/tokens/{rec.id}/rotate", admin, {"grace": "2s"}
+    )
+    assert status == 200 and rotated["id"] == rec.id
+    new = rotated["token"]
+    assert new != old and rotated["prefix"] == new[:16]
+    # both work during the grace period: same token record, same identity upstream
+    assert await status_of(new) == 200
+    assert await status_of(old) == 200
+
+    async def old_refused() -> bool:
+        return await status_of(old) == 401
+
+    await eventually(old_refused, within=3.5)
+    assert await status_of(new) == 200
+    # a revoked token cannot be rotated back to life
+    await gw.services.revoke_token(rec.id)
+    status, body = await api(http, gw, "POST", f"/admin/tokens/{rec.id}/rotate", admin, {})
+    assert status == 400 and "active" in body["error"]["message"]
+
+
+async def test_membership_changes_through_the_api_bound_pats_within_a_second(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    admin = await token(gw, "acme", ["workspace:admin"])
+    status, user = await api(http, gw, "POST", "/admin/users", admin, {"email": "bo@example.com"})
+    assert status == 201
+    assert (
+        await api(
+            http,
+            gw,
+            "PUT",
+            f"/admin/workspaces/acme/members/{user['id']}",
+            admin,
+            {"role": "member"},
+        )
+    )[0] == 200
+    _, pat = await gw.services.create_token(
+        workspace="acme", name="pat", type="pat", user=user["id"]
+    )
+    url = f"{gw.url}/api/items/1"
+
+    async def delete_status() -> int:
+        async with http.delete(url, headers={"Authorization": f"Bearer {pat}"}) as r:
+            return r.status
+
+    assert await delete_status() == 200
+    status, body = await api(
+        http, gw, "PUT", f"/admin/workspaces/acme/members/{user['id']}", admin, {"role": "viewer"}
+    )
+    assert status == 200 and body["role"] == "viewer"
+
+    async def refused() -> bool:
+        return await delete_status() == 403
+
+    await eventually(refused, within=1.0)
+    status, members = await api(http, gw, "GET", "/admin/workspaces/acme/members", admin)
+    assert {"user_id": user["id"], "role": "viewer"}.items() <= next(
+        m for m in members["members"] if m["user_id"] == user["id"]
+    ).items()
+    assert (
+        await api(
+            http, gw, "PUT", f"/admin/workspaces/acme/members/{user['id']}", admin, {"role": "god"}
+        )
+    )[0] == 400
+    assert (await api(http, gw, "DELETE", f"/admin/workspaces/acme/members/{user['id']}", admin))[
+        0
+    ] == 204
+    assert (await api(http, gw, "DELETE", f"/admin/workspaces/acme/members/{user['id']}", admin))[
+        0
+    ] == 404
+
+
+async def test_audit_log_records_create_rotate_revoke(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    admin = await token(gw, "acme", ["workspace:admin"])
+    _, made = await api(
+        http,
+        gw,
+        "POST",
+        "/admin/workspaces/acme/tokens",
+        admin,
+        {"name": "a", "scopes": ["items:read"]},
+    )
+    await api(http, gw, "POST", f"/admin/tokens/{made['id']}/rotate", admin, {"grace": "0s"})
+    await api(http, gw, "POST", f"/admin/tokens/{made['id']}/revoke", admin)
+    status, log = await api(http, gw, "GET", "/admin/workspaces/acme/audit", admin)
+    assert status == 200
+    mine = [e for e in log["events"] if e["token_id"] == made["id"]]
+    assert [e["action"] for e in mine] == ["token.revoke", "token.rotate", "token.create"]
+    admin_id = (await gw.services.list_tokens("acme"))[0].id
+    for e in mine:
+        assert e["actor"] == admin_id
+        assert e["address"] == "127.0.0.1"
+        assert (
+            e["token_prefix"]
+            and e["token_prefix"].startswith("gw_live_")
+            and len(e["token_prefix"]) == 16
+        )
+        assert e["at"].endswith("Z")
+    # the same log through the CLI, from another process
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--config",
+            str(gw.config_path),
+            "--json",
+            "audit",
+            "list",
+            "--workspace",
+            "acme",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    cli_events = [e for e in json.loads(out.stdout) if e["token_id"] == made["id"]]
+    assert [e["action"] for e in cli_events] == ["token.revoke", "token.rotate", "token.create"]
+    # no secret anywhere in the log
+    assert made["token"] not in out.stdout and made["token"] not in json.dumps(log)
