@@ -22,6 +22,7 @@ EXTENSIONS: list[str] = [
     "gateway.origins",
     "gateway.velt",
     "gateway.admin.api",
+    "gateway.openapi",
 ]
 
 
