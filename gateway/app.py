@@ -24,7 +24,7 @@ from gateway import tokens
 from gateway.cache import AuthCache, ChangeFeed, UsageRecorder
 from gateway.config import Config
 from gateway.context import RequestContext
-from gateway.errors import GatewayError, StoreUnavailable
+from gateway.errors import GatewayError, StoreUnavailable, UpstreamTimeout
 from gateway.extensions import load_all
 from gateway.pipeline.authn import Authenticator, SessionVerifier
 from gateway.pipeline.routing import Router
@@ -136,7 +136,13 @@ class Gateway:
     # -- the proxy handler -------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        return await run(self, request)
+        try:
+            async with asyncio.timeout(self.runtime.config.limits.request_timeout):
+                return await run(self, request)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                "The request took longer than the gateway allows.", reason="request_timeout"
+            ) from None
 
 
 def _log_access(
@@ -214,7 +220,15 @@ async def _response_headers(request: web.Request, response: web.StreamResponse) 
 
 
 def create_proxy_app(gw: Gateway) -> web.Application:
-    app = web.Application(middlewares=[edge_middleware], handler_args={"max_field_size": 16384})
+    limits = gw.config.limits
+    app = web.Application(
+        middlewares=[edge_middleware],
+        handler_args={
+            "max_field_size": limits.max_header_bytes,
+            "max_line_size": limits.max_line_bytes,
+            "keepalive_timeout": limits.idle_timeout,
+        },
+    )
     app[GATEWAY] = gw
     app.on_response_prepare.append(_response_headers)
     app.router.add_route("*", "/{tail:.*}", gw.handle)

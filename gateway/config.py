@@ -204,6 +204,23 @@ class CacheConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Bounds on what one client may cost; each breach gets a clear status."""
+
+    # SIGTERM: stop accepting, let in-flight requests finish for up to this long, then exit.
+    shutdown_grace: float = 30.0
+    # Whole-request deadline (auth + upstream + relay); 504 when exceeded before the response starts.
+    request_timeout: float = 300.0
+    # Request body default for routes without max_body_bytes (None: unlimited, streamed).
+    max_body_bytes: int | None = None
+    # Header limits, enforced by the HTTP parser (431/400 before any handler runs).
+    max_header_bytes: int = 16384
+    max_line_bytes: int = 8190
+    # Keep-alive connections idle this long are closed.
+    idle_timeout: float = 75.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str
     proxy: Listener
@@ -226,6 +243,7 @@ class Config:
     # Tokens with the superuser scope in this workspace (slug or id) administer every workspace
     # through the admin API; other admin tokens only their own workspace.
     operator_workspace: str | None = None
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def token_type(self, name: str) -> TokenType | None:
         for tt in self.token_types:
@@ -693,6 +711,24 @@ def _read_cache(raw: Any, r: _Reader) -> CacheConfig:
     return cfg
 
 
+def _read_limits(raw: Any, r: _Reader) -> LimitsConfig:
+    m = r.mapping(raw, "limits", set(LimitsConfig.__dataclass_fields__))
+    d = LimitsConfig()
+    out = LimitsConfig(
+        shutdown_grace=r.get(m, "shutdown_grace", "limits", float, d.shutdown_grace),
+        request_timeout=r.get(m, "request_timeout", "limits", float, d.request_timeout),
+        max_body_bytes=r.get(m, "max_body_bytes", "limits", int, d.max_body_bytes),
+        max_header_bytes=r.get(m, "max_header_bytes", "limits", int, d.max_header_bytes),
+        max_line_bytes=r.get(m, "max_line_bytes", "limits", int, d.max_line_bytes),
+        idle_timeout=r.get(m, "idle_timeout", "limits", float, d.idle_timeout),
+    )
+    for key in LimitsConfig.__dataclass_fields__:
+        value = getattr(out, key)
+        if value is not None and value <= 0:
+            r.error(f"limits.{key}", "must be positive", value)
+    return out
+
+
 def _check_scope_references(
     cfg_routes: tuple[Route, ...],
     rules: ScopeRules,
@@ -742,6 +778,7 @@ TOP_KEYS = {
     "pepper",
     "reject_query_credentials",
     "operator_workspace",
+    "limits",
 }
 
 
@@ -796,6 +833,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
     )
 
     operator_workspace = r.get(top, "operator_workspace", "", str, None)
+    limits = _read_limits(top.get("limits"), r)
 
     if any(not p.warning for p in r.problems):
         raise ConfigError(source, r.problems)
@@ -820,6 +858,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
         reject_query_credentials=tuple(reject_query),
         warnings=tuple(p for p in r.problems if p.warning),
         operator_workspace=operator_workspace,
+        limits=limits,
     )
 
 

@@ -23,6 +23,7 @@ from aiohttp import web
 from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
 from gateway.config import Config, Listener
+from gateway.reload import Reloader
 
 __all__ = ["serve"]
 
@@ -42,8 +43,12 @@ async def _run_worker(
     gw = Gateway(config)
     await gw.start()
     runners: list[web.AppRunner] = []
+    reloader = Reloader(gw, config_path) if config_path else None
+    grace = config.limits.shutdown_grace
     try:
-        runner = web.AppRunner(create_proxy_app(gw), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            create_proxy_app(gw), access_log=None, handle_signals=False, shutdown_timeout=grace
+        )
         await runner.setup()
         runners.append(runner)
         await web.TCPSite(
@@ -71,8 +76,16 @@ async def _run_worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if reloader is not None:
+            loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
+            reloader.start()
         await stop.wait()
+        log.warning("worker %d: stopping; draining in-flight requests (up to %ss)", index, grace)
     finally:
+        if reloader is not None:
+            await reloader.stop()
+        # cleanup() stops accepting first, then waits up to shutdown_timeout for in-flight
+        # requests; gw.stop() then flushes last_used_at.
         for r in reversed(runners):
             await r.cleanup()
         await gw.stop()
@@ -125,6 +138,7 @@ def serve(config_path: str, listen: str | None = None, workers: int = 1) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)
     status = 0
     try:
         for p in procs:
