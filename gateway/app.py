@@ -226,6 +226,7 @@ def create_proxy_app(gw: Gateway) -> web.Application:
         handler_args={
             "max_field_size": limits.max_header_bytes,
             "max_line_size": limits.max_line_bytes,
+            "max_headers": limits.max_headers,
             "keepalive_timeout": limits.idle_timeout,
         },
     )

@@ -216,8 +216,12 @@ class LimitsConfig:
     # Header limits, enforced by the HTTP parser (431/400 before any handler runs).
     max_header_bytes: int = 16384
     max_line_bytes: int = 8190
-    # Keep-alive connections idle this long are closed.
+    max_headers: int = 100
+    # A connection that sends no complete request for this long (idle keep-alive, or a
+    # slowloris trickling its headers) is closed.
     idle_timeout: float = 75.0
+    # Open connections per worker; past it a new connection gets 503 TOO_MANY_CONNECTIONS.
+    max_connections: int | None = 10000
 
 
 @dataclass(frozen=True, slots=True)
@@ -720,7 +724,9 @@ def _read_limits(raw: Any, r: _Reader) -> LimitsConfig:
         max_body_bytes=r.get(m, "max_body_bytes", "limits", int, d.max_body_bytes),
         max_header_bytes=r.get(m, "max_header_bytes", "limits", int, d.max_header_bytes),
         max_line_bytes=r.get(m, "max_line_bytes", "limits", int, d.max_line_bytes),
+        max_headers=r.get(m, "max_headers", "limits", int, d.max_headers),
         idle_timeout=r.get(m, "idle_timeout", "limits", float, d.idle_timeout),
+        max_connections=r.get(m, "max_connections", "limits", int, d.max_connections),
     )
     for key in LimitsConfig.__dataclass_fields__:
         value = getattr(out, key)

@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -23,7 +23,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.config import Config, IdentityHeaders, Route, Upstream
-from gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.identity import Identity
 
 __all__ = ["Forwarder", "header_key", "make_client_session"]
@@ -82,6 +82,7 @@ class Forwarder:
         self.credential_keys = frozenset(header_key(n) for n in credential_headers)
         self.trusted = config.trusted_proxies
         self.upstreams = config.upstreams
+        self.default_max_body = config.limits.max_body_bytes
 
     # -- request side ------------------------------------------------------------------------------
 
@@ -165,9 +166,23 @@ class Forwarder:
             base_url + self.target_path(route, path) + (f"?{query}" if query else ""), encoded=True
         )
         headers = self.build_headers(request, route, identity, request_id)
-        body = request.content if request.body_exists else None
+        limit = route.max_body_bytes if route.max_body_bytes is not None else self.default_max_body
+        body: aiohttp.StreamReader | AsyncIterator[bytes] | None = (
+            request.content if request.body_exists else None
+        )
+        counter: _BodyLimit | None = None
         if body is not None and request.content_length is not None:
+            if limit is not None and request.content_length > limit:
+                # Refused before a byte reaches the upstream.
+                raise PayloadTooLarge(
+                    f"The request body may be at most {limit} bytes on this route.",
+                    reason="declared_length",
+                )
             headers["Content-Length"] = str(request.content_length)
+        elif body is not None and limit is not None:
+            # Chunked: count while streaming and cut the upstream request at the limit.
+            counter = _BodyLimit(request.content, limit)
+            body = counter.chunks()
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=upstream.connect_timeout, sock_read=upstream.timeout
         )
@@ -185,10 +200,22 @@ class Forwarder:
                 )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(reason="upstream_timeout") from exc
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, PayloadTooLarge) as exc:
+            if counter is not None and counter.exceeded:
+                raise PayloadTooLarge(
+                    f"The request body may be at most {limit} bytes on this route.",
+                    reason="streamed_length",
+                ) from None
             raise UpstreamUnavailable(reason=_reason(exc)) from exc
         finally:
             timing["upstream"] = time.perf_counter() - started
+        if counter is not None and counter.exceeded:
+            # The upstream answered before reading the whole body; still refuse the client.
+            resp.close()
+            raise PayloadTooLarge(
+                f"The request body may be at most {limit} bytes on this route.",
+                reason="streamed_length",
+            )
         try:
             return await self._relay(request, resp, upstream)
         finally:
@@ -242,6 +269,24 @@ class Forwarder:
             return stream
         await stream.write_eof()
         return stream
+
+
+class _BodyLimit:
+    """A chunked request body relayed while counting; stops at ``limit`` bytes."""
+
+    def __init__(self, source: aiohttp.StreamReader, limit: int) -> None:
+        self.source = source
+        self.limit = limit
+        self.seen = 0
+        self.exceeded = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async for chunk in self.source.iter_chunked(CHUNK):
+            self.seen += len(chunk)
+            if self.seen > self.limit:
+                self.exceeded = True
+                raise PayloadTooLarge(reason="streamed_length")
+            yield chunk
 
 
 def _reason(exc: BaseException) -> str:

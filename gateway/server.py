@@ -23,6 +23,7 @@ from aiohttp import web
 from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
 from gateway.config import Config, Listener
+from gateway.listen import CappedSite, bind
 from gateway.reload import Reloader
 
 __all__ = ["serve"]
@@ -51,8 +52,9 @@ async def _run_worker(
         )
         await runner.setup()
         runners.append(runner)
-        await web.TCPSite(
-            runner, config.proxy.host, config.proxy.port, reuse_port=reuse_port
+        sock = bind(config.proxy.host, config.proxy.port, reuse_port=reuse_port)
+        await CappedSite(
+            runner, sock, config.limits.max_connections, config.limits.max_header_bytes
         ).start()
         if index == 0 and config.admin is not None:
             admin = web.AppRunner(create_admin_app(gw), access_log=None)

@@ -22,6 +22,7 @@ from aiohttp import web
 from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
 from gateway.config import Config
+from gateway.listen import CappedSite, bind
 from gateway.services import Services
 from gateway.store import open_store
 
@@ -133,10 +134,16 @@ async def start_gateway(config_path: Path) -> RunningGateway:
     for app in (create_proxy_app(gw), create_admin_app(gw)):
         r = web.AppRunner(app, access_log=None)
         await r.setup()
-        site = web.TCPSite(r, "127.0.0.1", 0)
+        # The proxy listens through the same capped site `gateway serve` uses.
+        site = CappedSite(
+            r,
+            bind("127.0.0.1", 0, reuse_port=False),
+            cfg.limits.max_connections,
+            cfg.limits.max_header_bytes,
+        )
         await site.start()
         runners.append(r)
-        ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        ports.append(site.port)
     store = open_store(cfg.store)
     await store.open()
     return RunningGateway(cfg, gw, Services(store, cfg), ports[0], ports[1], runners, config_path)

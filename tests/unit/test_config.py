@@ -162,3 +162,15 @@ def test_gateway_check_passes_on_the_default_config() -> None:
 def test_load_names_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be read"):
         load(tmp_path / "missing.yaml")
+
+
+def test_limits_are_read_and_bad_values_name_key_and_value() -> None:
+    cfg = load_text(MINIMAL + "limits: {max_body_bytes: 1024, request_timeout: 2.5}\n")
+    assert cfg.limits.max_body_bytes == 1024 and cfg.limits.request_timeout == 2.5
+    assert cfg.limits.max_connections == 10000  # the default stays
+    with pytest.raises(ConfigError) as err:
+        load_text(MINIMAL + "limits: {max_connections: -3, idle_timeout: soon, max_bodies: 1}\n")
+    text = str(err.value)
+    assert "limits.max_connections" in text and "-3" in text
+    assert "limits.idle_timeout" in text and "soon" in text
+    assert "max_bodies" in text
