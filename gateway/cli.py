@@ -18,7 +18,7 @@ from typing import Any
 
 from gateway import config as config_mod
 from gateway.config import Config, ConfigError
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, StoreUnavailable
 from gateway.services import Actor, Services, iso, parse_expiry, token_view
 from gateway.store import open_store
 
@@ -319,6 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args.config, args.listen, args.workers)
         except ConfigError as exc:
             print(str(exc), file=sys.stderr)
+            return 1
+        except StoreUnavailable as exc:
+            # Refuse to start rather than serve without a store: one clear line, no traceback.
+            print(f"gateway: {exc.message}", file=sys.stderr)
             return 1
     try:
         cfg = config_mod.load(args.config)

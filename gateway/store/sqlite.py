@@ -8,6 +8,7 @@ at the edge, and nowhere else.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -87,8 +88,23 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             await self.close()
             raise StoreUnavailable(
-                f"cannot open the SQLite store: {exc}", reason="store_open"
+                f"cannot open the SQLite store {self.path}: {exc}{self._diagnose()}",
+                reason="store_open",
             ) from exc
+
+    def _diagnose(self) -> str:
+        """Why a file could not be opened, when the file system can tell (sqlite only says no)."""
+        if self.path == ":memory:":
+            return ""
+        folder = os.path.dirname(os.path.abspath(self.path))
+        try:
+            if os.statvfs(folder).f_flag & os.ST_RDONLY:
+                return " (the file system holding it is mounted read-only)"
+        except OSError as exc:
+            return f" ({exc.strerror}: {folder})"
+        if not os.access(folder, os.W_OK):
+            return f" (its folder {folder} is not writable)"
+        return ""
 
     async def close(self) -> None:
         if self._db is not None:

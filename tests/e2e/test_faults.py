@@ -11,7 +11,9 @@ import asyncio
 import resource
 import signal
 import sqlite3
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -288,3 +290,44 @@ async def test_sigkill_during_token_creation_loses_nothing_it_acknowledged(
     finally:
         restarted.kill()
     assert len(acknowledged) >= 40 and errors >= 1
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A small tmpfs of our own (needs CAP_SYS_ADMIN: root in this sandbox and its CI)."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "none", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        # A capability of the sandbox, not a missing service: nothing CI could install.
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); read-only store untested")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+async def test_store_on_a_read_only_file_system_refuses_to_start_with_one_clear_line(
+    tmpfs: Path, tmp_path: Path, upstream: Upstream
+) -> None:
+    cfg, _, _ = _config(tmp_path, upstream)
+    cfg.write_text(cfg.read_text().replace(str(tmp_path / "g.db"), str(tmpfs / "g.db")))
+    await asyncio.to_thread(cli, cfg, "workspace", "create", "--name", "Acme", "--slug", "acme")
+    # The kernel refuses to remount a file system read-only while a writer holds a file open, so
+    # the fault that can really happen is a store that is read-only when the gateway starts.
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "gateway", "--config", str(cfg), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert "read-only" in done.stderr and str(tmpfs / "g.db") in done.stderr
+    assert "Traceback" not in done.stderr
