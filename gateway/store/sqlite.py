@@ -405,6 +405,16 @@ class SQLiteStore:
         )
         return {"revoked": row[0] or 0, "expired": row[1] or 0, "active": row[2] or 0}
 
+    async def use_nonce(self, nonce: str, expires_at: float) -> bool:
+        async with self._tx() as db:
+            # Forget expired values first: whatever they guarded is refused by its own expiry.
+            await db.execute("DELETE FROM used_nonces WHERE expires_at < ?", (time.time(),))
+            cur = await db.execute(
+                "INSERT INTO used_nonces VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING",
+                (nonce, expires_at),
+            )
+            return bool(cur.rowcount)
+
     # -- audit -------------------------------------------------------------------------------------
 
     async def add_audit(
