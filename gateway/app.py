@@ -232,6 +232,11 @@ def create_proxy_app(gw: Gateway) -> web.Application:
     )
     app[GATEWAY] = gw
     app.on_response_prepare.append(_response_headers)
+    # Pages the gateway serves itself (the dashboard) go first: the catch-all below is the pipeline.
+    for ext in gw.extensions:
+        install_proxy = getattr(ext, "install_proxy", None)
+        if install_proxy is not None:
+            install_proxy(app, gw)
     app.router.add_route("*", "/{tail:.*}", gw.handle)
     return app
 

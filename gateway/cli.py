@@ -18,8 +18,8 @@ from typing import Any
 
 from gateway import config as config_mod
 from gateway.config import Config, ConfigError
-from gateway.errors import GatewayError, StoreUnavailable
-from gateway.services import Actor, Services, iso, parse_expiry, token_view
+from gateway.errors import GatewayError, InvalidArgument, StoreUnavailable
+from gateway.services import Actor, Services, iso, parse_duration, parse_expiry, token_view
 from gateway.store import open_store
 
 __all__ = ["main"]
@@ -84,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     uc.add_argument("--email", required=True)
     uc.add_argument("--name")
     u.add_parser("list", help="list users")
+    ul = u.add_parser(
+        "login-link", help="print a signed, single-use dashboard sign-in link for a user"
+    )
+    ul.add_argument("email", help="the user's email (or id)")
+    ul.add_argument("--ttl", default="10m", help="how long the link works (at most 1h; e.g. 10m)")
+    ul.add_argument(
+        "--base-url",
+        default=os.environ.get("GATEWAY_DASHBOARD_URL"),
+        help="scheme://host[:port] users reach the gateway at (env GATEWAY_DASHBOARD_URL; "
+        "default: dashboard.public_url, then the dashboard's listener)",
+    )
 
     m = sub.add_parser("member", help="manage memberships").add_subparsers(
         dest="action", required=True
@@ -182,6 +193,26 @@ async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
                 {"id": u.id, "email": u.email, "name": u.name} for u in await store.list_users()
             ]
             _print(args, rows, _table(rows, ["id", "email", "name"]))
+        elif cmd == "user" and act == "login-link":
+            from gateway.dashboard.sessions import MAX_LINK_TTL, login_link
+
+            if cfg.dashboard is None:
+                raise InvalidArgument(
+                    f"{cfg.source} has no dashboard section: there is no page to sign in to.",
+                    reason="no_dashboard",
+                )
+            ttl = parse_duration(args.ttl)
+            if ttl > MAX_LINK_TTL:
+                raise InvalidArgument("A sign-in link lives at most 1h.", reason="ttl")
+            u = await svc.user(args.email)
+            listener = cfg.proxy if cfg.dashboard.listener == "proxy" else cfg.admin
+            base = args.base_url or cfg.dashboard.public_url or f"http://{listener}"
+            url, exp = login_link(cfg.dashboard, base, u, ttl)
+            _print(
+                args,
+                {"url": url, "user_id": u.id, "expires_at": iso(exp)},
+                f"Sign-in link for {u.email} (works once, until {iso(exp)}):\n{url}",
+            )
         elif cmd == "member" and act == "add":
             m = await svc.add_member(args.workspace, args.user, args.role)
             d = {"user_id": m.user_id, "workspace_id": m.workspace_id, "role": m.role}
@@ -226,8 +257,6 @@ async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
             t = await svc.revoke_token(args.id, actor)
             _print(args, token_view(t), f"token {t.id} revoked")
         elif cmd == "token" and act == "rotate":
-            from gateway.services import parse_duration
-
             record, plaintext = await svc.rotate_token(args.id, parse_duration(args.grace), actor)
             d = {**token_view(record), "token": plaintext}
             _print(args, d, f"token {record.id} rotated. New secret, shown once:\n{plaintext}")

@@ -24,6 +24,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "CredentialSource",
+    "DashboardConfig",
     "IdentityHeaders",
     "Listener",
     "Problem",
@@ -225,6 +226,26 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DashboardConfig:
+    """The token dashboard (Settings -> API Keys), served by the gateway itself."""
+
+    path: str = "/settings/api-keys"
+    # Which listener serves it: the proxy (where users already reach the API) or the admin one.
+    listener: Literal["proxy", "admin"] = "proxy"
+    # Signs sign-in links, session cookies and CSRF tokens; falls back to ``pepper``.
+    secret: str = ""
+    # Base URL printed in sign-in links (e.g. https://app.example.com); default: the listener.
+    public_url: str | None = None
+    session_ttl: float = 8 * 3600.0
+    # Cookie holding a session JWT, checked through the gateway's session verifier when one is set.
+    session_jwt_cookie: str = "session"
+    # Where signed-out visitors are sent (the app's own sign-in page), if anywhere.
+    login_url: str | None = None
+    # Token types the dashboard mints; empty means the user token types, else every non-OAuth one.
+    token_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str
     proxy: Listener
@@ -248,6 +269,7 @@ class Config:
     # through the admin API; other admin tokens only their own workspace.
     operator_workspace: str | None = None
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    dashboard: DashboardConfig | None = None
 
     def token_type(self, name: str) -> TokenType | None:
         for tt in self.token_types:
@@ -768,6 +790,71 @@ def _warn_shadowed(routes: tuple[Route, ...], r: _Reader) -> None:
                 )
 
 
+_DASHBOARD_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+_BASE_URL = re.compile(r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+
+
+def _read_dashboard(
+    raw: Any,
+    r: _Reader,
+    pepper: str | None,
+    admin: Listener | None,
+    token_types: tuple[TokenType, ...],
+) -> DashboardConfig | None:
+    if raw is None:
+        return None
+    m = r.mapping(raw, "dashboard", set(DashboardConfig.__dataclass_fields__))
+    d = DashboardConfig()
+    path = r.get(m, "path", "dashboard", str, d.path)
+    if not _DASHBOARD_PATH.match(path) or any(seg in (".", "..") for seg in path.split("/")):
+        r.error("dashboard.path", "must be an absolute path like /settings/api-keys", path)
+    listener = r.get(m, "listener", "dashboard", str, d.listener)
+    if listener not in ("proxy", "admin"):
+        r.error("dashboard.listener", "must be proxy or admin", listener)
+        listener = d.listener
+    elif listener == "admin" and admin is None:
+        r.error("dashboard.listener", "is admin but listeners.admin is not set", listener)
+    secret = r.get(m, "secret", "dashboard", str, "") or pepper or ""
+    if not secret:
+        r.error(
+            "dashboard.secret", "is required (or set pepper) to sign sign-in links and sessions"
+        )
+    elif len(secret) < 16:
+        r.error("dashboard.secret", "must be at least 16 characters", "<hidden>")
+    public_url = r.get(m, "public_url", "dashboard", str, None)
+    if public_url is not None:
+        if not _BASE_URL.match(public_url):
+            r.error("dashboard.public_url", "must be an http(s) URL without query", public_url)
+        public_url = public_url.rstrip("/")
+    login_url = r.get(m, "login_url", "dashboard", str, None)
+    if login_url is not None and not (_BASE_URL.match(login_url) or login_url.startswith("/")):
+        r.error("dashboard.login_url", "must be an http(s) URL or an absolute path", login_url)
+    ttl = r.get(m, "session_ttl", "dashboard", float, d.session_ttl)
+    if not 0 < ttl <= 30 * 86400:
+        r.error("dashboard.session_ttl", "must be between 0 and 30 days (in seconds)", ttl)
+    cookie = r.get(m, "session_jwt_cookie", "dashboard", str, d.session_jwt_cookie)
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", cookie):
+        r.error("dashboard.session_jwt_cookie", "must be a cookie name", cookie)
+    types = _str_list(m.get("token_types"), "dashboard.token_types", r)
+    by_name = {t.name: t for t in token_types}
+    for name in types:
+        tt = by_name.get(name)
+        if tt is None:
+            r.error("dashboard.token_types", "names no token type in token_types", name)
+        elif tt.kind == "oauth_access":
+            r.error("dashboard.token_types", "OAuth access tokens are not minted by hand", name)
+    return DashboardConfig(
+        path=path,
+        listener=listener,
+        secret=secret,
+        public_url=public_url,
+        session_ttl=ttl,
+        session_jwt_cookie=cookie,
+        login_url=login_url,
+        token_types=tuple(types),
+    )
+
+
 TOP_KEYS = {
     "listeners",
     "store",
@@ -785,6 +872,7 @@ TOP_KEYS = {
     "reject_query_credentials",
     "operator_workspace",
     "limits",
+    "dashboard",
 }
 
 
@@ -840,6 +928,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
 
     operator_workspace = r.get(top, "operator_workspace", "", str, None)
     limits = _read_limits(top.get("limits"), r)
+    dashboard = _read_dashboard(top.get("dashboard"), r, pepper, admin, token_types)
 
     if any(not p.warning for p in r.problems):
         raise ConfigError(source, r.problems)
@@ -865,6 +954,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
         warnings=tuple(p for p in r.problems if p.warning),
         operator_workspace=operator_workspace,
         limits=limits,
+        dashboard=dashboard,
     )
 
 

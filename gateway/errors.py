@@ -11,12 +11,14 @@
     │   ├── UpgradeNotAllowed         400 UPGRADE_NOT_ALLOWED
     │   └── InvalidArgument           400 INVALID_ARGUMENT
     ├── AuthenticationError           401 UNAUTHORIZED
+    │   └── LoginLinkInvalid          401 LOGIN_LINK_INVALID (dashboard sign-in link bad/expired/used)
     ├── PermissionDenied              403 FORBIDDEN
     │   ├── InsufficientScope         403 FORBIDDEN (names the required scopes)
     │   ├── WorkspaceDenied           403 WORKSPACE_ACCESS_DENIED
     │   ├── OriginDenied              403 ORIGIN_NOT_ALLOWED
     │   ├── PlanRequired              403 PLAN_REQUIRED
-    │   └── EnvironmentUnavailable    403 ENVIRONMENT_UNAVAILABLE (no upstream for sk_test_ etc.)
+    │   ├── EnvironmentUnavailable    403 ENVIRONMENT_UNAVAILABLE (no upstream for sk_test_ etc.)
+    │   └── CsrfFailed                403 CSRF_FAILED (dashboard form/call without its CSRF token)
     ├── RouteNotFound                 404 NOT_FOUND
     ├── MethodNotAllowed              405 METHOD_NOT_ALLOWED
     ├── PayloadTooLarge               413 PAYLOAD_TOO_LARGE
@@ -38,12 +40,14 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "AuthenticationError",
     "BadRequest",
+    "CsrfFailed",
     "EnvironmentUnavailable",
     "GatewayError",
     "InsufficientScope",
     "InvalidArgument",
     "InvalidPath",
     "InvalidWorkspace",
+    "LoginLinkInvalid",
     "MethodNotAllowed",
     "MultipleCredentials",
     "NotFound",
@@ -207,3 +211,13 @@ class UpstreamTimeout(GatewayError):
     status = 504
     code = "UPSTREAM_TIMEOUT"
     default_message = "The upstream service did not answer in time."
+
+
+class LoginLinkInvalid(AuthenticationError):
+    code = "LOGIN_LINK_INVALID"
+    default_message = "This sign-in link is invalid, has expired, or was already used."
+
+
+class CsrfFailed(PermissionDenied):
+    code = "CSRF_FAILED"
+    default_message = "The request lacks a valid CSRF token; reload the page and try again."

@@ -177,6 +177,15 @@ class Services:
             raise InvalidArgument(f"Unknown token type {name!r}; known: {known}.", reason="type")
         return tt
 
+    def grantable_scopes(self, role: str) -> frozenset[str]:
+        """The scopes a member with ``role`` may put on a token: what the role holds, implied
+        scopes included; every known scope (and the superuser scope) for a superuser role."""
+        rules = self.config.scopes
+        held = self.config.roles.get(role, frozenset())
+        if rules.superuser and rules.superuser in held:
+            return rules.known | held | {rules.superuser}
+        return rules.expand(held)
+
     def check_scopes(self, scopes: list[str]) -> frozenset[str]:
         rules = self.config.scopes
         valid = rules.known | ({rules.superuser} if rules.superuser else set())
@@ -196,8 +205,14 @@ class Services:
         expires_at: float | None = None,
         allowed_domains: list[str] | None = None,
         actor: Actor | None = None,
+        bounded_by_user: bool = False,
     ) -> tuple[TokenRecord, str]:
-        """Mint a token; returns its record and the plaintext, which exists nowhere else."""
+        """Mint a token; returns its record and the plaintext, which exists nowhere else.
+
+        Tokens that inherit their user's permissions, and any token when ``bounded_by_user`` is set
+        (a user minting for themselves, e.g. in the dashboard), may not carry a scope beyond what
+        the user's role grants (:meth:`grantable_scopes`).
+        """
         actor = actor or Actor()
         name = (name or "").strip()
         if not name or len(name) > 200:
@@ -211,10 +226,10 @@ class Services:
                 reason="plan",
             )
         u = await self.user(user) if user else None
-        if tt.inherit_user_permissions and u is None:
+        if (tt.inherit_user_permissions or bounded_by_user) and u is None:
             raise InvalidArgument(f"{tt.name} tokens belong to a user: give one.", reason="user")
         requested = self.check_scopes(list(scopes or []))
-        if u is not None and tt.inherit_user_permissions:
+        if u is not None and (tt.inherit_user_permissions or bounded_by_user):
             m = await self.store.get_membership(u.id, ws.id)
             if m is None:
                 raise InvalidArgument(
@@ -223,10 +238,12 @@ class Services:
             held = self.config.roles.get(m.role, frozenset())
             su = self.config.scopes.superuser
             if not requested:
+                if not tt.inherit_user_permissions:
+                    # A workspace key with no scopes could do nothing: surely a mistake.
+                    raise InvalidArgument("Choose at least one scope.", reason="scopes")
                 requested = frozenset({su}) if su else held
             elif not (su and su in held):
-                expanded = self.config.scopes.expand(held)
-                extra = sorted(s for s in requested if s not in expanded)
+                extra = sorted(requested - self.grantable_scopes(m.role))
                 if extra:
                     raise InvalidArgument(
                         f"Scopes exceed what the user holds: {', '.join(extra)}.",

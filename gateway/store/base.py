@@ -141,6 +141,11 @@ class Store(Protocol):
 
     async def count_tokens_by_state(self, now: float) -> Mapping[str, int]: ...
 
+    async def use_nonce(self, nonce: str, expires_at: float) -> bool:
+        """Record a single-use value: ``True`` the first time, ``False`` ever after (atomically,
+        across processes), until ``expires_at`` has passed and the row may be forgotten."""
+        ...
+
     async def add_audit(
         self,
         action: str,

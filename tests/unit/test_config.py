@@ -174,3 +174,55 @@ def test_limits_are_read_and_bad_values_name_key_and_value() -> None:
     assert "limits.max_connections" in text and "-3" in text
     assert "limits.idle_timeout" in text and "soon" in text
     assert "max_bodies" in text
+
+
+def test_dashboard_section_defaults_and_secret_fallback() -> None:
+    assert load_text(MINIMAL).dashboard is None  # off unless configured
+    cfg = load_text(MINIMAL + "pepper: pepper-of-at-least-16\ndashboard: {}\n")
+    d = cfg.dashboard
+    assert d is not None
+    assert (d.path, d.listener, d.session_jwt_cookie) == ("/settings/api-keys", "proxy", "session")
+    assert d.secret == "pepper-of-at-least-16"  # signing falls back to the pepper
+    cfg = load_text(
+        MINIMAL
+        + "dashboard: {secret: a-dashboard-secret-xyz, public_url: 'https://app.example.com/'}\n"
+    )
+    assert cfg.dashboard is not None and cfg.dashboard.public_url == "https://app.example.com"
+
+
+def test_dashboard_problems_name_key_and_value() -> None:
+    text = (
+        MINIMAL
+        + """
+token_types:
+  - {name: oauth, prefix: oa_, kind: oauth_access}
+dashboard:
+  path: /settings/../keys
+  listener: admin
+  public_url: "ftp://x"
+  session_ttl: 0
+  session_jwt_cookie: "bad cookie"
+  token_types: [nope, oauth]
+  colour: blue
+"""
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_text(text, "g.yaml")
+    rendered = str(exc.value)
+    for path, value in [
+        ("dashboard.path", "'/settings/../keys'"),
+        ("dashboard.listener", "is admin but listeners.admin is not set"),
+        ("dashboard.secret", "is required (or set pepper)"),
+        ("dashboard.public_url", "'ftp://x'"),
+        ("dashboard.session_ttl", "0.0"),
+        ("dashboard.session_jwt_cookie", "'bad cookie'"),
+        ("dashboard.token_types", "'nope'"),
+        ("dashboard.token_types", "OAuth access tokens"),
+        ("dashboard.colour", "unknown key"),
+    ]:
+        line = next(
+            (ln for ln in rendered.splitlines() if f"g.yaml: {path}:" in ln and value in ln), None
+        )
+        assert line is not None, (path, value, rendered)
+    with pytest.raises(ConfigError, match="at least 16"):
+        load_text(MINIMAL + "dashboard: {secret: short}\n")
