@@ -7,6 +7,7 @@ at the edge, and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -73,7 +74,13 @@ class SQLiteStore:
     def __init__(self, url: str) -> None:
         path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
         self.path = path or ":memory:"
+        # Two connections: transactions run one at a time on the writer (under _write_lock), and
+        # reads go to the reader, which in WAL mode sees only committed data. One shared
+        # connection would let concurrent requests interleave BEGINs (refused by sqlite) and let
+        # a read see another request's uncommitted, possibly rolled-back, writes.
         self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -85,6 +92,12 @@ class SQLiteStore:
             await self._db.execute("PRAGMA busy_timeout=5000")
             await self._db.execute("PRAGMA foreign_keys=ON")
             await self._migrate()
+            if self.path == ":memory:":
+                self._reader = self._db  # a second connection would be a second database
+            else:
+                self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+                await self._reader.execute("PRAGMA busy_timeout=5000")
+                await self._reader.execute("PRAGMA query_only=ON")
         except sqlite3.Error as exc:
             await self.close()
             raise StoreUnavailable(
@@ -107,6 +120,9 @@ class SQLiteStore:
         return ""
 
     async def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not self._db:
+            await reader.close()
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
@@ -146,29 +162,36 @@ class SQLiteStore:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; sqlite errors become StoreUnavailable."""
+        """One write transaction at a time; sqlite errors become StoreUnavailable."""
         db = self._conn
-        try:
-            await db.execute("BEGIN IMMEDIATE")
+        async with self._write_lock:
             try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(reason="store_write") from exc
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+                await db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(reason="store_write") from exc
+
+    @property
+    def _read_conn(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StoreUnavailable("the store is not open", reason="store_closed")
+        return self._reader
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         try:
-            async with self._conn.execute(sql, params) as cur:
+            async with self._read_conn.execute(sql, params) as cur:
                 return await cur.fetchone()
         except sqlite3.Error as exc:
             raise StoreUnavailable(reason="store_read") from exc
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
-            async with self._conn.execute(sql, params) as cur:
+            async with self._read_conn.execute(sql, params) as cur:
                 return list(await cur.fetchall())
         except sqlite3.Error as exc:
             raise StoreUnavailable(reason="store_read") from exc
@@ -420,6 +443,16 @@ class SQLiteStore:
             (now,),
         )
         return {"revoked": row[0] or 0, "expired": row[1] or 0, "active": row[2] or 0}
+
+    async def use_nonce(self, nonce: str, expires_at: float) -> bool:
+        async with self._tx() as db:
+            # Forget expired values first: whatever they guarded is refused by its own expiry.
+            await db.execute("DELETE FROM used_nonces WHERE expires_at < ?", (time.time(),))
+            cur = await db.execute(
+                "INSERT INTO used_nonces VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING",
+                (nonce, expires_at),
+            )
+            return bool(cur.rowcount)
 
     # -- audit -------------------------------------------------------------------------------------
 

@@ -67,14 +67,16 @@ class Served:
         await self.wait_listening()
         return self
 
-    async def wait_listening(self, within: float = 20.0) -> None:
+    async def wait_listening(self, within: float = 20.0, port: int | None = None) -> None:
+        """Until ``port`` (default: the proxy port) accepts connections."""
+        port = port or self.port
         deadline = time.monotonic() + within
         while True:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"gateway exited {self.proc.returncode}: {self.log_text()}")
             try:
-                _, w = await asyncio.open_connection("127.0.0.1", self.port)
+                _, w = await asyncio.open_connection("127.0.0.1", port)
                 w.close()
                 return
             except OSError:
