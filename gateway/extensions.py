@@ -23,6 +23,9 @@ EXTENSIONS: list[str] = [
     "gateway.velt",
     "gateway.admin.api",
     "gateway.openapi",
+    "gateway.sessions",
+    "gateway.oauth.http",
+    "gateway.oauth.admin",
 ]
 
 
