@@ -1005,8 +1005,11 @@ def _read_sessions(raw: Any, r: _Reader) -> SessionsConfig | None:
     if algorithms & JWT_HMAC_ALGORITHMS:
         if secret is None:
             r.error("sessions.secret", "is required for HS* algorithms")
-        elif len(secret) < 32:
-            r.error("sessions.secret", "must be at least 32 characters", "<hidden>")
+        else:
+            # RFC 7518 §3.2: an HMAC key at least as long as the hash output.
+            need = max(int(a[2:]) // 8 for a in algorithms & JWT_HMAC_ALGORITHMS)
+            if len(secret.encode()) < need:
+                r.error("sessions.secret", f"must be at least {need} bytes", "<hidden>")
     if algorithms & JWT_KEY_ALGORITHMS and not (jwks_file or jwks_url):
         r.error("sessions", "RS*/ES* algorithms need jwks_file or jwks_url")
     if jwks_file and jwks_url:
