@@ -11,22 +11,26 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from gateway import tokens
 from tests.conftest import GatewayFactory
 from tests.support.harness import RunningGateway, Upstream, eventually
-from tests.support.oauth import HS_SECRET, ISSUER, claims_for, forge_jwt, session_jwt
+from tests.support.oauth import (
+    HS_SECRET,
+    ISSUER,
+    JWKSServer,
+    claims_for,
+    forge_jwt,
+    jwk_of,
+    session_jwt,
+)
 
 CONFIG = """
 store: "{store}"
@@ -47,45 +51,6 @@ routes:
   - {name: web, path: /web/**, auth_methods: [session], scopes: [items:read]}
   - {name: integrations, path: /integrations/**, auth_methods: [token], scopes: [items:read]}
 """
-
-
-def jwk_of(public_key: Any, kid: str, alg: str) -> dict[str, Any]:
-    algo = RSAAlgorithm if alg.startswith("RS") else ECAlgorithm
-    jwk: dict[str, Any] = json.loads(algo.to_jwk(public_key))
-    return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
-
-
-@dataclass
-class JWKSServer:
-    """A real JWKS endpoint on loopback that counts how often it is fetched."""
-
-    keys: list[dict[str, Any]] = field(default_factory=list)
-    fetches: int = 0
-    url: str = ""
-    runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        async def jwks(request: web.Request) -> web.Response:
-            self.fetches += 1
-            return web.json_response({"keys": self.keys})
-
-        app = web.Application()
-        app.router.add_get("/auth/v1/.well-known/jwks.json", jwks)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/auth/v1/.well-known/jwks.json"
-
-
-@pytest.fixture
-async def jwks_server() -> AsyncIterator[JWKSServer]:
-    s = JWKSServer()
-    await s.start()
-    yield s
-    assert s.runner is not None
-    await s.runner.cleanup()
 
 
 @dataclass

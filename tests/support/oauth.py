@@ -8,12 +8,14 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
 import aiohttp
 import jwt
+from aiohttp import web
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 ISSUER = "https://project.supabase.test/auth/v1"
 HS_SECRET = "test-session-secret-0123456789-abcdefghij"
@@ -139,3 +141,33 @@ async def decide(
     ) as r:
         await r.read()
         return r.status, r.headers.get("Location")
+
+
+def jwk_of(public_key: Any, kid: str, alg: str) -> dict[str, Any]:
+    algo = RSAAlgorithm if alg.startswith("RS") else ECAlgorithm
+    jwk: dict[str, Any] = json.loads(algo.to_jwk(public_key))
+    return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
+
+
+@dataclass
+class JWKSServer:
+    """A real JWKS endpoint on loopback that counts how often it is fetched."""
+
+    keys: list[dict[str, Any]] = field(default_factory=list)
+    fetches: int = 0
+    url: str = ""
+    runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        async def jwks(request: web.Request) -> web.Response:
+            self.fetches += 1
+            return web.json_response({"keys": self.keys})
+
+        app = web.Application()
+        app.router.add_get("/auth/v1/.well-known/jwks.json", jwks)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/auth/v1/.well-known/jwks.json"
