@@ -135,6 +135,7 @@ def document() -> dict[str, Any]:
         },
         "MeToken": me_token,
         "Workspace": workspace,
+        **_oauth_schemas(),
     }
     ws = _param("ws")
     tid = _param("id")
@@ -581,6 +582,7 @@ def document() -> dict[str, Any]:
                 },
             },
         },
+        **_oauth_paths(ws),
         "/openapi.json": {
             "get": {
                 "tags": ["admin"],
@@ -602,6 +604,129 @@ def document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": paths,
+    }
+
+
+def _oauth_schemas() -> dict[str, Any]:
+    app = {
+        "type": "object",
+        "required": ["client_id", "name", "type", "redirect_uris", "scopes", "created_at"],
+        "properties": {
+            "client_id": {"type": "string"},
+            "name": {"type": "string"},
+            "type": {"enum": ["confidential", "public"]},
+            "redirect_uris": {"type": "array", "items": {"type": "string"}},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "workspace_id": NULLABLE_STR,
+            "created_at": {"type": "string"},
+        },
+    }
+    grant = {
+        "type": "object",
+        "required": ["id", "client_id", "user_id", "workspace_id", "scopes", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "client_id": {"type": "string"},
+            "client_name": NULLABLE_STR,
+            "user_id": {"type": "string"},
+            "workspace_id": {"type": "string"},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "created_at": {"type": "string"},
+        },
+    }
+    return {
+        "OAuthApp": app,
+        "OAuthAppWithSecret": {
+            "allOf": [app, {"properties": {"client_secret": {"type": "string"}}}]
+        },
+        "OAuthGrant": grant,
+    }
+
+
+def _oauth_paths(ws: dict[str, Any]) -> dict[str, Any]:
+    """Admin routes of gateway.oauth.admin (404 NOT_FOUND when the config has no oauth: section)."""
+    client_id = _param("client_id")
+    no_content = {"description": "Deleted"}
+    return {
+        "/admin/oauth-apps": {
+            "get": {
+                "tags": ["admin"],
+                "summary": "OAuth apps (an operator sees all, a workspace admin its own)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["apps"],
+                            "properties": {"apps": {"type": "array", "items": _ref("OAuthApp")}},
+                        },
+                        "Apps",
+                    ),
+                    **_errors(*ADMIN_ERRORS),
+                },
+            },
+            "post": {
+                "tags": ["admin"],
+                "summary": "Register an app; a confidential app's client_secret is returned once",
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "redirect_uris"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "redirect_uris": {"type": "array", "items": {"type": "string"}},
+                            "scopes": {"type": "array", "items": {"type": "string"}},
+                            "public": {"type": "boolean"},
+                        },
+                    }
+                ),
+                "responses": {
+                    "201": _json(_ref("OAuthAppWithSecret"), "Registered"),
+                    **_errors(*ADMIN_ERRORS),
+                },
+            },
+        },
+        "/admin/oauth-apps/{client_id}": {
+            "parameters": [client_id],
+            "get": {
+                "tags": ["admin"],
+                "summary": "An app, never its secret",
+                "responses": {"200": _json(_ref("OAuthApp"), "App"), **_errors(*ADMIN_ERRORS)},
+            },
+            "delete": {
+                "tags": ["admin"],
+                "summary": "Delete an app and revoke every grant and token it holds",
+                "responses": {"204": no_content, **_errors(*ADMIN_ERRORS)},
+            },
+        },
+        "/admin/workspaces/{ws}/oauth-grants": {
+            "parameters": [ws, _param("user", "query")],
+            "get": {
+                "tags": ["admin"],
+                "summary": "Active OAuth grants in a workspace (optionally one user's)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["grants"],
+                            "properties": {
+                                "grants": {"type": "array", "items": _ref("OAuthGrant")}
+                            },
+                        },
+                        "Grants",
+                    ),
+                    **_errors(*ADMIN_ERRORS),
+                },
+            },
+        },
+        "/admin/oauth-grants/{grant_id}": {
+            "parameters": [_param("grant_id")],
+            "delete": {
+                "tags": ["admin"],
+                "summary": "Revoke a grant and every token issued from it",
+                "responses": {"204": no_content, **_errors(*ADMIN_ERRORS)},
+            },
+        },
     }
 
 

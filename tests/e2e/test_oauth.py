@@ -42,10 +42,11 @@ token_types:
 workspace: {source: header, header: X-Workspace-Id, match: any, required: false}
 upstreams: {api: "{up}"}
 scopes:
-  known: [items:read, items:write, admin:all]
+  known: [items:read, items:write, workspace:admin, admin:all]
   implies: {items:write: [items:read]}
 roles: {owner: [admin:all], member: [items:read, items:write], viewer: [items:read]}
 cache: {poll_interval: 0.1}
+operator_workspace: ops
 sessions:
   algorithms: [HS256]
   secret: "{secret}"
@@ -644,3 +645,64 @@ async def test_metadata_and_a_users_own_grants(world: World, http: aiohttp.Clien
     async with http.delete(f"{w.gw.url}/api/oauth/grants/{grants[0]['id']}", headers=session) as r:
         assert r.status == 204
     await eventually(refused(http, w, tok["access_token"]), within=1.0)
+
+
+async def test_admin_api_registers_lists_and_deletes_apps_and_revokes_grants(
+    world: World, http: aiohttp.ClientSession
+) -> None:
+    w = world
+    s = w.gw.services
+    await s.create_workspace("Ops", "ops", "ws_ops")
+    _, operator = await s.create_token(workspace="ops", name="op", scopes=["admin:all"])
+    _, acme_admin = await s.create_token(workspace="acme", name="a", scopes=["workspace:admin"])
+    _, reader = await s.create_token(workspace="acme", name="r", scopes=["items:read"])
+    admin = w.gw.admin_url
+
+    async def api(method: str, path: str, tok: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {tok}"}
+        async with http.request(method, admin + path, headers=headers, json=body) as r:
+            raw = await r.read()
+            return r.status, (await r.json()) if raw else None
+
+    app_body = {"name": "Acme bot", "redirect_uris": [REDIRECT], "scopes": ["items:read"]}
+    assert (await api("POST", "/admin/oauth-apps", reader, app_body))[0] == 403
+    status, made = await api("POST", "/admin/oauth-apps", acme_admin, app_body)
+    assert status == 201 and made["type"] == "confidential" and made["workspace_id"] == "ws_acme"
+    assert made["client_secret"].startswith("gwcs_")
+    status, bad = await api(
+        "POST",
+        "/admin/oauth-apps",
+        acme_admin,
+        {**app_body, "redirect_uris": ["http://evil.com/cb"]},
+    )
+    assert status == 400 and bad["error"]["code"] == "INVALID_ARGUMENT"
+    # A workspace admin sees its own apps; the operator sees every app, secrets never.
+    status, listed = await api("GET", "/admin/oauth-apps", acme_admin)
+    assert [a["client_id"] for a in listed["apps"]] == [made["client_id"]]
+    status, everything = await api("GET", "/admin/oauth-apps", operator)
+    assert {a["client_id"] for a in everything["apps"]} == {made["client_id"], w.app.id}
+    assert all("client_secret" not in a for a in everything["apps"])
+    assert (await api("GET", f"/admin/oauth-apps/{w.app.id}", acme_admin))[0] == 404
+
+    # Grants in a workspace, and revoking one kills its tokens.
+    code, verifier = await get_code(w, http)
+    _, tok, _ = await token_call(http, w, code_body(code, verifier))
+    status, grants = await api(
+        "GET", f"/admin/workspaces/acme/oauth-grants?user={w.ann}", acme_admin
+    )
+    assert status == 200 and len(grants["grants"]) == 1
+    gid = grants["grants"][0]["id"]
+    assert (await api("GET", "/admin/workspaces/ops/oauth-grants", acme_admin))[0] == 404
+    assert (await api("DELETE", f"/admin/oauth-grants/{gid}", acme_admin))[0] == 204
+    await eventually(refused(http, w, tok["access_token"]), within=1.0)
+    assert (await api("DELETE", f"/admin/oauth-grants/{gid}", acme_admin))[0] == 404
+
+    # Deleting an app revokes what it holds.
+    code, verifier = await get_code(w, http)
+    _, tok, _ = await token_call(http, w, code_body(code, verifier))
+    assert (await api("DELETE", f"/admin/oauth-apps/{w.app.id}", operator))[0] == 204
+    await eventually(refused(http, w, tok["access_token"]), within=1.0)
+    status, body, _ = await token_call(
+        http, w, {"grant_type": "refresh_token", "refresh_token": tok["refresh_token"]}
+    )
+    assert status == 401 and body["error"] == "invalid_client"
