@@ -10,6 +10,9 @@ code, refresh reuse.
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
+import sys
 import time
 import warnings
 from typing import Any
@@ -706,3 +709,37 @@ async def test_admin_api_registers_lists_and_deletes_apps_and_revokes_grants(
         http, w, {"grant_type": "refresh_token", "refresh_token": tok["refresh_token"]}
     )
     assert status == 401 and body["error"] == "invalid_client"
+
+
+def gateway_cli(w: World, *args: str) -> Any:
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(w.gw.config_path), "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+async def test_cli_manages_apps_and_grants(world: World, http: aiohttp.ClientSession) -> None:
+    w = world
+    made = gateway_cli(
+        w, "oauth-app", "create", "--name", "Desktop", "--public",
+        "--redirect-uri", "http://127.0.0.1/cb", "--scope", "items:read",
+    )  # fmt: skip
+    assert made["type"] == "public" and made["client_secret"] is None
+    listed = gateway_cli(w, "oauth-app", "list")
+    assert {a["client_id"] for a in listed} == {w.app.id, made["client_id"]}
+    assert w.secret not in json.dumps(listed)
+
+    code, verifier = await get_code(w, http)
+    _, tok, _ = await token_call(http, w, code_body(code, verifier))
+    (grant,) = gateway_cli(w, "oauth-grant", "list", "--user", "ann@example.com")
+    assert grant["client_name"] == "Issue Tracker Sync"
+    gateway_cli(w, "oauth-grant", "revoke", grant["id"])
+    await eventually(refused(http, w, tok["access_token"]), within=1.0)
+    assert gateway_cli(w, "oauth-grant", "list", "--user", "ann@example.com") == []
+    gateway_cli(w, "oauth-app", "delete", made["client_id"])
+    assert [a["client_id"] for a in gateway_cli(w, "oauth-app", "list")] == [w.app.id]

@@ -327,6 +327,11 @@ async def test_oauth_works_on_every_plan_and_sessions_do_not_reach_the_api(
         assert status == 200
         assert upstream.last.header("X-Gateway-User-Id") == sam.id
         assert upstream.last.header("X-Gateway-Auth-Method") == "oauth"
+        # The app's access token is no personal token: it is not listed among sam's tokens.
+        status, mine = await call(
+            http, "GET", f"{gw.url}/api/v1/me/tokens", h(token["access_token"], host)
+        )
+        assert (status, mine) == (200, {"tokens": []})
         # The dashboard session signed sam in on the consent page, but is no API credential.
         status, body = await call(http, "GET", f"{gw.url}/api/v1/tickets", h(session, host))
         assert (status, body["error"]["code"]) == (401, "UNAUTHORIZED")
