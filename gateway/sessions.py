@@ -39,6 +39,7 @@ __all__ = ["JWKS", "SessionVerifier", "install"]
 _KTY = {"RS": "RSA", "ES": "EC"}
 _CRV = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 MAX_JWKS_BYTES = 1 << 20
+FAILED_FETCH_BACKOFF = 5.0
 
 
 def _invalid(reason: str, message: str = "The session token is invalid.") -> AuthenticationError:
@@ -68,7 +69,13 @@ class JWKS:
             keys = self.keys
             if keys is not None and kid in keys:
                 return keys[kid]  # another request refetched meanwhile
-            if keys is None or time.monotonic() - self._last_fetch >= self.cooldown:
+            since = time.monotonic() - self._last_fetch
+            if keys is None and since < min(self.cooldown, FAILED_FETCH_BACKOFF):
+                # The last fetch failed moments ago: do not hammer the JWKS during an outage.
+                raise StoreUnavailable(
+                    "Session keys are unavailable; try again shortly.", reason="jwks_unavailable"
+                )
+            if keys is None or since >= self.cooldown:
                 await self._refresh()
         return (self.keys or {}).get(kid)
 

@@ -7,6 +7,7 @@ client secrets, codes and tokens exist only in return values; the store gets the
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -27,7 +28,10 @@ from gateway.oauth.store import (
 )
 from gateway.store.base import Store, TokenRecord
 
-__all__ = ["AuthorizeRequest", "OAuthError", "OAuthService"]
+__all__ = ["AuthorizeRequest", "OAuthError", "OAuthService", "client_view", "grant_view"]
+
+# A scope is one token of the space-delimited `scope` parameter (RFC 6749 §3.3).
+_SCOPE = re.compile(r"^[A-Za-z0-9_.:*-]{1,100}$")
 
 
 class OAuthError(Exception):
@@ -105,7 +109,7 @@ class OAuthService:
                 raise InvalidArgument(f"Redirect URI {uri!r} {problem}.", reason="redirect_uri")
         rules = self.config.scopes
         for s in scopes:
-            if rules.known and s not in rules.known:
+            if (rules.known and s not in rules.known) or not _SCOPE.fullmatch(s):
                 raise InvalidArgument(f"Unknown scope {s!r}.", reason="scope")
         secret = None if public else "gwcs_" + secrets.token_urlsafe(32)
         client = ClientRecord(
@@ -286,6 +290,10 @@ class OAuthService:
     ) -> dict[str, Any]:
         presented = _required(params, "refresh_token")
         now = time.time()
+        try:
+            tokens.parse(presented, self.cfg.refresh_prefix)  # garbage never costs a lookup
+        except tokens.TokenShapeError:
+            raise OAuthError("invalid_grant", "The refresh token is invalid.") from None
         rec = await self.oauth.find_refresh(self.hasher(presented))
         if rec is None or rec.client_id != client.id:
             raise OAuthError("invalid_grant", "The refresh token is invalid.")

@@ -296,3 +296,27 @@ async def test_es256_from_a_jwks_file_and_key_type_mismatch(
     assert await call(http, s.gw, session_jwt(s.ann, key=keys.rsa, alg="RS256", kid="rsa1")) == 401
     # A JWT never reaches the token lookup as a token: checksum-shaped garbage stays 401.
     assert await call(http, s.gw, "gw_" + "A" * (tokens.RANDOM_LENGTH + 6)) == 401
+
+
+async def test_an_unreachable_jwks_fails_closed_without_hammering_it(
+    make_gateway: GatewayFactory,
+    upstream: Upstream,
+    http: aiohttp.ClientSession,
+    jwks_server: JWKSServer,
+    keys: Keys,
+) -> None:
+    jwks_server.status = 500
+    sessions = f"""
+  algorithms: [RS256]
+  issuer: "{ISSUER}"
+  jwks_url: "{jwks_server.url}"
+"""
+    s = await setup(await make_gateway(CONFIG, up=upstream.url, sessions=sessions))
+    good = session_jwt(s.ann, key=keys.rsa, alg="RS256", kid="k1")
+    for _ in range(3):
+        headers = {"Authorization": f"Bearer {good}", "X-Workspace-Slug": "acme"}
+        async with http.get(s.gw.url + "/api/items/1", headers=headers) as r:
+            assert r.status == 503
+            assert (await r.json())["error"]["code"] == "STORE_UNAVAILABLE"
+    assert jwks_server.fetches == 1  # one attempt, then a backoff
+    assert upstream.seen == []

@@ -155,12 +155,15 @@ class JWKSServer:
 
     keys: list[dict[str, Any]] = field(default_factory=list)
     fetches: int = 0
+    status: int = 200  # set to e.g. 500 to simulate an outage
     url: str = ""
     runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         async def jwks(request: web.Request) -> web.Response:
             self.fetches += 1
+            if self.status != 200:
+                return web.json_response({"error": "down"}, status=self.status)
             return web.json_response({"keys": self.keys})
 
         app = web.Application()
