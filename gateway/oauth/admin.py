@@ -103,7 +103,7 @@ async def delete_grant(request: web.Request) -> web.Response:
     if g is None or g.revoked_at is not None:
         raise NotFound("No such grant.", reason="grant")
     await _workspace(caller, g.workspace_id)  # 404 unless the caller administers it
-    await svc.revoke_grant(g.id, "revoked_by_admin")
+    await svc.revoke_grant(g.id, "revoked_by_admin", caller.actor.id)
     return web.Response(status=204)
 
 

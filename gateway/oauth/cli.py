@@ -91,6 +91,6 @@ async def run(svc: Services, cfg: Config, args: argparse.Namespace) -> tuple[Any
         grant = await oauth.oauth.get_grant(args.grant_id)
         if grant is None or grant.revoked_at is not None:
             raise NotFound(f"No active grant {args.grant_id!r}.", reason="grant")
-        await oauth.revoke_grant(grant.id, "revoked_by_cli")
+        await oauth.revoke_grant(grant.id, "revoked_by_cli", "cli")
         return {"id": grant.id, "revoked": True}, f"grant {grant.id} revoked"
     raise SystemExit(f"unknown command {cmd} {act}")  # pragma: no cover - argparse prevents it

@@ -201,7 +201,7 @@ async def grants_endpoint(request: web.Request, ctx: RequestContext) -> web.Stre
         or grant.workspace_id != ident.workspace.id
     ):
         raise NotFound("No such grant.", reason="grant")
-    await svc.revoke_grant(grant.id, "revoked_by_user")
+    await svc.revoke_grant(grant.id, "revoked_by_user", ident.user_id)
     return web.Response(status=204)
 
 

@@ -7,6 +7,7 @@ client secrets, codes and tokens exist only in return values; the store gets the
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -29,6 +30,8 @@ from gateway.oauth.store import (
 from gateway.store.base import Store, TokenRecord
 
 __all__ = ["AuthorizeRequest", "OAuthError", "OAuthService", "client_view", "grant_view"]
+
+log = logging.getLogger("gateway.oauth")
 
 # A scope is one token of the space-delimited `scope` parameter (RFC 6749 §3.3).
 _SCOPE = re.compile(r"^[A-Za-z0-9_.:*-]{1,100}$")
@@ -122,6 +125,16 @@ class OAuthService:
             secret_hash=self.hasher(secret) if secret else None,
         )
         await self.oauth.create_client(client)
+        await self.store.add_audit(
+            "oauth.app.create",
+            at=client.created_at,
+            actor=None,
+            address=None,
+            token_id=None,
+            visible_prefix=None,
+            workspace_id=workspace_id,
+            detail=f"{client.id} {client.name}",
+        )
         return client, secret
 
     async def client(self, client_id: str) -> ClientRecord:
@@ -267,7 +280,7 @@ class OAuthService:
         rec, first_use = found
         if not first_use:
             # RFC 6749 §4.1.2: a code used twice means it leaked; revoke what it produced.
-            await self.oauth.revoke_grant(rec.grant_id, now, "code_reuse")
+            await self._end_grant(rec.grant_id, "code_reuse", rec.client_id)
             raise OAuthError("invalid_grant", "The authorization code was already used.")
         # From here on the code is spent, whatever the outcome (no verifier guessing).
         if rec.client_id != client.id:
@@ -335,7 +348,7 @@ class OAuthService:
                 break
             rec = fresh
         # A rotated (or superseded) refresh token presented again: it leaked. Kill the family.
-        await self.oauth.revoke_grant(grant.id, now, "refresh_reuse")
+        await self._end_grant(grant.id, "refresh_reuse", client.id)
         raise OAuthError("invalid_grant", "The refresh token was already used.")
 
     async def _issue(
@@ -430,7 +443,7 @@ class OAuthService:
             await self.store.revoke_token(access.id, now)
         elif refresh is not None:
             # Revoking a refresh token ends the whole authorization (RFC 7009 §2.1).
-            await self.oauth.revoke_grant(refresh.grant_id, now, "revoked_by_client")
+            await self._end_grant(refresh.grant_id, "revoked_by_client", client.id)
 
     async def introspect(self, client: ClientRecord, token: str) -> dict[str, Any]:
         """RFC 7662; anything not active is exactly ``{"active": false}``."""
@@ -470,8 +483,27 @@ class OAuthService:
         grants = await self.oauth.list_grants(user_id=user_id, workspace_id=workspace_id)
         return [g for g in grants if g.revoked_at is None]
 
-    async def revoke_grant(self, grant_id: str, reason: str) -> None:
-        await self.oauth.revoke_grant(grant_id, time.time(), reason)
+    async def revoke_grant(self, grant_id: str, reason: str, actor: str | None = None) -> None:
+        await self._end_grant(grant_id, reason, actor)
+
+    async def _end_grant(self, grant_id: str, reason: str, actor: str | None) -> None:
+        """Revoke a grant's family and record why in the audit log (reuse is a security event)."""
+        now = time.time()
+        if not await self.oauth.revoke_grant(grant_id, now, reason):
+            return
+        grant = await self.oauth.get_grant(grant_id)
+        if reason in ("code_reuse", "refresh_reuse"):
+            log.warning("oauth %s: grant %s revoked with all its tokens", reason, grant_id)
+        await self.store.add_audit(
+            "oauth.grant.revoke",
+            at=now,
+            actor=actor,
+            address=None,
+            token_id=None,
+            visible_prefix=None,
+            workspace_id=grant.workspace_id if grant else None,
+            detail=f"{grant_id} {reason}",
+        )
 
     # -- RFC 8414 ----------------------------------------------------------------------------------
 

@@ -359,6 +359,11 @@ async def test_code_reuse_is_refused_and_revokes_everything_issued_from_it(
         http, w, {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
     )
     assert status == 400 and body["error"] == "invalid_grant"
+    # The reuse is in the workspace's audit log, with the app that presented it.
+    events = await w.gw.services.store.list_audit(workspace_id="ws_acme")
+    (event,) = [e for e in events if e.action == "oauth.grant.revoke"]
+    assert event.detail is not None and event.detail.endswith("code_reuse")
+    assert event.actor == w.app.id
 
 
 async def test_redirect_uri_mismatch_is_never_redirected(
