@@ -108,6 +108,8 @@ def test_the_served_document_is_the_documented_one(served: dict[str, str]) -> No
         "/admin/oauth-apps/{client_id}",
         "/admin/workspaces/{ws}/oauth-grants",
         "/admin/oauth-grants/{grant_id}",
+        "/api/oauth/token",
+        "/.well-known/oauth-authorization-server",
     ):
         assert path in served_doc["paths"]
 
