@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     uc = u.add_parser("create", help="create a user")
     uc.add_argument("--email", required=True)
     uc.add_argument("--name")
+    uc.add_argument("--id", help="explicit id, e.g. the identity provider's user id (JWT sub)")
     u.add_parser("list", help="list users")
     ul = u.add_parser(
         "login-link", help="print a signed, single-use dashboard sign-in link for a user"
@@ -133,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     al = a.add_parser("list", help="token create/rotate/revoke events, newest first")
     al.add_argument("--workspace", help="workspace id or slug (default: all)")
     al.add_argument("--limit", type=int, default=100)
+    from gateway.oauth import cli as oauth_cli
+
+    oauth_cli.add_parsers(sub)
     return p
 
 
@@ -182,7 +186,7 @@ async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
             ws = await svc.set_plan(args.workspace, args.plan)
             _print(args, {"id": ws.id, "plan": ws.plan}, f"workspace {ws.id} is on {ws.plan}")
         elif cmd == "user" and act == "create":
-            u = await svc.create_user(args.email, args.name)
+            u = await svc.create_user(args.email, args.name, id=args.id)
             _print(
                 args,
                 {"id": u.id, "email": u.email, "name": u.name},
@@ -279,6 +283,11 @@ async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
                 events,
                 _table(events, ["at", "action", "actor", "address", "token_id", "token_prefix"]),
             )
+        elif cmd in ("oauth-app", "oauth-grant"):
+            from gateway.oauth import cli as oauth_cli
+
+            data, text = await oauth_cli.run(svc, cfg, args)
+            _print(args, data, text)
         else:  # pragma: no cover - argparse prevents this
             raise SystemExit(f"unknown command {cmd} {act}")
         return 0

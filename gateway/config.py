@@ -27,9 +27,12 @@ __all__ = [
     "DashboardConfig",
     "IdentityHeaders",
     "Listener",
+    "OAuthConfig",
+    "OAuthPaths",
     "Problem",
     "Route",
     "ScopeRules",
+    "SessionsConfig",
     "TokenType",
     "Upstream",
     "WorkspaceSource",
@@ -44,6 +47,10 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 TOKEN_KINDS = frozenset({"api_key", "pat", "oauth_access", "workspace_key"})
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _SCOPE = re.compile(r"^[A-Za-z0-9_.:*-]+$")
+_PREFIX = re.compile(r"[a-z][a-z0-9]*_([a-z0-9]+_)*")
+# Session JWT algorithms we accept in an allowlist; "none" and anything else are refused at load.
+JWT_HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+JWT_KEY_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -246,6 +253,54 @@ class DashboardConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OAuthPaths:
+    """Where the authorization server's endpoints live on the proxy listener (Velocity's defaults)."""
+
+    consent: str = "/oauth/consent"
+    token: str = "/api/oauth/token"
+    revoke: str = "/api/oauth/revoke"
+    introspect: str = "/api/oauth/introspect"
+    metadata: str = "/.well-known/oauth-authorization-server"
+    grants: str = "/api/oauth/grants"
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthConfig:
+    """The OAuth 2.0 authorization server (issue 5); access tokens are a ``kind: oauth_access`` type."""
+
+    access_token_type: str
+    refresh_prefix: str = "gwrt_"
+    issuer: str | None = None
+    paths: OAuthPaths = field(default_factory=OAuthPaths)
+    access_token_ttl: float = 3600.0
+    refresh_token_ttl: float = 30 * 86400.0
+    code_ttl: float = 600.0
+    # A rotated refresh token presented again within this many seconds, while its successor is still
+    # unused, is a retry whose response was lost: it gets a fresh pair instead of killing the family.
+    refresh_reuse_grace: float = 30.0
+    # Where the consent page sends a visitor who is not signed in (None: answer 401).
+    login_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsConfig:
+    """Session JWTs (Supabase-style) verified with PyJWT; see :mod:`gateway.sessions`."""
+
+    algorithms: frozenset[str]
+    issuer: str
+    audience: str = "authenticated"
+    secret: str | None = None
+    jwks_file: str | None = None
+    jwks_url: str | None = None
+    # An unknown kid triggers at most one JWKS refetch per cooldown.
+    jwks_cooldown: float = 300.0
+    leeway: float = 10.0
+    roles: frozenset[str] = frozenset({"authenticated"})
+    # Cookie that may carry the JWT on the consent page (the Authorization header always may).
+    cookie: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str
     proxy: Listener
@@ -270,6 +325,8 @@ class Config:
     operator_workspace: str | None = None
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     dashboard: DashboardConfig | None = None
+    oauth: OAuthConfig | None = None
+    sessions: SessionsConfig | None = None
 
     def token_type(self, name: str) -> TokenType | None:
         for tt in self.token_types:
@@ -442,7 +499,7 @@ def _read_token_types(raw: Any, r: _Reader) -> tuple[TokenType, ...]:
         path = f"token_types[{i}]"
         m = r.mapping(item, path, allowed)
         prefix = r.get(m, "prefix", path, str)
-        if prefix is not None and not re.fullmatch(r"[a-z][a-z0-9]*_([a-z0-9]+_)*", prefix):
+        if prefix is not None and not _PREFIX.fullmatch(prefix):
             r.error(f"{path}.prefix", "must be lowercase letters/digits ending in '_'", prefix)
         kind = r.get(m, "kind", path, str, "api_key")
         if kind not in TOKEN_KINDS:
@@ -855,6 +912,223 @@ def _read_dashboard(
     )
 
 
+def _duration(value: Any, path: str, r: _Reader, default: float) -> float:
+    """Seconds from a number or a ``30s``/``10m``/``1h``/``30d`` string."""
+    if value is None:
+        return default
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    m = re.fullmatch(r"(\d+)([smhd])", str(value).strip())
+    if m is None or int(m.group(1)) <= 0:
+        r.error(path, "must be a positive number of seconds or e.g. 30s, 10m, 1h, 30d", value)
+        return default
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+OAUTH_KEYS = {
+    "access_token_type",
+    "refresh_prefix",
+    "issuer",
+    "paths",
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "code_ttl",
+    "refresh_reuse_grace",
+    "login_url",
+}
+
+
+def _read_oauth(raw: Any, r: _Reader, token_types: tuple[TokenType, ...]) -> OAuthConfig | None:
+    m = r.mapping(raw, "oauth", OAUTH_KEYS)
+    oauth_types = [t for t in token_types if t.kind == "oauth_access"]
+    tt_name = r.get(
+        m, "access_token_type", "oauth", str, oauth_types[0].name if oauth_types else None
+    )
+    if tt_name is None:
+        r.error("oauth.access_token_type", "is required: add a token type with kind oauth_access")
+    else:
+        tt = next((t for t in token_types if tt_name in (t.name, t.prefix)), None)
+        if tt is None or tt.kind != "oauth_access":
+            r.error(
+                "oauth.access_token_type", "must name a token type with kind oauth_access", tt_name
+            )
+    refresh_prefix = r.get(m, "refresh_prefix", "oauth", str, "gwrt_")
+    if not _PREFIX.fullmatch(refresh_prefix or ""):
+        r.error(
+            "oauth.refresh_prefix", "must be lowercase letters/digits ending in '_'", refresh_prefix
+        )
+    for t in token_types:
+        if refresh_prefix and (
+            t.prefix.startswith(refresh_prefix) or refresh_prefix.startswith(t.prefix)
+        ):
+            r.error(
+                "oauth.refresh_prefix",
+                f"overlaps the prefix of token type {t.name}",
+                refresh_prefix,
+            )
+    pm = r.mapping(m.get("paths"), "oauth.paths", set(OAuthPaths.__dataclass_fields__))
+    paths: dict[str, str] = {}
+    for key in OAuthPaths.__dataclass_fields__:
+        value = r.get(pm, key, "oauth.paths", str, getattr(OAuthPaths(), key))
+        if _check_path_pattern(value, f"oauth.paths.{key}", r) and ("{" in value or "**" in value):
+            r.error(f"oauth.paths.{key}", "must be a literal path", value)
+        paths[key] = value
+    issuer = r.get(m, "issuer", "oauth", str, None)
+    if issuer is not None and not re.match(r"^https?://[^/\s?#]+[^\s?#]*$", issuer):
+        r.error("oauth.issuer", "must be an http(s) URL without query or fragment", issuer)
+    login_url = r.get(m, "login_url", "oauth", str, None)
+    if login_url is not None and not re.match(r"^(https?://[^\s]+|/[^\s]*)$", login_url):
+        r.error("oauth.login_url", "must be an http(s) URL or an absolute path", login_url)
+    code_ttl = _duration(m.get("code_ttl"), "oauth.code_ttl", r, 600.0)
+    if code_ttl > 600:
+        r.error(
+            "oauth.code_ttl",
+            "must be at most 10 minutes (RFC 6749 section 4.1.2)",
+            m.get("code_ttl"),
+        )
+    return OAuthConfig(
+        access_token_type=tt_name or "",
+        refresh_prefix=refresh_prefix or "gwrt_",
+        issuer=issuer.rstrip("/") if issuer else None,
+        paths=OAuthPaths(**paths),
+        access_token_ttl=_duration(m.get("access_token_ttl"), "oauth.access_token_ttl", r, 3600.0),
+        refresh_token_ttl=_duration(
+            m.get("refresh_token_ttl"), "oauth.refresh_token_ttl", r, 30 * 86400.0
+        ),
+        code_ttl=code_ttl,
+        refresh_reuse_grace=_duration(
+            m.get("refresh_reuse_grace"), "oauth.refresh_reuse_grace", r, 30.0
+        ),
+        login_url=login_url,
+    )
+
+
+def oauth_routes(oauth: OAuthConfig, start: int) -> tuple[Route, ...]:
+    """The routes of the authorization server's built-in endpoints."""
+    p = oauth.paths
+    specs: list[tuple[str, str, frozenset[str], bool, str, frozenset[str]]] = [
+        (
+            "oauth-consent",
+            p.consent,
+            frozenset({"GET", "POST"}),
+            True,
+            "oauth_consent",
+            frozenset(),
+        ),
+        ("oauth-token", p.token, frozenset({"POST"}), True, "oauth_token", frozenset()),
+        ("oauth-revoke", p.revoke, frozenset({"POST"}), True, "oauth_revoke", frozenset()),
+        (
+            "oauth-introspect",
+            p.introspect,
+            frozenset({"POST"}),
+            True,
+            "oauth_introspect",
+            frozenset(),
+        ),
+        (
+            "oauth-metadata",
+            p.metadata,
+            frozenset({"GET", "HEAD"}),
+            True,
+            "oauth_metadata",
+            frozenset(),
+        ),
+        # A user's own grants: user credentials only (an OAuth app must not manage its grants).
+        (
+            "oauth-grants",
+            p.grants,
+            frozenset({"GET", "HEAD"}),
+            False,
+            "oauth_grants",
+            frozenset({"session", "token"}),
+        ),
+        (
+            "oauth-grant",
+            p.grants.rstrip("/") + "/{grantId}",
+            frozenset({"DELETE"}),
+            False,
+            "oauth_grants",
+            frozenset({"session", "token"}),
+        ),
+    ]
+    return tuple(
+        Route(
+            name=name,
+            path=path,
+            methods=methods,
+            public=public,
+            handler=handler,
+            auth_methods=auth,
+            max_body_bytes=64 * 1024,
+            index=start + i,
+        )
+        for i, (name, path, methods, public, handler, auth) in enumerate(specs)
+    )
+
+
+SESSIONS_KEYS = {
+    "algorithms",
+    "issuer",
+    "audience",
+    "secret",
+    "jwks_file",
+    "jwks_url",
+    "jwks_cooldown",
+    "leeway",
+    "roles",
+    "cookie",
+}
+
+
+def _read_sessions(raw: Any, r: _Reader) -> SessionsConfig | None:
+    m = r.mapping(raw, "sessions", SESSIONS_KEYS)
+    algorithms = frozenset(_str_list(m.get("algorithms", ["HS256"]), "sessions.algorithms", r))
+    if not algorithms:
+        r.error("sessions.algorithms", "must list at least one algorithm")
+    for alg in sorted(algorithms):
+        if alg not in JWT_HMAC_ALGORITHMS | JWT_KEY_ALGORITHMS:
+            r.error(
+                "sessions.algorithms",
+                f"must be among {sorted(JWT_HMAC_ALGORITHMS | JWT_KEY_ALGORITHMS)} ('none' never)",
+                alg,
+            )
+    secret = r.get(m, "secret", "sessions", str, None) or None
+    jwks_file = r.get(m, "jwks_file", "sessions", str, None) or None
+    jwks_url = r.get(m, "jwks_url", "sessions", str, None) or None
+    if algorithms & JWT_HMAC_ALGORITHMS:
+        if secret is None:
+            r.error("sessions.secret", "is required for HS* algorithms")
+        else:
+            # RFC 7518 §3.2: an HMAC key at least as long as the hash output.
+            need = max(int(a[2:]) // 8 for a in algorithms & JWT_HMAC_ALGORITHMS)
+            if len(secret.encode()) < need:
+                r.error("sessions.secret", f"must be at least {need} bytes", "<hidden>")
+    if algorithms & JWT_KEY_ALGORITHMS and not (jwks_file or jwks_url):
+        r.error("sessions", "RS*/ES* algorithms need jwks_file or jwks_url")
+    if jwks_file and jwks_url:
+        r.error("sessions.jwks_url", "give jwks_file or jwks_url, not both", jwks_url)
+    if jwks_url is not None:
+        _url(jwks_url, "sessions.jwks_url", r)
+    leeway = r.get(m, "leeway", "sessions", float, 10.0)
+    if not 0 <= leeway <= 120:
+        r.error("sessions.leeway", "must be between 0 and 120 seconds", leeway)
+    cookie = r.get(m, "cookie", "sessions", str, None)
+    if cookie is not None and not _HEADER_NAME.match(cookie):
+        r.error("sessions.cookie", "must be a cookie name", cookie)
+    return SessionsConfig(
+        algorithms=algorithms,
+        issuer=r.get(m, "issuer", "sessions", str) or "",
+        audience=r.get(m, "audience", "sessions", str, "authenticated"),
+        secret=secret,
+        jwks_file=jwks_file,
+        jwks_url=jwks_url,
+        jwks_cooldown=_duration(m.get("jwks_cooldown"), "sessions.jwks_cooldown", r, 300.0),
+        leeway=leeway,
+        roles=frozenset(_str_list(m.get("roles", ["authenticated"]), "sessions.roles", r)),
+        cookie=cookie,
+    )
+
+
 TOP_KEYS = {
     "listeners",
     "store",
@@ -873,6 +1147,8 @@ TOP_KEYS = {
     "operator_workspace",
     "limits",
     "dashboard",
+    "oauth",
+    "sessions",
 }
 
 
@@ -901,7 +1177,6 @@ def load_text(text: str, source: str = "<string>") -> Config:
     scopes = _read_scopes(top.get("scopes"), r)
     roles = _read_roles(top.get("roles"), r)
     _check_scope_references(routes, scopes, roles, r)
-    _warn_shadowed(routes, r)
 
     em = r.mapping(top.get("errors"), "errors", {"envelope"})
     envelope = r.get(em, "envelope", "errors", str, "default")
@@ -929,6 +1204,13 @@ def load_text(text: str, source: str = "<string>") -> Config:
     operator_workspace = r.get(top, "operator_workspace", "", str, None)
     limits = _read_limits(top.get("limits"), r)
     dashboard = _read_dashboard(top.get("dashboard"), r, pepper, admin, token_types)
+    oauth = _read_oauth(top.get("oauth"), r, token_types) if "oauth" in top else None
+    sessions = _read_sessions(top.get("sessions"), r) if "sessions" in top else None
+    if oauth is not None:
+        # The authorization server's endpoints are ordinary routes (public ones authenticate the
+        # client or the signed-in user themselves), so deny-by-default and path checks apply.
+        routes = routes + oauth_routes(oauth, len(routes))
+    _warn_shadowed(routes, r)
 
     if any(not p.warning for p in r.problems):
         raise ConfigError(source, r.problems)
@@ -955,6 +1237,8 @@ def load_text(text: str, source: str = "<string>") -> Config:
         operator_workspace=operator_workspace,
         limits=limits,
         dashboard=dashboard,
+        oauth=oauth,
+        sessions=sessions,
     )
 
 

@@ -26,6 +26,9 @@ EXTENSIONS: list[str] = [
     "gateway.admin.api",
     "gateway.openapi",
     "gateway.dashboard",
+    "gateway.sessions",
+    "gateway.oauth.http",
+    "gateway.oauth.admin",
 ]
 
 

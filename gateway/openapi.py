@@ -135,6 +135,7 @@ def document() -> dict[str, Any]:
         },
         "MeToken": me_token,
         "Workspace": workspace,
+        **_oauth_schemas(),
     }
     ws = _param("ws")
     tid = _param("id")
@@ -581,6 +582,8 @@ def document() -> dict[str, Any]:
                 },
             },
         },
+        **_oauth_paths(ws),
+        **_oauth_proxy_paths(),
         "/openapi.json": {
             "get": {
                 "tags": ["admin"],
@@ -602,6 +605,292 @@ def document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": paths,
+    }
+
+
+def _oauth_schemas() -> dict[str, Any]:
+    app = {
+        "type": "object",
+        "required": ["client_id", "name", "type", "redirect_uris", "scopes", "created_at"],
+        "properties": {
+            "client_id": {"type": "string"},
+            "name": {"type": "string"},
+            "type": {"enum": ["confidential", "public"]},
+            "redirect_uris": {"type": "array", "items": {"type": "string"}},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "workspace_id": NULLABLE_STR,
+            "created_at": {"type": "string"},
+        },
+    }
+    grant = {
+        "type": "object",
+        "required": ["id", "client_id", "user_id", "workspace_id", "scopes", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "client_id": {"type": "string"},
+            "client_name": NULLABLE_STR,
+            "user_id": {"type": "string"},
+            "workspace_id": {"type": "string"},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "created_at": {"type": "string"},
+        },
+    }
+    return {
+        "OAuthApp": app,
+        "OAuthAppWithSecret": {
+            "allOf": [app, {"properties": {"client_secret": {"type": "string"}}}]
+        },
+        "OAuthGrant": grant,
+    }
+
+
+def _oauth_proxy_paths() -> dict[str, Any]:
+    """The authorization server's API endpoints (at the `oauth.paths` defaults). The consent page
+    is a browser page (HTML, redirects) and is described in the README instead."""
+    oauth_error = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "enum": [
+                    "invalid_request",
+                    "invalid_client",
+                    "invalid_grant",
+                    "unauthorized_client",
+                    "unsupported_grant_type",
+                    "invalid_scope",
+                ]
+            },
+            "error_description": {"type": "string"},
+        },
+    }
+    no_store = {
+        "Cache-Control": {"schema": {"const": "no-store"}, "required": True},
+    }
+
+    def errors() -> dict[str, Any]:
+        return {
+            "400": {**_json(oauth_error, "RFC 6749 §5.2 error"), "headers": no_store},
+            "401": {**_json(oauth_error, "Client authentication failed"), "headers": no_store},
+            **_errors(503),
+        }
+
+    def form(schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": schema},
+                "application/json": {"schema": schema},
+            },
+        }
+
+    client_auth = {
+        "client_id": {"type": "string"},
+        "client_secret": {"type": "string"},
+    }
+    token_param = {
+        "type": "object",
+        "required": ["token"],
+        "properties": {
+            "token": {"type": "string"},
+            "token_type_hint": {"type": "string"},
+            **client_auth,
+        },
+    }
+    return {
+        "/api/oauth/token": {
+            "post": {
+                "tags": ["proxy"],
+                "security": [],
+                "summary": "OAuth token endpoint: authorization_code (PKCE S256) and refresh_token",
+                "requestBody": form(
+                    {
+                        "type": "object",
+                        "required": ["grant_type"],
+                        "properties": {
+                            "grant_type": {"enum": ["authorization_code", "refresh_token"]},
+                            "code": {"type": "string"},
+                            "redirect_uri": {"type": "string"},
+                            "code_verifier": {"type": "string"},
+                            "refresh_token": {"type": "string"},
+                            "scope": {"type": "string"},
+                            **client_auth,
+                        },
+                    }
+                ),
+                "responses": {
+                    "200": {
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": [
+                                    "access_token",
+                                    "token_type",
+                                    "expires_in",
+                                    "refresh_token",
+                                    "scope",
+                                ],
+                                "properties": {
+                                    "access_token": {"type": "string"},
+                                    "token_type": {"const": "Bearer"},
+                                    "expires_in": {"type": "integer"},
+                                    "refresh_token": {"type": "string"},
+                                    "scope": {"type": "string"},
+                                },
+                            },
+                            "Tokens",
+                        ),
+                        "headers": no_store,
+                    },
+                    **errors(),
+                },
+            }
+        },
+        "/api/oauth/revoke": {
+            "post": {
+                "tags": ["proxy"],
+                "security": [],
+                "summary": "RFC 7009 revocation (the client's own tokens; others are a no-op)",
+                "requestBody": form(token_param),
+                "responses": {"200": {"description": "Revoked (or nothing to revoke)"}, **errors()},
+            }
+        },
+        "/api/oauth/introspect": {
+            "post": {
+                "tags": ["proxy"],
+                "security": [],
+                "summary": "RFC 7662 introspection of the client's own tokens",
+                "requestBody": form(token_param),
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["active"],
+                            "properties": {
+                                "active": {"type": "boolean"},
+                                "scope": {"type": "string"},
+                                "client_id": {"type": "string"},
+                                "sub": NULLABLE_STR,
+                                "exp": {"type": "integer"},
+                                "iat": {"type": "integer"},
+                                "token_type": {"type": "string"},
+                                "workspace_id": {"type": "string"},
+                            },
+                        },
+                        "Introspection",
+                    ),
+                    **errors(),
+                },
+            }
+        },
+        "/.well-known/oauth-authorization-server": {
+            "get": {
+                "tags": ["proxy"],
+                "security": [],
+                "summary": "RFC 8414 authorization server metadata",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": [
+                                "issuer",
+                                "authorization_endpoint",
+                                "token_endpoint",
+                                "code_challenge_methods_supported",
+                            ],
+                        },
+                        "Metadata",
+                    )
+                },
+            }
+        },
+    }
+
+
+def _oauth_paths(ws: dict[str, Any]) -> dict[str, Any]:
+    """Admin routes of gateway.oauth.admin (404 NOT_FOUND when the config has no oauth: section)."""
+    client_id = _param("client_id")
+    no_content = {"description": "Deleted"}
+    return {
+        "/admin/oauth-apps": {
+            "get": {
+                "tags": ["admin"],
+                "summary": "OAuth apps (an operator sees all, a workspace admin its own)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["apps"],
+                            "properties": {"apps": {"type": "array", "items": _ref("OAuthApp")}},
+                        },
+                        "Apps",
+                    ),
+                    **_errors(*ADMIN_ERRORS),
+                },
+            },
+            "post": {
+                "tags": ["admin"],
+                "summary": "Register an app; a confidential app's client_secret is returned once",
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "redirect_uris"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "redirect_uris": {"type": "array", "items": {"type": "string"}},
+                            "scopes": {"type": "array", "items": {"type": "string"}},
+                            "public": {"type": "boolean"},
+                        },
+                    }
+                ),
+                "responses": {
+                    "201": _json(_ref("OAuthAppWithSecret"), "Registered"),
+                    **_errors(*ADMIN_ERRORS),
+                },
+            },
+        },
+        "/admin/oauth-apps/{client_id}": {
+            "parameters": [client_id],
+            "get": {
+                "tags": ["admin"],
+                "summary": "An app, never its secret",
+                "responses": {"200": _json(_ref("OAuthApp"), "App"), **_errors(*ADMIN_ERRORS)},
+            },
+            "delete": {
+                "tags": ["admin"],
+                "summary": "Delete an app and revoke every grant and token it holds",
+                "responses": {"204": no_content, **_errors(*ADMIN_ERRORS)},
+            },
+        },
+        "/admin/workspaces/{ws}/oauth-grants": {
+            "parameters": [ws, _param("user", "query")],
+            "get": {
+                "tags": ["admin"],
+                "summary": "Active OAuth grants in a workspace (optionally one user's)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["grants"],
+                            "properties": {
+                                "grants": {"type": "array", "items": _ref("OAuthGrant")}
+                            },
+                        },
+                        "Grants",
+                    ),
+                    **_errors(*ADMIN_ERRORS),
+                },
+            },
+        },
+        "/admin/oauth-grants/{grant_id}": {
+            "parameters": [_param("grant_id")],
+            "delete": {
+                "tags": ["admin"],
+                "summary": "Revoke a grant and every token issued from it",
+                "responses": {"204": no_content, **_errors(*ADMIN_ERRORS)},
+            },
+        },
     }
 
 

@@ -87,7 +87,13 @@ async def _owned(services: Services, token_id: str, user_id: str, workspace_id: 
     except NotFound:
         t = None
     # Another user's token, another workspace's, or a revoked one: indistinguishable from absent.
-    if t is None or t.user_id != user_id or t.workspace_id != workspace_id or t.revoked_at:
+    if (
+        t is None
+        or t.user_id != user_id
+        or t.workspace_id != workspace_id
+        or t.revoked_at
+        or t.kind == "oauth_access"
+    ):
         raise NotFound("No such token.", reason="token")
     return t
 
@@ -107,7 +113,8 @@ async def me_tokens(request: web.Request, ctx: RequestContext) -> web.StreamResp
         tokens = [
             _view(t)
             for t in await services.store.list_tokens(workspace_id=ws.id, user_id=user_id)
-            if t.state(now) == "active"
+            # OAuth access tokens belong to the app's grant (see /api/oauth/grants), not here.
+            if t.state(now) == "active" and t.kind != "oauth_access"
         ]
         return json_response({"tokens": tokens})
 

@@ -24,6 +24,7 @@ __all__ = ["Actor", "Services", "iso", "parse_duration", "parse_expiry"]
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DOMAIN = re.compile(
@@ -132,13 +133,20 @@ class Services:
 
     # -- users and memberships ---------------------------------------------------------------------
 
-    async def create_user(self, email: str, name: str | None = None) -> User:
+    async def create_user(self, email: str, name: str | None = None, id: str | None = None) -> User:
+        """A user; ``id`` may be given so session JWTs' ``sub`` (e.g. a Supabase UUID) names it."""
         email = email.strip().lower()
         if not _EMAIL.match(email):
             raise InvalidArgument(f"Invalid email {email!r}.", reason="email")
-        if await self.store.get_user(email):
-            raise InvalidArgument("A user with that email exists.", reason="user_exists")
-        user = User(id=tokens.new_id("usr_", 16), email=email, name=name, created_at=time.time())
+        if id is not None and not _USER_ID.match(id):
+            raise InvalidArgument(
+                f"Invalid user id {id!r}: 1-64 letters, digits, '-' or '_'.", reason="user_id"
+            )
+        if await self.store.get_user(email) or (id and await self.store.get_user(id)):
+            raise InvalidArgument("A user with that email or id exists.", reason="user_exists")
+        user = User(
+            id=id or tokens.new_id("usr_", 16), email=email, name=name, created_at=time.time()
+        )
         await self.store.create_user(user)
         return user
 

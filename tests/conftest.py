@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from tests.support.harness import RunningGateway, Upstream, start_gateway, write_config
+from tests.support.oauth import JWKSServer
 
 
 @pytest.fixture
@@ -43,3 +44,12 @@ async def make_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     yield factory
     for gw in started:
         await gw.stop()
+
+
+@pytest.fixture
+async def jwks_server() -> AsyncIterator[JWKSServer]:
+    s = JWKSServer()
+    await s.start()
+    yield s
+    assert s.runner is not None
+    await s.runner.cleanup()

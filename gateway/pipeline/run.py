@@ -16,7 +16,12 @@ from aiohttp import web
 
 from gateway.builtin import HANDLERS
 from gateway.context import RequestContext
-from gateway.errors import EnvironmentUnavailable, RouteNotFound, UpgradeNotAllowed
+from gateway.errors import (
+    AuthenticationError,
+    EnvironmentUnavailable,
+    RouteNotFound,
+    UpgradeNotAllowed,
+)
 from gateway.pipeline.paths import normalize
 from gateway.pipeline.scopes import check_scopes
 from gateway.websocket import is_websocket_upgrade, proxy_websocket
@@ -57,6 +62,12 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
         try:
             principal = await rt.authenticator.authenticate(request)
             ctx.principal = principal
+            if route.auth_methods and principal.auth_method not in route.auth_methods:
+                # The route's `auth_methods` (e.g. session JWTs for the web client only).
+                raise AuthenticationError(
+                    f"This endpoint does not accept {principal.auth_method} credentials.",
+                    reason="auth_method",
+                )
             identity = await rt.workspaces.resolve(request, principal)
             ctx.identity = identity
             check_scopes(rt.config.scopes, route, identity)

@@ -65,6 +65,10 @@ def migrations(backend: str) -> list[tuple[int, str]]:
         name = entry.name
         if name.endswith(".sql"):
             out.append((int(name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    versions = [v for v, _ in out]
+    if len(versions) != len(set(versions)):
+        # Two branches each adding "0002_…" would otherwise apply one and skip the other forever.
+        raise RuntimeError(f"duplicate {backend} migration numbers: {sorted(versions)}")
     return sorted(out)
 
 

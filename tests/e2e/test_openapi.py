@@ -29,6 +29,8 @@ store: "sqlite:///{db}"
 operator_workspace: ops
 token_types:
   - {name: pat, prefix: gw_pat_, kind: pat, inherit_user_permissions: true}
+  - {name: oauth, prefix: gw_oat_, kind: oauth_access}
+oauth: {}
 workspace: {source: token}
 scopes: {known: [items:read, workspace:admin, admin:all]}
 roles: {owner: [admin:all], member: [items:read]}
@@ -102,6 +104,12 @@ def test_the_served_document_is_the_documented_one(served: dict[str, str]) -> No
         "/admin/workspaces/{ws}/tokens",
         "/admin/tokens/{id}/rotate",
         "/admin/workspaces/{ws}/audit",
+        "/admin/oauth-apps",
+        "/admin/oauth-apps/{client_id}",
+        "/admin/workspaces/{ws}/oauth-grants",
+        "/admin/oauth-grants/{grant_id}",
+        "/api/oauth/token",
+        "/.well-known/oauth-authorization-server",
     ):
         assert path in served_doc["paths"]
 

@@ -1,23 +1,30 @@
 """config/velocity.yaml, walked beside its document (seeds/000_3ee6a3f9aff04036.txt), statement by
 statement, against the real preset file, a recording upstream on loopback and a real SQLite store.
 
-The OAuth 2.0 and session-token sections of the document are served by issue 5 and tested there.
+The OAuth 2.0 and session-token sections are walked at the end; their refusals (code reuse, PKCE,
+JWT forgeries …) are tested in depth in test_oauth.py and test_sessions.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway import tokens
 from gateway.errors import InvalidArgument
+from gateway.oauth.pkce import challenge_for
 from tests.e2e.preset_support import call, cli, run_preset
-from tests.support.harness import RunningGateway, Upstream
+from tests.support.harness import RunningGateway, Upstream, eventually
+from tests.support.oauth import JWKSServer, decide, jwk_of, open_consent, session_jwt
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -211,3 +218,142 @@ async def test_paths_outside_the_documented_api_are_404(
     for path in ("/api/v1/billing", "/api/v2/issues", "/internal/metrics", "/"):
         status, body = await call(http, "GET", gw.url + path, auth(token))
         assert (status, body["error"]["code"]) == (404, "NOT_FOUND"), path
+
+
+# -- OAuth 2.0 and session tokens ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def supabase(
+    upstream: Upstream,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    jwks_server: JWKSServer,
+) -> AsyncIterator[tuple[RunningGateway, ec.EllipticCurvePrivateKey, str]]:
+    """The preset with SUPABASE_URL pointing at a JWKS server on loopback (ES256 key ``k1``)."""
+    signing = ec.generate_private_key(ec.SECP256R1())
+    jwks_server.keys = [jwk_of(signing.public_key(), "k1", "ES256")]
+    supabase_url = jwks_server.url.removesuffix("/auth/v1/.well-known/jwks.json")
+    async with run_preset(
+        "velocity", monkeypatch, tmp_path, UPSTREAM_URL=upstream.url, SUPABASE_URL=supabase_url
+    ) as g:
+        await g.services.create_workspace("Acme", "acme")
+        yield g, signing, supabase_url + "/auth/v1"
+
+
+# "Session Tokens: The web application uses Supabase session tokens (JWTs) passed in the
+# Authorization header."
+async def test_supabase_session_jwts_act_as_the_user(
+    supabase: tuple[RunningGateway, ec.EllipticCurvePrivateKey, str],
+    upstream: Upstream,
+    http: aiohttp.ClientSession,
+) -> None:
+    gw, signing, issuer = supabase
+    env = {"GATEWAY_STORE": gw.config.store}
+    uid = "9b2f3c1e-5d4a-4c7b-8e6f-1a2b3c4d5e6f"  # a Supabase auth user id
+    made = cli("velocity", "user", "create", "--email", "ann@acme.test", "--id", uid, env=env)
+    assert made.returncode == 0, made.stderr
+    await gw.services.add_member("acme", uid, "viewer")
+    session = session_jwt(uid, key=signing, alg="ES256", kid="k1", iss=issuer)
+    status, _ = await call(http, "GET", f"{gw.url}/api/v1/issues", auth(session))
+    assert status == 200
+    assert upstream.last.header("X-Gateway-User-Id") == uid
+    assert upstream.last.header("X-Gateway-Auth-Method") == "session"
+    # the user's role bounds the session: a viewer cannot write
+    assert (await call(http, "POST", f"{gw.url}/api/v1/issues", auth(session)))[0] == 403
+    # another project's token (wrong iss) and a non-"authenticated" audience are refused
+    for bad in (
+        session_jwt(uid, key=signing, alg="ES256", kid="k1"),
+        session_jwt(uid, key=signing, alg="ES256", kid="k1", iss=issuer, aud="anon"),
+    ):
+        assert (await call(http, "GET", f"{gw.url}/api/v1/issues", auth(bad)))[0] == 401
+
+
+# "Register an OAuth app", "Redirect to authorize", "Exchange code for tokens",
+# "Use the access token", "Access tokens expire after 1 hour", "Refreshing Tokens"
+async def test_oauth_flow_exactly_as_documented(
+    supabase: tuple[RunningGateway, ec.EllipticCurvePrivateKey, str],
+    upstream: Upstream,
+    http: aiohttp.ClientSession,
+) -> None:
+    gw, signing, issuer = supabase
+    env = {"GATEWAY_STORE": gw.config.store}
+    ann = await gw.services.create_user("ann@acme.test")
+    await gw.services.add_member("acme", ann.id, "member")
+    made = cli(
+        "velocity",
+        "oauth-app",
+        "create",
+        "--name",
+        "Sync",
+        "--redirect-uri",
+        "https://yourapp.com/callback",
+        "--scope",
+        "issues:read",
+        "--scope",
+        "issues:write",
+        env=env,
+    )
+    assert made.returncode == 0, made.stderr
+    app = json.loads(made.stdout)
+    client_id, secret = app["client_id"], app["client_secret"]
+    listed = cli("velocity", "oauth-app", "list", env=env)
+    assert client_id in listed.stdout and secret not in listed.stdout
+
+    verifier = secrets.token_urlsafe(48)
+    query = {
+        "client_id": client_id,
+        "redirect_uri": "https://yourapp.com/callback",
+        "response_type": "code",
+        "scope": "issues:read issues:write",
+        "state": "random_state",
+        "code_challenge": challenge_for(verifier),
+        "code_challenge_method": "S256",
+    }
+    url = f"{gw.url}/oauth/consent?{urlencode(query)}"
+    session = session_jwt(ann.id, key=signing, alg="ES256", kid="k1", iss=issuer)
+    page = await open_consent(http, url, session, cookie="sb-access-token")
+    assert page.status == 200 and "Sync" in page.html
+    status, location = await decide(http, url, page, session)
+    assert status == 302 and location is not None
+    assert location.startswith("https://yourapp.com/callback?")
+    code = parse_qs(urlsplit(location).query)["code"][0]
+
+    body = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": "https://yourapp.com/callback",
+        "client_id": client_id,
+        "client_secret": secret,
+        "code_verifier": verifier,
+    }
+    status, token = await call(http, "POST", f"{gw.url}/api/oauth/token", json=body)
+    assert status == 200, token
+    assert token["expires_in"] == 3600 and token["access_token"].startswith("velo_")
+    status, _ = await call(http, "POST", f"{gw.url}/api/v1/issues", auth(token["access_token"]))
+    assert status == 200
+    assert upstream.last.header("X-Gateway-User-Id") == ann.id
+    assert upstream.last.header("X-Gateway-Auth-Method") == "oauth"
+    refresh = {
+        "grant_type": "refresh_token",
+        "refresh_token": token["refresh_token"],
+        "client_id": client_id,
+        "client_secret": secret,
+    }
+    status, renewed = await call(http, "POST", f"{gw.url}/api/oauth/token", json=refresh)
+    assert status == 200 and renewed["access_token"] != token["access_token"]
+    assert (await call(http, "GET", f"{gw.url}/api/v1/issues", auth(renewed["access_token"])))[
+        0
+    ] == 200
+    # After the hour the access token is refused (its expiry moved instead of waiting).
+    digest = hashlib.sha256(renewed["access_token"].encode()).hexdigest()
+    found = await gw.services.store.find_token(digest)  # stored as SHA-256, like keys
+    assert found is not None and found[0].kind == "oauth_access"
+    await gw.services.store.set_token_expiry(found[0].id, time.time() - 1)
+
+    async def expired() -> bool:
+        return (await call(http, "GET", f"{gw.url}/api/v1/issues", auth(renewed["access_token"])))[
+            0
+        ] == 401
+
+    await eventually(expired, within=1.0)

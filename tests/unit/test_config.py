@@ -226,3 +226,84 @@ dashboard:
         assert line is not None, (path, value, rendered)
     with pytest.raises(ConfigError, match="at least 16"):
         load_text(MINIMAL + "dashboard: {secret: short}\n")
+
+
+# -- oauth: and sessions: (issue 5) ------------------------------------------------------------------
+
+OAUTH_BASE = """
+token_types:
+  - {name: key, prefix: gw_}
+  - {name: oauth, prefix: gwo_, kind: oauth_access}
+upstreams: {api: "http://127.0.0.1:9000"}
+routes: [{name: all, path: /api/**}]
+"""
+
+
+def test_oauth_section_defaults_to_velocitys_paths_as_public_builtin_routes() -> None:
+    cfg = load_text(OAUTH_BASE + "oauth: {}\n")
+    assert cfg.oauth is not None
+    assert cfg.oauth.access_token_type == "oauth"
+    assert (cfg.oauth.access_token_ttl, cfg.oauth.code_ttl) == (3600.0, 600.0)
+    routes = {r.name: r for r in cfg.routes}
+    assert routes["oauth-consent"].path == "/oauth/consent"
+    assert routes["oauth-token"].path == "/api/oauth/token"
+    assert routes["oauth-token"].methods == frozenset({"POST"}) and routes["oauth-token"].public
+    assert routes["oauth-metadata"].path == "/.well-known/oauth-authorization-server"
+    # a user's grants are not public and never accept OAuth tokens
+    assert not routes["oauth-grants"].public
+    assert routes["oauth-grants"].auth_methods == frozenset({"session", "token"})
+
+
+def test_oauth_paths_and_durations_are_configurable() -> None:
+    text = OAUTH_BASE + (
+        "oauth: {paths: {consent: /authorize, token: /oauth/token}, code_ttl: 5m, "
+        "access_token_ttl: 2h, refresh_reuse_grace: 10}\n"
+    )
+    cfg = load_text(text)
+    assert cfg.oauth is not None
+    assert (cfg.oauth.paths.consent, cfg.oauth.paths.token) == ("/authorize", "/oauth/token")
+    assert (cfg.oauth.code_ttl, cfg.oauth.access_token_ttl) == (300, 7200)
+    assert cfg.oauth.refresh_reuse_grace == 10.0
+
+
+@pytest.mark.parametrize(
+    ("section", "where"),
+    [
+        ("oauth: {access_token_type: key}", "oauth.access_token_type"),
+        ("oauth: {refresh_prefix: gw_r_}", "oauth.refresh_prefix"),
+        ("oauth: {refresh_prefix: Bad}", "oauth.refresh_prefix"),
+        ("oauth: {code_ttl: 1h}", "oauth.code_ttl"),
+        ("oauth: {paths: {token: '/api/{x}'}}", "oauth.paths.token"),
+        ("oauth: {issuer: 'ftp://x'}", "oauth.issuer"),
+        ("oauth: {bogus: 1}", "oauth.bogus"),
+        (
+            "sessions: {issuer: i, algorithms: [none], secret: " + "x" * 40 + "}",
+            "sessions.algorithms",
+        ),
+        ("sessions: {issuer: i, algorithms: [HS256]}", "sessions.secret"),
+        ("sessions: {issuer: i, algorithms: [HS256], secret: short}", "sessions.secret"),
+        ("sessions: {issuer: i, algorithms: [HS512], secret: " + "x" * 40 + "}", "sessions.secret"),
+        ("sessions: {issuer: i, algorithms: [RS256]}", "sessions"),
+        ("sessions: {algorithms: [RS256], jwks_file: /k.json}", "sessions.issuer"),
+        (
+            "sessions: {issuer: i, algorithms: [RS256], jwks_file: /k, jwks_url: 'http://x/k'}",
+            "sessions.jwks_url",
+        ),
+        (
+            "sessions: {issuer: i, algorithms: [RS256], jwks_file: /k, leeway: 600}",
+            "sessions.leeway",
+        ),
+    ],
+)
+def test_oauth_and_sessions_problems_name_their_key(section: str, where: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_text(OAUTH_BASE + section + "\n", "g.yaml")
+    assert f"g.yaml: {where}" in str(exc.value)
+    assert "x" * 40 not in str(exc.value)  # a secret is never echoed
+
+
+def test_oauth_needs_an_oauth_access_token_type() -> None:
+    text = "upstreams: {api: 'http://127.0.0.1:9'}\nroutes: [{path: /a}]\noauth: {}\n"
+    with pytest.raises(ConfigError) as exc:
+        load_text(text, "g.yaml")
+    assert "oauth.access_token_type" in str(exc.value)

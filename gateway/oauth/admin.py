@@ -1,0 +1,117 @@
+"""Admin API routes for OAuth apps and grants (admin listener), on top of gateway.admin.api's
+caller rules: an operator token sees every app and grant; a workspace admin registers apps owned
+by its workspace and sees only those, and the grants made in its workspace. Anything else is 404.
+
+    GET/POST    /admin/oauth-apps                   {"name", "redirect_uris", "scopes", "public"}
+    GET/DELETE  /admin/oauth-apps/{client_id}
+    GET         /admin/workspaces/{ws}/oauth-grants?user=ID
+    DELETE      /admin/oauth-grants/{grant_id}
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from gateway.admin.api import Caller, _caller, _only, _str, _str_list, _workspace
+from gateway.app import GATEWAY
+from gateway.errors import InvalidArgument, NotFound
+from gateway.oauth.service import OAuthService, client_view, grant_view
+from gateway.oauth.store import ClientRecord
+from gateway.responses import json_response
+from gateway.selfservice import read_json_object
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["install_admin"]
+
+
+def _service(request: web.Request) -> OAuthService:
+    gw = request.app[GATEWAY]
+    if gw.runtime.config.oauth is None:
+        raise NotFound("OAuth is not configured on this gateway.", reason="oauth_off")
+    return OAuthService(gw.store, gw.runtime.config)
+
+
+async def _app(caller: Caller, svc: OAuthService, client_id: str) -> ClientRecord:
+    c = await svc.oauth.get_client(client_id)
+    if c is None or not (caller.operator or c.workspace_id == caller.home.id):
+        raise NotFound("No such OAuth app.", reason="oauth_client")
+    return c
+
+
+async def list_apps(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    svc = _service(request)
+    apps = await svc.oauth.list_clients(workspace_id=None if caller.operator else caller.home.id)
+    return json_response({"apps": [client_view(c) for c in apps]})
+
+
+async def create_app(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    svc = _service(request)
+    body = await read_json_object(request)
+    _only(body, {"name", "redirect_uris", "scopes", "public"})
+    public = body.get("public", False)
+    if not isinstance(public, bool):
+        raise InvalidArgument("public must be true or false.", reason="public")
+    client, secret = await svc.create_client(
+        _str(body, "name", True) or "",
+        _str_list(body, "redirect_uris"),
+        _str_list(body, "scopes"),
+        public=public,
+        workspace_id=None if caller.operator else caller.home.id,
+    )
+    view = client_view(client)
+    if secret is not None:
+        view["client_secret"] = secret  # shown once
+    return json_response(view, status=201)
+
+
+async def get_app(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    svc = _service(request)
+    return json_response(client_view(await _app(caller, svc, request.match_info["client_id"])))
+
+
+async def delete_app(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    svc = _service(request)
+    c = await _app(caller, svc, request.match_info["client_id"])
+    await svc.delete_client(c.id)
+    return web.Response(status=204)
+
+
+async def list_grants(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    svc = _service(request)
+    ws = await _workspace(caller, request.match_info["ws"])
+    user = request.query.get("user")
+    grants = await svc.active_grants(user_id=user, workspace_id=ws.id)
+    out = []
+    for g in grants:
+        out.append(grant_view(g, await svc.oauth.get_client(g.client_id)))
+    return json_response({"grants": out})
+
+
+async def delete_grant(request: web.Request) -> web.Response:
+    caller = await _caller(request)
+    svc = _service(request)
+    g = await svc.oauth.get_grant(request.match_info["grant_id"])
+    if g is None or g.revoked_at is not None:
+        raise NotFound("No such grant.", reason="grant")
+    await _workspace(caller, g.workspace_id)  # 404 unless the caller administers it
+    await svc.revoke_grant(g.id, "revoked_by_admin", caller.actor.id)
+    return web.Response(status=204)
+
+
+def install_admin(app: web.Application, gw: Gateway) -> None:
+    r = app.router
+    r.add_get("/admin/oauth-apps", list_apps)
+    r.add_post("/admin/oauth-apps", create_app)
+    r.add_get("/admin/oauth-apps/{client_id}", get_app)
+    r.add_delete("/admin/oauth-apps/{client_id}", delete_app)
+    r.add_get("/admin/workspaces/{ws}/oauth-grants", list_grants)
+    r.add_delete("/admin/oauth-grants/{grant_id}", delete_grant)
