@@ -63,10 +63,15 @@ class Gateway:
 
     def __init__(self, config: Config, store: Store | None = None) -> None:
         self.config = config
-        self.store: Store = store or open_store(config.store)
+        opts = config.store_options
+        self.store: Store = store or open_store(
+            config.store, connect_timeout=opts.connect_timeout, query_timeout=opts.query_timeout
+        )
         self.hasher = tokens.TokenHasher(config.pepper)
         self.cache = AuthCache(self.store, config.cache)
-        self.feed = ChangeFeed(self.store, [self.cache], config.cache.poll_interval)
+        self.feed = ChangeFeed(
+            self.store, [self.cache], config.cache.poll_interval, opts.outage_grace
+        )
         self.usage = UsageRecorder(self.store, config.cache.usage_flush_interval)
         self.session: aiohttp.ClientSession | None = None
         self.session_verifier: SessionVerifier | None = None
@@ -245,11 +250,36 @@ def create_admin_app(gw: Gateway) -> web.Application:
         return json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
+        feed = gw.feed
+        propagation = (
+            "polling"
+            if feed.listening is None
+            else "listening"
+            if feed.listening
+            else "reconnecting"
+        )
         try:
             await gw.store.ping()
         except StoreUnavailable:
-            return json_response({"status": "unavailable", "store": "unreachable"}, 503)
-        return json_response({"status": "ready", "store": "ok", "config": gw.config.source})
+            # Not ready (a load balancer should prefer other instances), but say whether cached
+            # decisions are still being served within store.outage_grace.
+            return json_response(
+                {
+                    "status": "unavailable",
+                    "store": "unreachable",
+                    "serving_cached": feed.serving_stale,
+                    "propagation": propagation,
+                },
+                503,
+            )
+        return json_response(
+            {
+                "status": "ready",
+                "store": "ok",
+                "propagation": propagation,
+                "config": gw.config.source,
+            }
+        )
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -18,6 +18,7 @@ __all__ = ["EXTENSIONS", "load_all"]
 
 EXTENSIONS: list[str] = [
     "gateway.telemetry",
+    "gateway.propagation",
     "gateway.selfservice",
     "gateway.origins",
     "gateway.velt",

@@ -258,8 +258,12 @@ class PostgresStore:
     ) -> None:
         """One listening connection, from connect until it is lost (returns) or fails (raises)."""
         lost = asyncio.Event()
+        # Named so operators (and tests) can find it in pg_stat_activity.
+        name = f"gateway-listener:{self.schema or 'public'}"[:63]
         conn = await asyncpg.connect(
-            self.dsn, timeout=self.connect_timeout, server_settings=self._server_settings()
+            self.dsn,
+            timeout=self.connect_timeout,
+            server_settings={**self._server_settings(), "application_name": name},
         )
         try:
             schema = await conn.fetchval("SELECT current_schema()")
