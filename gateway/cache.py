@@ -65,6 +65,9 @@ class AuthCache:
         self.memberships: TTLCache[tuple[str, str], Membership | None] = _CountingTTLCache(
             "membership", config.size, config.ttl
         )
+        # Set by the change feed while the store is unreachable: a cache miss then fails closed
+        # at once instead of waiting out connect timeouts on every request.
+        self.store_down = False
 
     def set_hooks(
         self,
@@ -87,6 +90,7 @@ class AuthCache:
             self._on_hit("token")
             return hit
         self._on_miss("token")
+        self._fail_fast()
         found = await self.store.find_token(token_hash)
         if found is None:
             self.negative[token_hash] = True
@@ -106,6 +110,7 @@ class AuthCache:
             self._on_hit("workspace")
             return hit  # type: ignore[return-value]
         self._on_miss("workspace")
+        self._fail_fast()
         ws = await self.store.get_workspace(key, by)
         self.workspaces[ck] = ws
         return ws
@@ -117,9 +122,14 @@ class AuthCache:
             self._on_hit("membership")
             return hit  # type: ignore[return-value]
         self._on_miss("membership")
+        self._fail_fast()
         m = await self.store.get_membership(user_id, workspace_id)
         self.memberships[ck] = m
         return m
+
+    def _fail_fast(self) -> None:
+        if self.store_down:
+            raise StoreUnavailable(reason="store_down")
 
     def apply(self, change: Change) -> None:
         """Drop whatever ``change`` may have made stale."""
@@ -217,6 +227,8 @@ class ChangeFeed:
                 self.last_ok - self.down_since,
             )
             self.down_since = None
+            for cache in self.caches:
+                cache.store_down = False
         return applied
 
     async def _run(self) -> None:
@@ -235,6 +247,8 @@ class ChangeFeed:
         now = time.monotonic()
         if self.down_since is None:
             self.down_since = now
+            for cache in self.caches:
+                cache.store_down = True
             log.warning(
                 "store unreachable; cached decisions serve for up to %.1fs", self.outage_grace
             )

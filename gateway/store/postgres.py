@@ -125,7 +125,8 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
 
     def _server_settings(self) -> dict[str, str]:
-        settings = {"application_name": "gateway"}
+        # Named per schema so operators (and tests) can find this gateway's sessions.
+        settings = {"application_name": f"gateway:{self.schema or 'public'}"[:63]}
         if self.schema:
             settings["search_path"] = self.schema
         return settings
@@ -258,7 +259,6 @@ class PostgresStore:
     ) -> None:
         """One listening connection, from connect until it is lost (returns) or fails (raises)."""
         lost = asyncio.Event()
-        # Named so operators (and tests) can find it in pg_stat_activity.
         name = f"gateway-listener:{self.schema or 'public'}"[:63]
         conn = await asyncpg.connect(
             self.dsn,
