@@ -24,7 +24,7 @@ from gateway import tokens
 from gateway.cache import AuthCache, ChangeFeed, UsageRecorder
 from gateway.config import Config
 from gateway.context import RequestContext
-from gateway.errors import GatewayError, StoreUnavailable, UpstreamTimeout
+from gateway.errors import AuthenticationError, GatewayError, StoreUnavailable, UpstreamTimeout
 from gateway.extensions import load_all
 from gateway.pipeline.authn import Authenticator, SessionVerifier
 from gateway.pipeline.routing import Router
@@ -44,6 +44,10 @@ GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 Check = Callable[[web.Request, RequestContext], Awaitable[None]]
 # Answers a CORS preflight (OPTIONS with Origin + Access-Control-Request-Method) before routing.
 Preflight = Callable[[web.Request, "Runtime", tuple[str, ...]], Awaitable[web.StreamResponse]]
+# Runs before authentication (failed-auth throttling): raise to refuse without any lookup.
+PreAuth = Callable[[web.Request, RequestContext], Awaitable[None]]
+# Told about every authentication failure (to count guesses), before the 401 is sent.
+AuthFailed = Callable[[web.Request, RequestContext, AuthenticationError], Awaitable[None]]
 # Something to run when a request completes (access log, metrics).
 Observer = Callable[[web.Request, web.StreamResponse | None, RequestContext], None]
 
@@ -77,6 +81,10 @@ class Gateway:
         self.session_verifier: SessionVerifier | None = None
         self.preflight: Preflight | None = None
         self.checks: list[Check] = []
+        self.pre_auth: list[PreAuth] = []
+        self.auth_failed: list[AuthFailed] = []
+        # Async cleanups run by stop() (e.g. closing a Redis client).
+        self.closers: list[Callable[[], Awaitable[None]]] = []
         self.observers: list[Observer] = [_log_access]
         # Coroutine factories run as tasks between start() and stop() (e.g. metric refreshers).
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
@@ -134,6 +142,8 @@ class Gateway:
                 await task
         await self.feed.stop()
         await self.usage.stop()
+        for close in self.closers:
+            await close()
         if self.session is not None:
             await self.session.close()
         await self.store.close()
