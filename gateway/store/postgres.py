@@ -161,8 +161,11 @@ class PostgresStore:
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            with contextlib.suppress(*_ALL_ERRORS):
+            try:
                 await asyncio.wait_for(pool.close(), timeout=5.0)
+            except _ALL_ERRORS:
+                # A graceful close needs the server; during an outage just drop the sockets.
+                pool.terminate()
 
     async def _migrate(self) -> None:
         async with self._pool_or_fail().acquire() as conn, conn.transaction():

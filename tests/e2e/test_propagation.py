@@ -83,7 +83,8 @@ async def test_changes_through_one_instance_reach_the_other_within_a_second(
         workspace="acme", name="pat", type="pat", user="ann@example.com"
     )
     rot, rotated = await svc.create_token(workspace="acme", name="rot", scopes=["items:read"])
-    for tok in (revoked, pat, rotated):
+    exp, expiring = await svc.create_token(workspace="acme", name="exp", scopes=["items:read"])
+    for tok in (revoked, pat, rotated, expiring):
         assert await status(http, b, tok) == 200  # now cached by b
     headers = {"Authorization": f"Bearer {other_ws}", "X-Workspace-Id": "gone"}
     async with http.get(f"{b.url}/api/items/1", headers=headers) as r:
@@ -101,12 +102,15 @@ async def test_changes_through_one_instance_reach_the_other_within_a_second(
     print(f"revocation reached the other instance in {took * 1000:.0f} ms")
     assert await status(http, a, revoked) == 401
 
-    # membership removal (the PAT inherits ann's permissions), rotation without grace,
+    # membership removal (the PAT inherits ann's permissions), rotation without grace, expiry,
     # workspace deletion: each reaches b within a second
     await svc.remove_member("acme", "ann@example.com")
     await refused_within(http, b, pat, within=1.0)
     await svc.rotate_token(rot.id, 0)
     await refused_within(http, b, rotated, within=1.0)
+    # an expiry moved into the past (the store-level write; no service exposes it yet)
+    assert await svc.store.set_token_expiry(exp.id, time.time() - 1)
+    await refused_within(http, b, expiring, within=1.0)
     await svc.delete_workspace("gone")
 
     async def ws_refused() -> bool:
