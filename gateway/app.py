@@ -24,7 +24,7 @@ from gateway import tokens
 from gateway.cache import AuthCache, ChangeFeed, UsageRecorder
 from gateway.config import Config
 from gateway.context import RequestContext
-from gateway.errors import GatewayError, StoreUnavailable, UpstreamTimeout
+from gateway.errors import AuthenticationError, GatewayError, StoreUnavailable, UpstreamTimeout
 from gateway.extensions import load_all
 from gateway.pipeline.authn import Authenticator, SessionVerifier
 from gateway.pipeline.routing import Router
@@ -44,6 +44,10 @@ GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 Check = Callable[[web.Request, RequestContext], Awaitable[None]]
 # Answers a CORS preflight (OPTIONS with Origin + Access-Control-Request-Method) before routing.
 Preflight = Callable[[web.Request, "Runtime", tuple[str, ...]], Awaitable[web.StreamResponse]]
+# Runs before authentication (failed-auth throttling): raise to refuse without any lookup.
+PreAuth = Callable[[web.Request, RequestContext], Awaitable[None]]
+# Told about every authentication failure (to count guesses), before the 401 is sent.
+AuthFailed = Callable[[web.Request, RequestContext, AuthenticationError], Awaitable[None]]
 # Something to run when a request completes (access log, metrics).
 Observer = Callable[[web.Request, web.StreamResponse | None, RequestContext], None]
 
@@ -63,15 +67,24 @@ class Gateway:
 
     def __init__(self, config: Config, store: Store | None = None) -> None:
         self.config = config
-        self.store: Store = store or open_store(config.store)
+        opts = config.store_options
+        self.store: Store = store or open_store(
+            config.store, connect_timeout=opts.connect_timeout, query_timeout=opts.query_timeout
+        )
         self.hasher = tokens.TokenHasher(config.pepper)
         self.cache = AuthCache(self.store, config.cache)
-        self.feed = ChangeFeed(self.store, [self.cache], config.cache.poll_interval)
+        self.feed = ChangeFeed(
+            self.store, [self.cache], config.cache.poll_interval, opts.outage_grace
+        )
         self.usage = UsageRecorder(self.store, config.cache.usage_flush_interval)
         self.session: aiohttp.ClientSession | None = None
         self.session_verifier: SessionVerifier | None = None
         self.preflight: Preflight | None = None
         self.checks: list[Check] = []
+        self.pre_auth: list[PreAuth] = []
+        self.auth_failed: list[AuthFailed] = []
+        # Async cleanups run by stop() (e.g. closing a Redis client).
+        self.closers: list[Callable[[], Awaitable[None]]] = []
         self.observers: list[Observer] = [_log_access]
         # Coroutine factories run as tasks between start() and stop() (e.g. metric refreshers).
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
@@ -129,6 +142,8 @@ class Gateway:
                 await task
         await self.feed.stop()
         await self.usage.stop()
+        for close in self.closers:
+            await close()
         if self.session is not None:
             await self.session.close()
         await self.store.close()
@@ -251,11 +266,36 @@ def create_admin_app(gw: Gateway) -> web.Application:
         return json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
+        feed = gw.feed
+        propagation = (
+            "polling"
+            if feed.listening is None
+            else "listening"
+            if feed.listening
+            else "reconnecting"
+        )
         try:
             await gw.store.ping()
         except StoreUnavailable:
-            return json_response({"status": "unavailable", "store": "unreachable"}, 503)
-        return json_response({"status": "ready", "store": "ok", "config": gw.config.source})
+            # Not ready (a load balancer should prefer other instances), but say whether cached
+            # decisions are still being served within store.outage_grace.
+            return json_response(
+                {
+                    "status": "unavailable",
+                    "store": "unreachable",
+                    "serving_cached": feed.serving_stale,
+                    "propagation": propagation,
+                },
+                503,
+            )
+        return json_response(
+            {
+                "status": "ready",
+                "store": "ok",
+                "propagation": propagation,
+                "config": gw.config.source,
+            }
+        )
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -65,6 +65,9 @@ class AuthCache:
         self.memberships: TTLCache[tuple[str, str], Membership | None] = _CountingTTLCache(
             "membership", config.size, config.ttl
         )
+        # Set by the change feed while the store is unreachable: a cache miss then fails closed
+        # at once instead of waiting out connect timeouts on every request.
+        self.store_down = False
 
     def set_hooks(
         self,
@@ -87,6 +90,7 @@ class AuthCache:
             self._on_hit("token")
             return hit
         self._on_miss("token")
+        self._fail_fast()
         found = await self.store.find_token(token_hash)
         if found is None:
             self.negative[token_hash] = True
@@ -106,6 +110,7 @@ class AuthCache:
             self._on_hit("workspace")
             return hit  # type: ignore[return-value]
         self._on_miss("workspace")
+        self._fail_fast()
         ws = await self.store.get_workspace(key, by)
         self.workspaces[ck] = ws
         return ws
@@ -117,9 +122,14 @@ class AuthCache:
             self._on_hit("membership")
             return hit  # type: ignore[return-value]
         self._on_miss("membership")
+        self._fail_fast()
         m = await self.store.get_membership(user_id, workspace_id)
         self.memberships[ck] = m
         return m
+
+    def _fail_fast(self) -> None:
+        if self.store_down:
+            raise StoreUnavailable(reason="store_down")
 
     def apply(self, change: Change) -> None:
         """Drop whatever ``change`` may have made stale."""
@@ -144,14 +154,32 @@ class AuthCache:
 
 
 class ChangeFeed:
-    """Polls ``store.changes_since`` and applies each change to the caches it feeds."""
+    """Applies ``store.changes_since`` to the caches it feeds: on every wake-up, and periodically.
 
-    def __init__(self, store: Store, caches: list[AuthCache], interval: float) -> None:
+    The periodic resync (every ``interval`` ≤ 1 s) is the guarantee; :meth:`wake` (called by a
+    store notification, e.g. PostgreSQL NOTIFY) only makes it sooner. A lost notification or a
+    dropped listening connection therefore delays a revocation by at most one interval.
+
+    When the store cannot be read, cached decisions keep serving for ``outage_grace`` seconds
+    after the last successful resync (changes made elsewhere in that window are invisible here);
+    past that every cache is dropped and stays dropped until the store answers again, so unknown
+    and formerly cached tokens alike fail closed with 503.
+    """
+
+    def __init__(
+        self, store: Store, caches: list[AuthCache], interval: float, outage_grace: float = 0.0
+    ) -> None:
         self.store = store
         self.caches = caches
         self.interval = interval
+        self.outage_grace = outage_grace
         self.seq = 0
         self.last_ok = 0.0
+        # monotonic time the store first failed in the current outage; None while healthy
+        self.down_since: float | None = None
+        # whether a push channel (LISTEN) is live; None when the store has none
+        self.listening: bool | None = None
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -166,6 +194,20 @@ class ChangeFeed:
                 await self._task
             self._task = None
 
+    def wake(self) -> None:
+        """Resync now rather than at the next interval (a change was announced)."""
+        self._wake.set()
+
+    def set_listening(self, up: bool) -> None:
+        self.listening = up
+
+    @property
+    def serving_stale(self) -> bool:
+        """True while the store is unreachable and caches are still used within the grace."""
+        return self.down_since is not None and (
+            time.monotonic() - self.last_ok <= self.outage_grace
+        )
+
     async def poll_once(self) -> int:
         """Apply every change since the last poll; returns how many were applied."""
         applied = 0
@@ -179,20 +221,41 @@ class ChangeFeed:
             self.seq = changes[-1].seq
             applied += len(changes)
         self.last_ok = time.monotonic()
+        if self.down_since is not None:
+            log.warning(
+                "store reachable again after %.1fs; caches resynced",
+                self.last_ok - self.down_since,
+            )
+            self.down_since = None
+            for cache in self.caches:
+                cache.store_down = False
         return applied
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            self._wake.clear()
             try:
                 await self.poll_once()
             except StoreUnavailable:
-                # Fail safe: we cannot see changes, so nothing cached may outlive this outage.
-                log.warning("change feed unreachable; clearing caches")
-                for cache in self.caches:
-                    cache.clear()
+                self._outage()
             except Exception:  # pragma: no cover - logged, and the loop must survive
                 log.exception("change feed poll failed")
+
+    def _outage(self) -> None:
+        now = time.monotonic()
+        if self.down_since is None:
+            self.down_since = now
+            for cache in self.caches:
+                cache.store_down = True
+            log.warning(
+                "store unreachable; cached decisions serve for up to %.1fs", self.outage_grace
+            )
+        if now - self.last_ok > self.outage_grace:
+            # We cannot see changes, so nothing cached may outlive the grace.
+            for cache in self.caches:
+                cache.clear()
 
 
 class UsageRecorder:

@@ -30,9 +30,12 @@ __all__ = [
     "OAuthConfig",
     "OAuthPaths",
     "Problem",
+    "RateLimitRule",
+    "RateLimits",
     "Route",
     "ScopeRules",
     "SessionsConfig",
+    "StoreOptions",
     "TokenType",
     "Upstream",
     "WorkspaceSource",
@@ -301,6 +304,50 @@ class SessionsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """How the gateway treats its store beyond the URL (``store:`` given as a mapping)."""
+
+    # While the store is unreachable, cached decisions keep serving this long (seconds) after the
+    # last successful resync; then every cache is dropped and requests fail closed with 503. The
+    # cache TTL still applies, so the effective bound is min(outage_grace, cache.ttl). 0: no grace.
+    outage_grace: float = 30.0
+    # Network stores only: how long one connect / one query may take before it counts as an outage.
+    connect_timeout: float = 2.0
+    query_timeout: float = 5.0
+
+
+RATE_LIMIT_DIMENSIONS = ("token", "workspace", "route", "address")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitRule:
+    """At most ``limit`` requests in any ``window`` seconds per distinct value of ``per``."""
+
+    name: str
+    limit: int
+    window: float
+    # What one counter is kept for: any combination of token, workspace, route, address.
+    per: tuple[str, ...] = ("token",)
+    # Only requests authenticated with these token types (names or prefixes); empty: all.
+    token_types: frozenset[str] = frozenset()
+    # Only requests matched to these routes (names); empty: all.
+    routes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    rules: tuple[RateLimitRule, ...] = ()
+    # redis://… shares counters across instances; None keeps them in this process's memory.
+    redis: str | None = None
+    # When Redis cannot be reached: let the request through, or refuse it with 503.
+    on_redis_error: Literal["fail_open", "fail_closed"] = "fail_closed"
+    key_prefix: str = "gateway:rl:"
+    # Failed authentications per client address before that address is refused with 429, before
+    # any token is hashed or looked up. None disables the throttle.
+    failed_auth: RateLimitRule | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str
     proxy: Listener
@@ -327,6 +374,8 @@ class Config:
     dashboard: DashboardConfig | None = None
     oauth: OAuthConfig | None = None
     sessions: SessionsConfig | None = None
+    store_options: StoreOptions = field(default_factory=StoreOptions)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
     def token_type(self, name: str) -> TokenType | None:
         for tt in self.token_types:
@@ -814,6 +863,115 @@ def _read_limits(raw: Any, r: _Reader) -> LimitsConfig:
     return out
 
 
+_STORE_URL = re.compile(r"^(sqlite:///|sqlite://:memory:|postgres(ql)?://)")
+
+
+def _read_store(raw: Any, r: _Reader) -> tuple[str, StoreOptions]:
+    """``store:`` as a URL string, or a mapping with ``url`` and the outage options."""
+    d = StoreOptions()
+    if raw is None or isinstance(raw, str):
+        url = r.get({"store": raw}, "store", "", str, "sqlite:///gateway.db")
+        opts = d
+        path = "store"
+    else:
+        m = r.mapping(raw, "store", {"url", *StoreOptions.__dataclass_fields__})
+        url = r.get(m, "url", "store", str, "sqlite:///gateway.db")
+        opts = StoreOptions(
+            outage_grace=r.get(m, "outage_grace", "store", float, d.outage_grace),
+            connect_timeout=r.get(m, "connect_timeout", "store", float, d.connect_timeout),
+            query_timeout=r.get(m, "query_timeout", "store", float, d.query_timeout),
+        )
+        path = "store.url"
+        if opts.outage_grace < 0:
+            r.error("store.outage_grace", "must be zero or positive", opts.outage_grace)
+        for key in ("connect_timeout", "query_timeout"):
+            if getattr(opts, key) <= 0:
+                r.error(f"store.{key}", "must be positive", getattr(opts, key))
+    if url and not _STORE_URL.match(url):
+        r.error(path, "must be sqlite:///PATH or postgresql://…", url)
+    return url or "", opts
+
+
+_RULE_KEYS = {"name", "limit", "window", "per", "token_types", "routes"}
+
+
+def _read_rate_rule(raw: Any, path: str, r: _Reader, default_name: str) -> RateLimitRule | None:
+    m = r.mapping(raw, path, _RULE_KEYS)
+    limit = r.get(m, "limit", path, int)
+    window = r.get(m, "window", path, float, 60.0)
+    if limit is not None and limit <= 0:
+        r.error(f"{path}.limit", "must be a positive integer", limit)
+    if window is not None and window <= 0:
+        r.error(f"{path}.window", "must be a positive number of seconds", window)
+    per = _str_list(m.get("per", ["token"]), f"{path}.per", r)
+    for dim in per:
+        if dim not in RATE_LIMIT_DIMENSIONS:
+            r.error(f"{path}.per", f"must name {', '.join(RATE_LIMIT_DIMENSIONS)}", dim)
+    if not per:
+        r.error(f"{path}.per", "must name at least one of " + ", ".join(RATE_LIMIT_DIMENSIONS))
+    name = r.get(m, "name", path, str, default_name)
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", name):
+        r.error(f"{path}.name", "may hold letters, digits and . : _ - (up to 64)", name)
+    if limit is None or limit <= 0 or window is None or window <= 0:
+        return None
+    return RateLimitRule(
+        name=name or default_name,
+        limit=limit,
+        window=window,
+        per=tuple(dict.fromkeys(per)),
+        token_types=frozenset(_str_list(m.get("token_types"), f"{path}.token_types", r)),
+        routes=frozenset(_str_list(m.get("routes"), f"{path}.routes", r)),
+    )
+
+
+def _read_rate_limits(
+    raw: Any, r: _Reader, routes: tuple[Route, ...], types: tuple[TokenType, ...]
+) -> RateLimits:
+    m = r.mapping(
+        raw, "rate_limits", {"rules", "redis", "on_redis_error", "key_prefix", "failed_auth"}
+    )
+    d = RateLimits()
+    redis = r.get(m, "redis", "rate_limits", str, None) or None
+    if redis is not None and not re.match(r"^(redis|rediss|unix)://", redis):
+        r.error("rate_limits.redis", "must be a redis://, rediss:// or unix:// URL", redis)
+    mode = r.get(m, "on_redis_error", "rate_limits", str, d.on_redis_error)
+    if mode not in {"fail_open", "fail_closed"}:
+        r.error("rate_limits.on_redis_error", "must be fail_open or fail_closed", mode)
+        mode = d.on_redis_error
+    rules: list[RateLimitRule] = []
+    raw_rules = m.get("rules") or []
+    if not isinstance(raw_rules, list):
+        r.error("rate_limits.rules", "must be a list", raw_rules)
+        raw_rules = []
+    route_names = {rt.name for rt in routes}
+    type_names = {t.name for t in types} | {t.prefix for t in types}
+    for i, item in enumerate(raw_rules):
+        path = f"rate_limits.rules[{i}]"
+        rule = _read_rate_rule(item, path, r, f"rule{i}")
+        if rule is None:
+            continue
+        if any(x.name == rule.name for x in rules):
+            r.error(f"{path}.name", "duplicates another rule's name", rule.name)
+        for rn in sorted(rule.routes - route_names):
+            r.error(f"{path}.routes", "names an unknown route", rn)
+        for tn in sorted(rule.token_types - type_names):
+            r.error(f"{path}.token_types", "names an unknown token type", tn)
+        rules.append(rule)
+    failed = None
+    if m.get("failed_auth") is not None:
+        fm = m["failed_auth"]
+        if isinstance(fm, dict):
+            fm = {**fm, "per": ["address"]}
+        failed = _read_rate_rule(fm, "rate_limits.failed_auth", r, "failed_auth")
+    return RateLimits(
+        rules=tuple(rules),
+        redis=redis,
+        on_redis_error=mode,
+        key_prefix=r.get(m, "key_prefix", "rate_limits", str, d.key_prefix),
+        failed_auth=failed,
+    )
+
+
 def _check_scope_references(
     cfg_routes: tuple[Route, ...],
     rules: ScopeRules,
@@ -1149,6 +1307,7 @@ TOP_KEYS = {
     "dashboard",
     "oauth",
     "sessions",
+    "rate_limits",
 }
 
 
@@ -1167,9 +1326,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
     admin = _listener(lm.get("admin"), "listeners.admin", r)
     metrics = _listener(lm.get("metrics"), "listeners.metrics", r)
 
-    store = r.get(top, "store", "", str, "sqlite:///gateway.db")
-    if store and not re.match(r"^(sqlite:///|sqlite://:memory:|postgres(ql)?://)", store):
-        r.error("store", "must be sqlite:///PATH or postgresql://…", store)
+    store, store_options = _read_store(top.get("store"), r)
 
     token_types = _read_token_types(top.get("token_types"), r)
     upstreams = _read_upstreams(top.get("upstreams"), r)
@@ -1211,6 +1368,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
         # client or the signed-in user themselves), so deny-by-default and path checks apply.
         routes = routes + oauth_routes(oauth, len(routes))
     _warn_shadowed(routes, r)
+    rate_limits = _read_rate_limits(top.get("rate_limits"), r, routes, token_types)
 
     if any(not p.warning for p in r.problems):
         raise ConfigError(source, r.problems)
@@ -1239,6 +1397,8 @@ def load_text(text: str, source: str = "<string>") -> Config:
         dashboard=dashboard,
         oauth=oauth,
         sessions=sessions,
+        store_options=store_options,
+        rate_limits=rate_limits,
     )
 
 

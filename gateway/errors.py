@@ -25,6 +25,7 @@
     ├── RateLimited                   429 RATE_LIMITED
     ├── UpstreamUnavailable           502 UPSTREAM_UNAVAILABLE
     ├── StoreUnavailable              503 STORE_UNAVAILABLE
+    ├── RateLimiterUnavailable        503 RATE_LIMIT_UNAVAILABLE (Redis down, fail_closed)
     └── UpstreamTimeout               504 UPSTREAM_TIMEOUT
 
 Each class carries its HTTP status and a stable ``code``; ``reason`` is a finer, stable id for logs
@@ -56,6 +57,7 @@ __all__ = [
     "PermissionDenied",
     "PlanRequired",
     "RateLimited",
+    "RateLimiterUnavailable",
     "RouteNotFound",
     "StoreUnavailable",
     "UpgradeNotAllowed",
@@ -200,6 +202,12 @@ class StoreUnavailable(GatewayError):
     status = 503
     code = "STORE_UNAVAILABLE"
     default_message = "The token store is unavailable; try again shortly."
+
+
+class RateLimiterUnavailable(GatewayError):
+    status = 503
+    code = "RATE_LIMIT_UNAVAILABLE"
+    default_message = "Rate limits cannot be checked right now; try again shortly."
 
 
 class EnvironmentUnavailable(PermissionDenied):

@@ -20,6 +20,8 @@ __all__ = ["EXTENSIONS", "load_all"]
 
 EXTENSIONS: list[str] = [
     "gateway.telemetry",
+    "gateway.propagation",
+    "gateway.ratelimit",
     "gateway.selfservice",
     "gateway.origins",
     "gateway.velt",

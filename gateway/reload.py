@@ -24,7 +24,16 @@ if TYPE_CHECKING:
 __all__ = ["RESTART_ONLY", "Reloader"]
 
 log = logging.getLogger("gateway.reload")
-RESTART_ONLY = ("proxy", "admin", "metrics", "store", "pepper", "cache", "limits")
+RESTART_ONLY = (
+    "proxy",
+    "admin",
+    "metrics",
+    "store",
+    "store_options",
+    "pepper",
+    "cache",
+    "limits",
+)
 
 
 class Reloader:

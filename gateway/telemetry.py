@@ -78,6 +78,16 @@ STORE_ERRORS = Counter("gateway_store_errors_total", "Store queries that failed.
 TOKENS = Gauge(
     "gateway_tokens", "Tokens in the store by state.", ["state"], multiprocess_mode="max"
 )
+RATE_LIMITED = Counter(
+    "gateway_rate_limited_total",
+    "Requests refused with 429, by rate-limit rule name (failed_auth for the guessing throttle).",
+    ["rule"],
+)
+RATE_LIMIT_ERRORS = Counter(
+    "gateway_rate_limit_store_errors_total",
+    "Rate-limit checks that could not reach Redis, by the configured outcome.",
+    ["mode"],
+)
 RELOADS = Counter("gateway_config_reloads_total", "Config reloads by result.", ["result"])
 LAST_RELOAD = Gauge(
     "gateway_config_last_reload_success_timestamp_seconds",

@@ -1,6 +1,7 @@
 """The pipeline, as one function: every step of a proxied request, in order, visibly.
 
-    normalize path → match route → (refuse foreign upgrades) → authenticate → workspace → scopes
+    normalize path → match route → (refuse foreign upgrades) → (failed-auth throttle)
+      → authenticate → workspace → scopes → checks (allowed domains, rate limits, …)
       → built-in handler, or forward upstream
 
 Steps raise :class:`gateway.errors.GatewayError`; the edge middleware renders those. Each step is a
@@ -60,7 +61,14 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
     if not route.public:
         auth_started = time.perf_counter()
         try:
-            principal = await rt.authenticator.authenticate(request)
+            for guard in gw.pre_auth:
+                await guard(request, ctx)
+            try:
+                principal = await rt.authenticator.authenticate(request)
+            except AuthenticationError as err:
+                for hook in gw.auth_failed:
+                    await hook(request, ctx, err)
+                raise
             ctx.principal = principal
             if route.auth_methods and principal.auth_method not in route.auth_methods:
                 # The route's `auth_methods` (e.g. session JWTs for the web client only).

@@ -6,7 +6,9 @@ from gateway.store.base import (
     AuditEvent,
     Change,
     Membership,
+    SecretRecord,
     Store,
+    StoreDump,
     TokenRecord,
     User,
     Workspace,
@@ -16,7 +18,9 @@ __all__ = [
     "AuditEvent",
     "Change",
     "Membership",
+    "SecretRecord",
     "Store",
+    "StoreDump",
     "TokenRecord",
     "User",
     "Workspace",
@@ -24,15 +28,18 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
-    """The backend for ``url`` (``sqlite:///path`` or ``postgresql://…``), not yet opened."""
+def open_store(url: str, *, connect_timeout: float = 5.0, query_timeout: float = 10.0) -> Store:
+    """The backend for ``url`` (``sqlite:///path`` or ``postgresql://…``), not yet opened.
+
+    The timeouts bound how long a request can wait on an unreachable network store before it is
+    refused with 503; they do not apply to the embedded SQLite file.
+    """
     if url.startswith("sqlite://"):
         from gateway.store.sqlite import SQLiteStore
 
         return SQLiteStore(url)
     if url.startswith(("postgresql://", "postgres://")):
-        from gateway.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+        from gateway.store.postgres import PostgresStore
 
-        store: Store = PostgresStore(url)
-        return store
+        return PostgresStore(url, connect_timeout=connect_timeout, query_timeout=query_timeout)
     raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")

@@ -8,10 +8,20 @@ read that feed to invalidate their caches (see :mod:`gateway.cache`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["AuditEvent", "Change", "Membership", "Store", "TokenRecord", "User", "Workspace"]
+__all__ = [
+    "AuditEvent",
+    "Change",
+    "Membership",
+    "SecretRecord",
+    "Store",
+    "StoreDump",
+    "TokenRecord",
+    "User",
+    "Workspace",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +101,27 @@ class AuditEvent:
     detail: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SecretRecord:
+    """One stored secret hash of a token (a rotated token has several until their grace ends)."""
+
+    hash: str
+    token_id: str
+    not_after: float | None
+
+
+@dataclass(slots=True)
+class StoreDump:
+    """Everything a store holds except the change feed, for ``gateway migrate-store``."""
+
+    workspaces: list[Workspace] = field(default_factory=list)
+    users: list[User] = field(default_factory=list)
+    memberships: list[Membership] = field(default_factory=list)
+    tokens: list[TokenRecord] = field(default_factory=list)
+    secrets: list[SecretRecord] = field(default_factory=list)
+    audit: list[AuditEvent] = field(default_factory=list)
+
+
 class Store(Protocol):
     """What the gateway needs from persistent state. Backends raise ``StoreUnavailable`` on outage."""
 
@@ -161,3 +192,12 @@ class Store(Protocol):
     async def list_audit(
         self, *, workspace_id: str | None = None, limit: int = 100
     ) -> Sequence[AuditEvent]: ...
+
+    # -- moving between stores ---------------------------------------------------------------------
+    async def export_all(self) -> StoreDump:
+        """A consistent copy of every record (secrets as hashes; never plaintext)."""
+        ...
+
+    async def import_all(self, dump: StoreDump) -> None:
+        """Load ``dump`` into this store in one transaction; refuses a store that has data."""
+        ...

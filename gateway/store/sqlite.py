@@ -20,7 +20,16 @@ from typing import Any
 import aiosqlite
 
 from gateway.errors import StoreUnavailable
-from gateway.store.base import AuditEvent, Change, Membership, TokenRecord, User, Workspace
+from gateway.store.base import (
+    AuditEvent,
+    Change,
+    Membership,
+    SecretRecord,
+    StoreDump,
+    TokenRecord,
+    User,
+    Workspace,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -488,6 +497,135 @@ class SQLiteStore:
             (workspace_id, limit),
         )
         return [AuditEvent(*r) for r in rows]
+
+    # -- migration between stores ------------------------------------------------------------------
+
+    async def export_all(self) -> StoreDump:
+        db = self._conn
+        try:
+            # One read transaction: a consistent snapshot while gateways keep writing (WAL).
+            await db.execute("BEGIN")
+            try:
+                dump = StoreDump(
+                    workspaces=[
+                        _workspace(r)
+                        for r in await self._all(
+                            "SELECT id, slug, name, plan, created_at, deleted_at FROM workspaces "
+                            "ORDER BY id"
+                        )
+                    ],
+                    users=[
+                        User(*r)
+                        for r in await self._all(
+                            "SELECT id, email, name, created_at FROM users ORDER BY id"
+                        )
+                    ],
+                    memberships=[
+                        Membership(*r)
+                        for r in await self._all(
+                            "SELECT user_id, workspace_id, role, created_at FROM memberships "
+                            "ORDER BY user_id, workspace_id"
+                        )
+                    ],
+                    tokens=[
+                        _token(r)
+                        for r in await self._all(
+                            f"SELECT {_TOKEN_COLUMNS} FROM tokens t ORDER BY t.id"
+                        )
+                    ],
+                    secrets=[
+                        SecretRecord(*r)
+                        for r in await self._all(
+                            "SELECT hash, token_id, not_after FROM token_secrets ORDER BY hash"
+                        )
+                    ],
+                    audit=[
+                        AuditEvent(*r)
+                        for r in await self._all(
+                            "SELECT id, at, action, actor, address, token_id, visible_prefix, "
+                            "workspace_id, detail FROM audit_log ORDER BY id"
+                        )
+                    ],
+                )
+            finally:
+                await db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(reason="store_read") from exc
+        return dump
+
+    async def import_all(self, dump: StoreDump) -> None:
+        async with self._tx() as db:
+            for table in ("workspaces", "users", "tokens", "audit_log"):
+                async with db.execute(f"SELECT EXISTS (SELECT 1 FROM {table})") as cur:
+                    row = await cur.fetchone()
+                if row and row[0]:
+                    raise StoreUnavailable(
+                        f"the target store is not empty ({table} has rows)", reason="not_empty"
+                    )
+            await db.executemany(
+                "INSERT INTO workspaces VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (w.id, w.slug, w.name, w.plan, w.created_at, w.deleted_at)
+                    for w in dump.workspaces
+                ],
+            )
+            await db.executemany(
+                "INSERT INTO users VALUES (?, ?, ?, ?)",
+                [(u.id, u.email, u.name, u.created_at) for u in dump.users],
+            )
+            await db.executemany(
+                "INSERT INTO memberships VALUES (?, ?, ?, ?)",
+                [(m.user_id, m.workspace_id, m.role, m.created_at) for m in dump.memberships],
+            )
+            await db.executemany(
+                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.id,
+                        r.name,
+                        r.kind,
+                        r.type_prefix,
+                        r.environment,
+                        r.visible_prefix,
+                        json.dumps(sorted(r.scopes)),
+                        r.workspace_id,
+                        r.user_id,
+                        r.created_at,
+                        r.expires_at,
+                        r.revoked_at,
+                        r.last_used_at,
+                        json.dumps(list(r.allowed_domains)),
+                        r.created_by,
+                        r.client_id,
+                        r.grant_id,
+                    )
+                    for r in dump.tokens
+                ],
+            )
+            await db.executemany(
+                "INSERT INTO token_secrets VALUES (?, ?, ?)",
+                [(s.hash, s.token_id, s.not_after) for s in dump.secrets],
+            )
+            await db.executemany(
+                "INSERT INTO audit_log (id, at, action, actor, address, token_id, visible_prefix, "
+                "workspace_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        e.id,
+                        e.at,
+                        e.action,
+                        e.actor,
+                        e.address,
+                        e.token_id,
+                        e.visible_prefix,
+                        e.workspace_id,
+                        e.detail,
+                    )
+                    for e in dump.audit
+                ],
+            )
+            # Running gateways (if any) drop whatever they cached about the copied data.
+            await self._change(db, "store", "import")
 
 
 def _split_sql(sql: str) -> list[str]:

@@ -75,6 +75,14 @@ async def mixed_load(gw: RunningGateway, http: aiohttp.ClientSession) -> dict[st
     """5 allowed reads, 3 without credential, 2 bad checksums, 4 missing scope, 1 unmatched."""
     _, reader = await gw.services.create_token(workspace="acme", name="r", scopes=["items:read"])
     bad = reader[:-1] + ("A" if reader[-1] != "A" else "B")
+    # Let the change feed apply the token's creation first: applied mid-load it would evict the
+    # freshly cached token and make the miss/hit counts below depend on timing.
+    latest = await gw.services.store.latest_change()
+
+    async def caught_up() -> bool:
+        return gw.gw.feed.seq >= latest
+
+    await eventually(caught_up, within=2)
 
     async def go(method: str, path: str, token: str | None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

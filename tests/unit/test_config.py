@@ -307,3 +307,109 @@ def test_oauth_needs_an_oauth_access_token_type() -> None:
     with pytest.raises(ConfigError) as exc:
         load_text(text, "g.yaml")
     assert "oauth.access_token_type" in str(exc.value)
+
+
+# -- issue 8: store options and rate limits ---------------------------------------------------------
+
+
+def test_store_as_a_mapping_with_outage_options() -> None:
+    cfg = load_text(
+        MINIMAL
+        + """
+store:
+  url: postgresql://gw@db.internal/gateway?schema=edge
+  outage_grace: 15
+  connect_timeout: 1.5
+"""
+    )
+    assert cfg.store == "postgresql://gw@db.internal/gateway?schema=edge"
+    assert cfg.store_options.outage_grace == 15.0
+    assert cfg.store_options.connect_timeout == 1.5
+    assert cfg.store_options.query_timeout == 5.0  # default
+    plain = load_text(MINIMAL + "store: sqlite:///x.db\n")
+    assert plain.store == "sqlite:///x.db" and plain.store_options.outage_grace == 30.0
+
+
+def test_store_problems_name_their_key() -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_text(
+            MINIMAL + "store: {url: 'mysql://x', outage_grace: -1, query_timeout: 0, pool: 3}\n",
+            "s.yaml",
+        )
+    rendered = str(exc.value)
+    for path, value in [
+        ("store.url", "'mysql://x'"),
+        ("store.outage_grace", "-1"),
+        ("store.query_timeout", "0"),
+        ("store.pool", "unknown key"),
+    ]:
+        assert any(path in line and value in line for line in rendered.splitlines()), (
+            path,
+            rendered,
+        )
+
+
+RATE_BASE = """
+token_types:
+  - {name: live, prefix: gw_live_}
+upstreams:
+  api: http://127.0.0.1:9000
+routes:
+  - {name: items, path: /items/**}
+"""
+
+
+def test_rate_limits_are_read_with_defaults() -> None:
+    cfg = load_text(
+        RATE_BASE
+        + """
+rate_limits:
+  redis: redis://127.0.0.1:6379/0
+  on_redis_error: fail_open
+  rules:
+    - {name: t, limit: 100, window: 60}
+    - {name: wr, per: [workspace, route], limit: 10, window: 1, routes: [items], token_types: [live]}
+  failed_auth: {limit: 20}
+"""
+    )
+    rl = cfg.rate_limits
+    assert rl.redis == "redis://127.0.0.1:6379/0" and rl.on_redis_error == "fail_open"
+    assert rl.rules[0].per == ("token",) and rl.rules[0].limit == 100
+    assert rl.rules[1].per == ("workspace", "route") and rl.rules[1].routes == {"items"}
+    assert rl.failed_auth is not None
+    assert rl.failed_auth.per == ("address",) and rl.failed_auth.window == 60.0
+    assert load_text(RATE_BASE).rate_limits.rules == ()
+    assert load_text(RATE_BASE).rate_limits.on_redis_error == "fail_closed"  # deny by default
+
+
+def test_rate_limit_problems_name_their_key() -> None:
+    text = (
+        RATE_BASE
+        + """
+rate_limits:
+  redis: http://not-redis
+  on_redis_error: maybe
+  rules:
+    - {name: a, limit: 0}
+    - {name: b, limit: 5, window: -1, per: [planet]}
+    - {name: c, limit: 5, routes: [nope], token_types: [ghost]}
+    - {name: c, limit: 5}
+"""
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_text(text, "r.yaml")
+    rendered = str(exc.value)
+    for path, value in [
+        ("rate_limits.redis", "'http://not-redis'"),
+        ("rate_limits.on_redis_error", "'maybe'"),
+        ("rate_limits.rules[0].limit", "0"),
+        ("rate_limits.rules[1].window", "-1"),
+        ("rate_limits.rules[1].per", "'planet'"),
+        ("rate_limits.rules[2].routes", "'nope'"),
+        ("rate_limits.rules[2].token_types", "'ghost'"),
+        ("rate_limits.rules[3].name", "'c'"),
+    ]:
+        assert any(path in line and value in line for line in rendered.splitlines()), (
+            path,
+            rendered,
+        )
