@@ -82,7 +82,7 @@ async def browser() -> AsyncIterator[Any]:
         await b.close()
 
 
-async def login_link(gw: RunningGateway, email: str, *extra: str) -> str:
+async def login_link(gw: RunningGateway, email: str, *extra: str, path: str = PATH) -> str:
     """A link minted by the real CLI, exactly as an operator would."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -103,7 +103,7 @@ async def login_link(gw: RunningGateway, email: str, *extra: str) -> str:
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     url = out.decode().strip().splitlines()[-1]
-    assert url.startswith(f"{gw.url}{PATH}/login?t=")
+    assert url.startswith(f"{gw.url}{path}/login?t=")
     return url
 
 

@@ -15,7 +15,7 @@ PRESETS = ("velocity", "velaflows", "spedy", "velt")
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_gateway_check_passes_with_defaults_and_no_warnings(preset: str) -> None:
-    out = cli(preset, "check")
+    out = cli(preset, "check", env={"GATEWAY_DASHBOARD_SECRET": "a-secret-of-sixteen-plus"})
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["ok"] is True

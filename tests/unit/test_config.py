@@ -190,6 +190,14 @@ def test_dashboard_section_defaults_and_secret_fallback() -> None:
     assert cfg.dashboard is not None and cfg.dashboard.public_url == "https://app.example.com"
 
 
+def test_dashboard_without_a_secret_is_off_with_a_warning() -> None:
+    cfg = load_text(MINIMAL + "dashboard: {path: /settings/api-keys, secret: ''}\n", "g.yaml")
+    assert cfg.dashboard is None
+    assert any(w.path == "dashboard.secret" and "off until" in w.message for w in cfg.warnings), (
+        cfg.warnings
+    )
+
+
 def test_dashboard_problems_name_key_and_value() -> None:
     text = (
         MINIMAL
@@ -212,7 +220,6 @@ dashboard:
     for path, value in [
         ("dashboard.path", "'/settings/../keys'"),
         ("dashboard.listener", "is admin but listeners.admin is not set"),
-        ("dashboard.secret", "is required (or set pepper)"),
         ("dashboard.public_url", "'ftp://x'"),
         ("dashboard.session_ttl", "0.0"),
         ("dashboard.session_jwt_cookie", "'bad cookie'"),
