@@ -2,13 +2,16 @@
 
 Starts a small echo upstream on loopback, opens the configured SQLite store, makes sure a demo
 workspace, user and two tokens exist (minting fresh ones on every start, since plaintext is never
-stored), prints them with ``curl`` lines to try, then serves until Ctrl-C.
+stored), prints them with ``curl`` lines to try and a sign-in link to the token dashboard, then
+serves until Ctrl-C. Without a configured dashboard the demo turns one on for this run only, with
+a random secret (sessions end with the process).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import signal
 import sys
 from dataclasses import replace
@@ -17,7 +20,8 @@ from aiohttp import web
 
 from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
-from gateway.config import Config, Listener
+from gateway.config import Config, DashboardConfig, Listener
+from gateway.dashboard.sessions import login_link
 from gateway.errors import NotFound
 from gateway.services import Services
 from gateway.store import open_store
@@ -45,7 +49,10 @@ def echo_app() -> web.Application:
     return app
 
 
-async def _seed(cfg: Config) -> tuple[str, str, str]:
+DEMO_USER = "demo@example.com"
+
+
+async def _seed(cfg: Config) -> tuple[str, str, str, str]:
     store = open_store(cfg.store)
     await store.open()
     svc = Services(store, cfg)
@@ -67,7 +74,15 @@ async def _seed(cfg: Config) -> tuple[str, str, str]:
         _, other = await svc.create_token(
             workspace="other", name="other workspace", scopes=["items:read"]
         )
-        return rw, ro, other
+        try:
+            user = await svc.user(DEMO_USER)
+        except NotFound:
+            user = await svc.create_user(DEMO_USER, "Demo User")
+            await svc.add_member(ws.id, DEMO_USER, _admin_role(cfg))
+        link = ""
+        if cfg.dashboard is not None:
+            link, _ = login_link(cfg.dashboard, f"http://{cfg.proxy}", user, 3600)
+        return rw, ro, other, link
     finally:
         await store.close()
 
@@ -76,7 +91,7 @@ async def _main(cfg: Config, upstream_port: int) -> None:
     up = web.AppRunner(echo_app(), access_log=None)
     await up.setup()
     await web.TCPSite(up, "127.0.0.1", upstream_port).start()
-    rw, ro, other = await _seed(cfg)
+    rw, ro, other, link = await _seed(cfg)
     gw = Gateway(cfg)
     await gw.start()
     runners = []
@@ -101,6 +116,9 @@ Try it:
   curl -i -X POST {base}/api/v1/items -H "Authorization: Bearer {ro}"       # 403 FORBIDDEN (read-only key)
   curl -i {base}/api/v1/items/42 -H "X-Workspace-Id: demo" -H "Authorization: Bearer {other}"  # 403 WORKSPACE_ACCESS_DENIED
 
+The token dashboard (Settings -> API Keys), signed in as {DEMO_USER} (link works once, 1 h):
+  {link}
+
 Revoke from another terminal and the next call is refused within a second:
   .venv/bin/gateway --config {cfg.source} token list --workspace demo
   .venv/bin/gateway --config {cfg.source} token revoke <id>
@@ -121,6 +139,12 @@ Ctrl-C stops it.""",
         await up.cleanup()
 
 
+def _admin_role(cfg: Config) -> str:
+    """A role holding the superuser scope, else the one granting most (the demo user administers)."""
+    su = cfg.scopes.superuser
+    return max(cfg.roles, key=lambda r: (su in cfg.roles[r], len(cfg.roles[r])))
+
+
 def run_demo(config_path: str, port: int | None, upstream_port: int) -> int:
     try:
         cfg = config_mod.load(config_path)
@@ -129,6 +153,9 @@ def run_demo(config_path: str, port: int | None, upstream_port: int) -> int:
         return 1
     if port is not None:
         cfg = replace(cfg, proxy=Listener(cfg.proxy.host, port))
+    if cfg.dashboard is None:
+        # This run only: a random secret, so nothing guessable ever signs a session.
+        cfg = replace(cfg, dashboard=DashboardConfig(secret=secrets.token_urlsafe(32)))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(cfg, upstream_port))
     return 0
