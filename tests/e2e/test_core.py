@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,6 +19,7 @@ from yarl import URL
 from tests.conftest import GatewayFactory
 from tests.e2e.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
+from tests.support.served import cli
 
 
 @pytest.fixture
@@ -590,22 +588,11 @@ async def test_h2c_and_other_upgrades_are_refused(
 # -- propagation across processes ------------------------------------------------------------------
 
 
-def _cli(cfg: Path, *args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", str(cfg), "--json", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
-
-
 async def test_cli_revocation_reaches_the_running_gateway_within_a_second(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
     created = await asyncio.to_thread(
-        _cli,
+        cli,
         gw.config_path,
         "token",
         "create",
@@ -619,9 +606,9 @@ async def test_cli_revocation_reaches_the_running_gateway_within_a_second(
     token = created["token"]
     assert created["prefix"] == token[:16]
     assert await _status_is(http, f"{gw.url}/api/items", token, 200)  # now cached
-    listed = await asyncio.to_thread(_cli, gw.config_path, "token", "list", "--workspace", "acme")
+    listed = await asyncio.to_thread(cli, gw.config_path, "token", "list", "--workspace", "acme")
     assert token not in json.dumps(listed)
-    await asyncio.to_thread(_cli, gw.config_path, "token", "revoke", created["id"])
+    await asyncio.to_thread(cli, gw.config_path, "token", "revoke", created["id"])
     took = await eventually(lambda: _status_is(http, f"{gw.url}/api/items", token, 401), within=1.0)
     assert took <= 1.0
 

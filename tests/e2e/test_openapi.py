@@ -12,8 +12,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import schemathesis
@@ -21,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from gateway.openapi import document
-from tests.e2e.test_workers import free_port
+from tests.support.served import cli, free_port
 
 CONFIG = """
 listeners: {proxy: "127.0.0.1:{port}", admin: "127.0.0.1:{aport}"}
@@ -39,17 +37,6 @@ routes:
   - {name: me-tokens, path: /api/v1/me/tokens, methods: [GET, HEAD, POST], handler: me_tokens}
   - {name: me-token, path: "/api/v1/me/tokens/{tokenId}", methods: [GET, HEAD, DELETE], handler: me_tokens}
 """
-
-
-def cli(cfg: Path, *args: str) -> Any:
-    out = subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", str(cfg), "--json", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(out.stdout)
 
 
 @pytest.fixture(scope="module")

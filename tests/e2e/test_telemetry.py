@@ -22,9 +22,9 @@ from gateway import tokens
 from gateway.telemetry import metrics_app
 from tests.conftest import GatewayFactory
 from tests.e2e.core_config import CORE
-from tests.e2e.test_workers import cli, free_port
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.require import binary_or_skip
+from tests.support.served import cli, free_port
 
 
 def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:

@@ -8,21 +8,19 @@ so many fresh connections exercise both.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from tests.support.harness import Upstream, eventually
+from tests.support.served import cli, free_port
 
 CONFIG = """
 listeners: {proxy: "127.0.0.1:{port}"}
@@ -32,23 +30,6 @@ upstreams: {api: "{up}"}
 cache: {poll_interval: 0.1, ttl: 300}
 routes: [{name: items, path: /api/**, scopes: [items:read]}]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cli(cfg: Path, *args: str) -> Any:
-    out = subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", str(cfg), "--json", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(out.stdout)
 
 
 @pytest.fixture
