@@ -395,6 +395,11 @@ async def _migrate_store(args: argparse.Namespace) -> int:
         "tokens": len(dump.tokens),
         "secrets": len(dump.secrets),
         "audit_events": len(dump.audit),
+        "used_nonces": len(dump.nonces),
+        "oauth_apps": len(dump.oauth_clients),
+        "oauth_grants": len(dump.oauth_grants),
+        "oauth_codes": len(dump.oauth_codes),
+        "oauth_refresh_tokens": len(dump.oauth_refresh),
     }
     _print(
         args,

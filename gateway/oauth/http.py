@@ -407,5 +407,5 @@ def install(gw: Gateway) -> None:
         except NotImplementedError as exc:
             raise RuntimeError(
                 f"the oauth: section needs a store with OAuth support ({exc}); "
-                "use the SQLite store or remove the oauth: section"
+                "use the SQLite or PostgreSQL store, or remove the oauth: section"
             ) from None

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from gateway.oauth.store import ClientRecord, CodeRecord, GrantRecord, RefreshRecord
 from gateway.store.base import TokenRecord
-from gateway.store.sqlite import SQLiteStore
 
-__all__ = ["SQLiteOAuthStore"]
+if TYPE_CHECKING:
+    from gateway.store.base import StoreDump
+    from gateway.store.sqlite import SQLiteStore
+
+__all__ = ["SQLiteOAuthStore", "dump_oauth", "load_oauth"]
 
 _CLIENT = "id, name, redirect_uris, scopes, created_at, workspace_id, secret_hash"
 _GRANT = "id, client_id, user_id, workspace_id, scopes, created_at, revoked_at, revoke_reason"
@@ -300,3 +303,96 @@ class SQLiteOAuthStore:
         )
         await db.execute("INSERT INTO token_secrets VALUES (?, ?, NULL)", (token_hash, r.id))
         await self.s._change(db, "token", r.id)
+
+
+# -- migrate-store ---------------------------------------------------------------------------------
+
+
+def _client_args(c: ClientRecord) -> tuple[Any, ...]:
+    return (
+        c.id,
+        c.name,
+        json.dumps(list(c.redirect_uris)),
+        json.dumps(sorted(c.scopes)),
+        c.created_at,
+        c.workspace_id,
+        c.secret_hash,
+    )
+
+
+def _grant_args(g: GrantRecord) -> tuple[Any, ...]:
+    return (
+        g.id,
+        g.client_id,
+        g.user_id,
+        g.workspace_id,
+        json.dumps(sorted(g.scopes)),
+        g.created_at,
+        g.revoked_at,
+        g.revoke_reason,
+    )
+
+
+async def dump_oauth(
+    store: SQLiteStore,
+) -> tuple[list[ClientRecord], list[GrantRecord], list[CodeRecord], list[RefreshRecord]]:
+    """Every OAuth row, read on the store's reader (inside the caller's snapshot transaction)."""
+    return (
+        [_client(r) for r in await store._all(f"SELECT {_CLIENT} FROM oauth_clients ORDER BY id")],
+        [_grant(r) for r in await store._all(f"SELECT {_GRANT} FROM oauth_grants ORDER BY id")],
+        [
+            CodeRecord(*r)
+            for r in await store._all(f"SELECT {_CODE} FROM oauth_codes ORDER BY hash")
+        ],
+        [
+            RefreshRecord(*r)
+            for r in await store._all(f"SELECT {_REFRESH} FROM oauth_refresh_tokens ORDER BY id")
+        ],
+    )
+
+
+async def load_oauth(db: aiosqlite.Connection, dump: StoreDump) -> None:
+    """Insert the dump's OAuth rows on ``db`` (inside the caller's import transaction)."""
+    await db.executemany(
+        f"INSERT INTO oauth_clients ({_CLIENT}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [_client_args(c) for c in dump.oauth_clients],
+    )
+    await db.executemany(
+        f"INSERT INTO oauth_grants ({_GRANT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [_grant_args(g) for g in dump.oauth_grants],
+    )
+    await db.executemany(
+        f"INSERT INTO oauth_codes ({_CODE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                c.hash,
+                c.grant_id,
+                c.client_id,
+                c.redirect_uri,
+                c.code_challenge,
+                c.code_challenge_method,
+                c.created_at,
+                c.expires_at,
+                c.used_at,
+            )
+            for c in dump.oauth_codes
+        ],
+    )
+    await db.executemany(
+        f"INSERT INTO oauth_refresh_tokens ({_REFRESH}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r.id,
+                r.hash,
+                r.grant_id,
+                r.client_id,
+                r.access_token_id,
+                r.created_at,
+                r.expires_at,
+                r.rotated_at,
+                r.replaced_by,
+                r.revoked_at,
+            )
+            for r in dump.oauth_refresh
+        ],
+    )

@@ -1,5 +1,6 @@
 """OAuth records and the :class:`OAuthStore` protocol, kept apart from the core :class:`Store` so a
-backend adds OAuth as one separate group of methods (SQLite: :mod:`gateway.oauth.sqlite`).
+backend adds OAuth as one separate group of methods (:mod:`gateway.oauth.sqlite`,
+:mod:`gateway.oauth.postgres`).
 
 Only digests of client secrets, codes and refresh tokens are stored. Access tokens are ordinary
 :class:`~gateway.store.base.TokenRecord` rows (kind ``oauth_access``, ``client_id``, ``grant_id``),

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    # Only for annotations: gateway.oauth.store imports this module.
+    from gateway.oauth.store import ClientRecord, CodeRecord, GrantRecord, RefreshRecord
 
 __all__ = [
     "AuditEvent",
     "Change",
     "Membership",
+    "NonceRecord",
     "SecretRecord",
     "Store",
     "StoreDump",
@@ -110,9 +115,22 @@ class SecretRecord:
     not_after: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class NonceRecord:
+    """A single-use value already spent (a dashboard sign-in link id) and until when it matters."""
+
+    nonce: str
+    expires_at: float
+
+
 @dataclass(slots=True)
 class StoreDump:
-    """Everything a store holds except the change feed, for ``gateway migrate-store``."""
+    """Everything a store holds except the change feed, for ``gateway migrate-store``.
+
+    That includes the OAuth tables (:mod:`gateway.oauth.store` records: apps, grants, codes and
+    refresh tokens, all as digests) and the spent nonces, so nothing a running gateway relies on is
+    lost in a move between backends.
+    """
 
     workspaces: list[Workspace] = field(default_factory=list)
     users: list[User] = field(default_factory=list)
@@ -120,6 +138,11 @@ class StoreDump:
     tokens: list[TokenRecord] = field(default_factory=list)
     secrets: list[SecretRecord] = field(default_factory=list)
     audit: list[AuditEvent] = field(default_factory=list)
+    nonces: list[NonceRecord] = field(default_factory=list)
+    oauth_clients: list[ClientRecord] = field(default_factory=list)
+    oauth_grants: list[GrantRecord] = field(default_factory=list)
+    oauth_codes: list[CodeRecord] = field(default_factory=list)
+    oauth_refresh: list[RefreshRecord] = field(default_factory=list)
 
 
 class Store(Protocol):

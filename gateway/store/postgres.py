@@ -24,7 +24,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -34,13 +34,17 @@ from gateway.store.base import (
     AuditEvent,
     Change,
     Membership,
+    NonceRecord,
     SecretRecord,
     StoreDump,
     TokenRecord,
     User,
     Workspace,
 )
-from gateway.store.sqlite import migrations
+from gateway.store.sqlite import _IMPORT_MUST_BE_EMPTY, migrations
+
+if TYPE_CHECKING:
+    from gateway.oauth.postgres import PostgresOAuthStore
 
 __all__ = ["PostgresStore", "split_url"]
 
@@ -221,6 +225,12 @@ class PostgresStore:
 
     async def ping(self) -> None:
         await self._one("SELECT 1")
+
+    def oauth_store(self) -> PostgresOAuthStore:
+        """The OAuth side of this store (tables from migration 0004), sharing its pool."""
+        from gateway.oauth.postgres import PostgresOAuthStore
+
+        return PostgresOAuthStore(self)
 
     @staticmethod
     async def _change(conn: asyncpg.Connection, entity: str, entity_id: str) -> None:
@@ -614,25 +624,39 @@ class PostgresStore:
     # -- migration between stores ------------------------------------------------------------------
 
     async def export_all(self) -> StoreDump:
+        from gateway.oauth.postgres import dump_oauth  # the OAuth module owns its tables
+
         async def read(c: asyncpg.Connection) -> StoreDump:
             # One REPEATABLE READ snapshot, so the dump is consistent while gateways keep writing.
             async with c.transaction(isolation="repeatable_read", readonly=True):
+                # Text keys ordered by byte value (COLLATE "C"), as SQLite does, whatever the
+                # database's collation: migrate-store compares a copy with its source record by
+                # record, in either direction.
                 ws = await c.fetch(
-                    "SELECT id, slug, name, plan, created_at, deleted_at FROM workspaces ORDER BY id"
+                    "SELECT id, slug, name, plan, created_at, deleted_at FROM workspaces "
+                    'ORDER BY id COLLATE "C"'
                 )
-                users = await c.fetch("SELECT id, email, name, created_at FROM users ORDER BY id")
+                users = await c.fetch(
+                    'SELECT id, email, name, created_at FROM users ORDER BY id COLLATE "C"'
+                )
                 ms = await c.fetch(
                     "SELECT user_id, workspace_id, role, created_at FROM memberships "
-                    "ORDER BY user_id, workspace_id"
+                    'ORDER BY user_id COLLATE "C", workspace_id COLLATE "C"'
                 )
-                toks = await c.fetch(f"SELECT {_TOKEN_COLUMNS} FROM tokens t ORDER BY t.id")
+                toks = await c.fetch(
+                    f'SELECT {_TOKEN_COLUMNS} FROM tokens t ORDER BY t.id COLLATE "C"'
+                )
                 secrets = await c.fetch(
-                    "SELECT hash, token_id, not_after FROM token_secrets ORDER BY hash"
+                    'SELECT hash, token_id, not_after FROM token_secrets ORDER BY hash COLLATE "C"'
                 )
                 audit = await c.fetch(
                     "SELECT id, at, action, actor, address, token_id, visible_prefix, "
                     "workspace_id, detail FROM audit_log ORDER BY id"
                 )
+                nonces = await c.fetch(
+                    'SELECT nonce, expires_at FROM used_nonces ORDER BY nonce COLLATE "C"'
+                )
+                clients, grants, codes, refresh = await dump_oauth(c)
             return StoreDump(
                 workspaces=[Workspace(*r) for r in ws],
                 users=[User(*r) for r in users],
@@ -640,13 +664,20 @@ class PostgresStore:
                 tokens=[_token(r) for r in toks],
                 secrets=[SecretRecord(*r) for r in secrets],
                 audit=[AuditEvent(*r) for r in audit],
+                nonces=[NonceRecord(*r) for r in nonces],
+                oauth_clients=clients,
+                oauth_grants=grants,
+                oauth_codes=codes,
+                oauth_refresh=refresh,
             )
 
         return await self._read(read)
 
     async def import_all(self, dump: StoreDump) -> None:
+        from gateway.oauth.postgres import load_oauth  # the OAuth module owns its tables
+
         async with self._tx() as c:
-            for table in ("workspaces", "users", "tokens", "audit_log"):
+            for table in _IMPORT_MUST_BE_EMPTY:
                 if await c.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
                     raise StoreUnavailable(
                         f"the target store is not empty ({table} has rows)", reason="not_empty"
@@ -690,6 +721,11 @@ class PostgresStore:
                     for e in dump.audit
                 ],
             )
+            await c.executemany(
+                "INSERT INTO used_nonces VALUES ($1, $2)",
+                [(n.nonce, n.expires_at) for n in dump.nonces],
+            )
+            await load_oauth(c, dump)
             # Explicit audit ids were inserted: move the sequence past them.
             await c.execute(
                 "SELECT setval(pg_get_serial_sequence('audit_log', 'id'), "

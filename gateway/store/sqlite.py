@@ -24,6 +24,7 @@ from gateway.store.base import (
     AuditEvent,
     Change,
     Membership,
+    NonceRecord,
     SecretRecord,
     StoreDump,
     TokenRecord,
@@ -32,6 +33,17 @@ from gateway.store.base import (
 )
 
 __all__ = ["SQLiteStore"]
+
+# import_all refuses a target where any of these has a row: a copy never merges into live data.
+_IMPORT_MUST_BE_EMPTY = (
+    "workspaces",
+    "users",
+    "tokens",
+    "audit_log",
+    "oauth_clients",
+    "oauth_grants",
+    "used_nonces",
+)
 
 _TOKEN_COLUMNS = (
     "t.id, t.name, t.kind, t.type_prefix, t.environment, t.visible_prefix, t.scopes, "
@@ -501,11 +513,16 @@ class SQLiteStore:
     # -- migration between stores ------------------------------------------------------------------
 
     async def export_all(self) -> StoreDump:
-        db = self._conn
+        from gateway.oauth.sqlite import dump_oauth  # the OAuth module owns its tables
+
+        # One read transaction on the reader, where the reads below run: a consistent snapshot
+        # while gateways keep writing (WAL). (Not on the writer: a BEGIN there would neither
+        # cover those reads nor respect the write lock.)
+        db = self._read_conn
         try:
-            # One read transaction: a consistent snapshot while gateways keep writing (WAL).
             await db.execute("BEGIN")
             try:
+                clients, grants, codes, refresh = await dump_oauth(self)
                 dump = StoreDump(
                     workspaces=[
                         _workspace(r)
@@ -546,6 +563,16 @@ class SQLiteStore:
                             "workspace_id, detail FROM audit_log ORDER BY id"
                         )
                     ],
+                    nonces=[
+                        NonceRecord(*r)
+                        for r in await self._all(
+                            "SELECT nonce, expires_at FROM used_nonces ORDER BY nonce"
+                        )
+                    ],
+                    oauth_clients=clients,
+                    oauth_grants=grants,
+                    oauth_codes=codes,
+                    oauth_refresh=refresh,
                 )
             finally:
                 await db.execute("COMMIT")
@@ -554,8 +581,10 @@ class SQLiteStore:
         return dump
 
     async def import_all(self, dump: StoreDump) -> None:
+        from gateway.oauth.sqlite import load_oauth  # the OAuth module owns its tables
+
         async with self._tx() as db:
-            for table in ("workspaces", "users", "tokens", "audit_log"):
+            for table in _IMPORT_MUST_BE_EMPTY:
                 async with db.execute(f"SELECT EXISTS (SELECT 1 FROM {table})") as cur:
                     row = await cur.fetchone()
                 if row and row[0]:
@@ -624,6 +653,11 @@ class SQLiteStore:
                     for e in dump.audit
                 ],
             )
+            await db.executemany(
+                "INSERT INTO used_nonces VALUES (?, ?)",
+                [(n.nonce, n.expires_at) for n in dump.nonces],
+            )
+            await load_oauth(db, dump)
             # Running gateways (if any) drop whatever they cached about the copied data.
             await self._change(db, "store", "import")
 

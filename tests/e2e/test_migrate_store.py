@@ -1,19 +1,28 @@
 """Issue 8: `gateway migrate-store --from sqlite:///… --to postgresql://…` copies everything, and
-tokens minted on SQLite keep working, exactly as before, on a gateway running on PostgreSQL.
+tokens minted on SQLite keep working, exactly as before, on a gateway running on PostgreSQL — OAuth
+apps, grants and refresh tokens included.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 
+from gateway.oauth.pkce import challenge_for
+from gateway.oauth.service import OAuthService
 from tests.conftest import GatewayFactory
 from tests.e2e.core_config import CORE
+from tests.e2e.test_oauth import CONFIG as OAUTH_CONFIG
+from tests.e2e.test_oauth import REDIRECT as OAUTH_REDIRECT
 from tests.support.harness import RunningGateway, Upstream, eventually
+from tests.support.oauth import HS_SECRET, ISSUER, decide, open_consent, session_jwt
 from tests.support.stores import fresh_postgres_schema
 
 
@@ -104,3 +113,94 @@ async def test_sqlite_to_postgres_keeps_every_token_working(
     missing = migrate(f"sqlite:///{tmp_path}/typo.db", f"sqlite:///{tmp_path}/new.db")
     assert missing.returncode == 1 and "no SQLite store" in missing.stderr
     assert not (tmp_path / "typo.db").exists()
+
+
+async def test_oauth_apps_grants_and_refresh_tokens_survive_sqlite_to_postgres(
+    make_gateway: GatewayFactory, upstream: Upstream, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    subs = {"up": upstream.url, "secret": HS_SECRET, "issuer": ISSUER}
+    sqlite_url = f"sqlite:///{tmp_path}/old.db"
+    old = await make_gateway(OAUTH_CONFIG, store=sqlite_url, **subs)
+    await old.services.create_workspace("Acme", "acme", "ws_acme")
+    ann = (await old.services.create_user("ann@example.com")).id
+    await old.services.add_member("acme", ann, "member")
+    app, secret = await OAuthService(old.services.store, old.config).create_client(
+        "Sync", [OAUTH_REDIRECT], ["items:read", "items:write"]
+    )
+    assert secret is not None
+    # A user approves the app in the browser; the app exchanges the code for a token pair.
+    verifier = "v" * 64
+    query = {
+        "client_id": app.id,
+        "redirect_uri": OAUTH_REDIRECT,
+        "response_type": "code",
+        "scope": "items:read",
+        "state": "s",
+        "code_challenge": challenge_for(verifier),
+        "code_challenge_method": "S256",
+    }
+    consent = f"{old.url}/oauth/consent?{urlencode(query)}"
+    page = await open_consent(http, consent, session_jwt(ann))
+    _, location = await decide(http, consent, page, session_jwt(ann))
+    assert location is not None
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{app.id}:{secret}".encode()).decode()}
+
+    async def token_call(gw: RunningGateway, body: dict[str, str]) -> tuple[int, dict[str, str]]:
+        async with http.post(f"{gw.url}/api/oauth/token", data=body, headers=basic) as r:
+            return r.status, await r.json()
+
+    status, pair = await token_call(
+        old,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": OAUTH_REDIRECT,
+            "code_verifier": verifier,
+        },
+    )
+    assert status == 200
+    # A spent dashboard sign-in link id must stay spent after the move.
+    assert await old.services.store.use_nonce("login:link-1", time.time() + 600)
+
+    async with fresh_postgres_schema() as pg_url:
+        done = migrate(sqlite_url, pg_url)
+        assert done.returncode == 0, done.stderr
+        counts = json.loads(done.stdout)
+        assert counts["oauth_apps"] == 1 and counts["oauth_grants"] == 1
+        assert counts["oauth_codes"] == 1 and counts["oauth_refresh_tokens"] == 1
+        assert counts["used_nonces"] == 1
+
+        new = await make_gateway(OAUTH_CONFIG, store=pg_url, **subs)
+        assert new.config.store.startswith("postgresql://")
+        auth = {"Authorization": f"Bearer {pair['access_token']}"}
+        async with http.get(f"{new.url}/api/items/1", headers=auth) as r:
+            assert r.status == 200  # the access token issued on SQLite
+        assert upstream.last.header("X-Gateway-User-Id") == ann
+        # The refresh token issued on SQLite rotates on PostgreSQL, and the new pair works.
+        status, fresh = await token_call(
+            new, {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
+        )
+        assert status == 200, fresh
+        auth = {"Authorization": f"Bearer {fresh['access_token']}"}
+        async with http.get(f"{new.url}/api/items/1", headers=auth) as r:
+            assert r.status == 200
+        # The app's secret came along (as its digest), and a used code is still used: presenting
+        # it again revokes the grant, as on SQLite.
+        status, body = await token_call(
+            new,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": OAUTH_REDIRECT,
+                "code_verifier": verifier,
+            },
+        )
+        assert status == 400 and body["error"] == "invalid_grant"
+
+        async def family_revoked() -> bool:
+            async with http.get(f"{new.url}/api/items/1", headers=auth) as r:
+                return r.status == 401
+
+        await eventually(family_revoked, within=1.0)
+        assert await new.services.store.use_nonce("login:link-1", time.time() + 600) is False
