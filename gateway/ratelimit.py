@@ -150,7 +150,8 @@ class LocalBackend:
         for lg, c in zip(logs, counters, strict=True):
             if admitted and record:
                 lg.append(now)
-            reset = lg[0] + c.window - now if lg else 0.0
+            # Clamped: float rounding on large clock values can land a hair outside [0, window].
+            reset = min(c.window, max(0.0, lg[0] + c.window - now)) if lg else 0.0
             outcomes.append(Outcome(c, len(lg), reset))
         return admitted, outcomes
 

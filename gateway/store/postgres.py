@@ -69,6 +69,9 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.PostgresConnectionError,
+    # A connection the server killed mid-use can surface as an inconsistent protocol state
+    # ("cannot switch to state …") instead of a connection error: the connection is as dead.
+    asyncpg.exceptions.InternalClientError,
 )
 _ALL_ERRORS: tuple[type[BaseException], ...] = (*_CONNECTION_ERRORS, asyncpg.PostgresError)
 _LISTEN_ERRORS: tuple[type[BaseException], ...] = (*_ALL_ERRORS, StoreUnavailable)

@@ -68,6 +68,7 @@ async def test_no_plaintext_token_in_the_store_files_or_the_logs(
     )
     made["cli"] = c["token"]
     served = await Served(cfg, port).start()
+    await served.wait_listening(port=admin)  # the admin listener opens after the proxy
     try:
         async with aiohttp.ClientSession() as s:
             auth = {"Authorization": f"Bearer {op['token']}"}
