@@ -279,30 +279,7 @@ class SQLiteOAuthStore:
     async def _insert_access(
         self, db: aiosqlite.Connection, r: TokenRecord, token_hash: str
     ) -> None:
-        await db.execute(
-            "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                r.id,
-                r.name,
-                r.kind,
-                r.type_prefix,
-                r.environment,
-                r.visible_prefix,
-                json.dumps(sorted(r.scopes)),
-                r.workspace_id,
-                r.user_id,
-                r.created_at,
-                r.expires_at,
-                r.revoked_at,
-                r.last_used_at,
-                json.dumps(list(r.allowed_domains)),
-                r.created_by,
-                r.client_id,
-                r.grant_id,
-            ),
-        )
-        await db.execute("INSERT INTO token_secrets VALUES (?, ?, NULL)", (token_hash, r.id))
-        await self.s._change(db, "token", r.id)
+        await self.s.insert_token(db, r, token_hash)
 
 
 # -- migrate-store ---------------------------------------------------------------------------------

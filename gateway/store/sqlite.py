@@ -93,6 +93,32 @@ def migrations(backend: str) -> list[tuple[int, str]]:
     return sorted(out)
 
 
+TOKEN_INSERT = "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def token_row(r: TokenRecord) -> tuple[Any, ...]:
+    """A token record as the ``tokens`` table's columns, in order."""
+    return (
+        r.id,
+        r.name,
+        r.kind,
+        r.type_prefix,
+        r.environment,
+        r.visible_prefix,
+        json.dumps(sorted(r.scopes)),
+        r.workspace_id,
+        r.user_id,
+        r.created_at,
+        r.expires_at,
+        r.revoked_at,
+        r.last_used_at,
+        json.dumps(list(r.allowed_domains)),
+        r.created_by,
+        r.client_id,
+        r.grant_id,
+    )
+
+
 class SQLiteStore:
     """:class:`gateway.store.Store` on a SQLite file."""
 
@@ -361,33 +387,16 @@ class SQLiteStore:
 
     # -- tokens ------------------------------------------------------------------------------------
 
+    async def insert_token(self, db: aiosqlite.Connection, r: TokenRecord, token_hash: str) -> None:
+        """Inside a transaction: the token, its secret's digest, and its change-feed entry."""
+        await db.execute(TOKEN_INSERT, token_row(r))
+        await db.execute("INSERT INTO token_secrets VALUES (?, ?, NULL)", (token_hash, r.id))
+        await self._change(db, "token", r.id)
+
     async def create_token(self, record: TokenRecord, token_hash: str) -> None:
         r = record
         async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    r.id,
-                    r.name,
-                    r.kind,
-                    r.type_prefix,
-                    r.environment,
-                    r.visible_prefix,
-                    json.dumps(sorted(r.scopes)),
-                    r.workspace_id,
-                    r.user_id,
-                    r.created_at,
-                    r.expires_at,
-                    r.revoked_at,
-                    r.last_used_at,
-                    json.dumps(list(r.allowed_domains)),
-                    r.created_by,
-                    r.client_id,
-                    r.grant_id,
-                ),
-            )
-            await db.execute("INSERT INTO token_secrets VALUES (?, ?, NULL)", (token_hash, r.id))
-            await self._change(db, "token", r.id)
+            await self.insert_token(db, r, token_hash)
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
         row = await self._one(f"SELECT {_TOKEN_COLUMNS} FROM tokens t WHERE t.id = ?", (token_id,))
@@ -606,31 +615,7 @@ class SQLiteStore:
                 "INSERT INTO memberships VALUES (?, ?, ?, ?)",
                 [(m.user_id, m.workspace_id, m.role, m.created_at) for m in dump.memberships],
             )
-            await db.executemany(
-                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        r.id,
-                        r.name,
-                        r.kind,
-                        r.type_prefix,
-                        r.environment,
-                        r.visible_prefix,
-                        json.dumps(sorted(r.scopes)),
-                        r.workspace_id,
-                        r.user_id,
-                        r.created_at,
-                        r.expires_at,
-                        r.revoked_at,
-                        r.last_used_at,
-                        json.dumps(list(r.allowed_domains)),
-                        r.created_by,
-                        r.client_id,
-                        r.grant_id,
-                    )
-                    for r in dump.tokens
-                ],
-            )
+            await db.executemany(TOKEN_INSERT, [token_row(r) for r in dump.tokens])
             await db.executemany(
                 "INSERT INTO token_secrets VALUES (?, ?, ?)",
                 [(s.hash, s.token_id, s.not_after) for s in dump.secrets],
