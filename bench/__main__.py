@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import profile
 from bench import store as bench_store
 from bench.procs import Processes, cpu_seconds, rss_bytes
 from bench.servers import (
@@ -335,6 +336,29 @@ def _stream(bench: Bench, server: Server, token: str, size: int) -> dict[str, An
     return out
 
 
+def _profile(bench: Bench, target: Target, out: Path) -> dict[str, Any]:
+    seconds = bench.args.duration
+    log(f"\n== profile: py-spy on one gateway worker, cache-hit load for {seconds}s")
+    spy = profile.record(target.server.workers()[0], seconds, out)
+    try:
+        res = bench.wrk(
+            target, bench.args.connections, len((bench.wrk_cpus or "0,1").split(",")), seconds
+        )
+        spy.wait(timeout=seconds + 30)
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait()
+    top = profile.top_frames(out.read_text() if out.exists() else "", 20)
+    log(f"  {res['rps']:.0f} req/s while profiling; top frames by own time:")
+    for frame, share in top["self"]:
+        log(f"  {share * 100:5.1f}%  {frame}")
+    log("  by inclusive time:")
+    for frame, share in top["inclusive"]:
+        log(f"  {share * 100:5.1f}%  {frame}")
+    return {"rps": res["rps"], **top}
+
+
 def _targets_table(res: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
     s = res["scenarios"]
     rows: list[dict[str, Any]] = []
@@ -431,6 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="gateway workers and nginx-proxy workers")
     p.add_argument("--pin", choices=("split", "none"), default="split", help="taskset pinning")
     p.add_argument("--json", type=Path, help="write every number to this file")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="PATH",
+        help="also py-spy one gateway worker under cache-hit load; collapsed stacks to PATH",
+    )
     args = p.parse_args(argv)
     q = args.quick
     args.rounds = args.rounds or (1 if q else 3)
@@ -566,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
                     ratios[f"{label}/gateway req/s"] = _ratio(m[label]["rps"], m["gateway"]["rps"])
             out["ratios"] = ratios
             res["scenarios"][sc.name] = out
+        if args.profile is not None:
+            res["profile"] = _profile(bench, Target("gateway", gateway, env=auth), args.profile)
         if "soak" in chosen:
             res["soak"] = _soak(
                 bench, Target("gateway", gateway, env=auth), args.soak_seconds, conns, th

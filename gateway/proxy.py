@@ -11,7 +11,6 @@ that is cheaper than chunked relaying and bounded by :data:`SMALL_BODY`.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import time
@@ -19,10 +18,10 @@ from collections.abc import Iterable
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from gateway.config import Config, IdentityHeaders, Route, Upstream
+from gateway.config import Config, IdentityHeaders, Route
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.identity import Identity
 
@@ -82,6 +81,16 @@ class Forwarder:
         self.credential_keys = frozenset(header_key(n) for n in credential_headers)
         self.trusted = config.trusted_proxies
         self.upstreams = config.upstreams
+        # One timeout object per upstream, built at load time rather than per request. There is
+        # no extra asyncio deadline around the exchange: sock_connect bounds connecting, sock_read
+        # bounds every wait for upstream bytes (headers included), and the whole request is
+        # bounded by limits.request_timeout in Gateway.handle.
+        self.timeouts = {
+            name: aiohttp.ClientTimeout(
+                total=None, sock_connect=up.connect_timeout, sock_read=up.timeout
+            )
+            for name, up in config.upstreams.items()
+        }
 
     # -- request side ------------------------------------------------------------------------------
 
@@ -98,9 +107,7 @@ class Forwarder:
         self, request: web.Request, route: Route, identity: Identity | None, request_id: str
     ) -> CIMultiDict[str]:
         incoming = request.headers
-        drop = set(HOP_BY_HOP)
-        for token in incoming.getall("Connection", ()):
-            drop.update(t.strip().lower() for t in token.split(","))
+        drop = _drop_set(incoming)
         out: CIMultiDict[str] = CIMultiDict()
         for name, value in incoming.items():
             key = name.lower()
@@ -159,7 +166,7 @@ class Forwarder:
         request_id: str,
         timing: dict[str, float],
     ) -> web.StreamResponse:
-        upstream: Upstream = self.upstreams[route.upstream or ""]
+        name = route.upstream or ""
         query = request.raw_path.partition("?")[2]
         url = URL(
             base_url + self.target_path(route, path) + (f"?{query}" if query else ""), encoded=True
@@ -168,21 +175,17 @@ class Forwarder:
         body = request.content if request.body_exists else None
         if body is not None and request.content_length is not None:
             headers["Content-Length"] = str(request.content_length)
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=upstream.connect_timeout, sock_read=upstream.timeout
-        )
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(upstream.timeout):
-                resp = await self.session.request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    timeout=timeout,
-                    compress=None,
-                )
+            resp = await self.session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=self.timeouts[name],
+                compress=None,
+            )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(reason="upstream_timeout") from exc
         except aiohttp.ClientError as exc:
@@ -190,18 +193,16 @@ class Forwarder:
         finally:
             timing["upstream"] = time.perf_counter() - started
         try:
-            return await self._relay(request, resp, upstream)
+            return await self._relay(request, resp)
         finally:
             resp.release()
             timing["upstream"] = time.perf_counter() - started
 
     async def _relay(
-        self, request: web.Request, resp: aiohttp.ClientResponse, upstream: Upstream
+        self, request: web.Request, resp: aiohttp.ClientResponse
     ) -> web.StreamResponse:
         out_headers: CIMultiDict[str] = CIMultiDict()
-        drop = set(HOP_BY_HOP)
-        for token in resp.headers.getall("Connection", ()):
-            drop.update(t.strip().lower() for t in token.split(","))
+        drop = _drop_set(resp.headers)
         for name, value in resp.headers.items():
             if name.lower() not in drop:
                 out_headers.add(name, value)
@@ -217,8 +218,7 @@ class Forwarder:
             return r
         if length is not None and length <= SMALL_BODY:
             try:
-                async with asyncio.timeout(upstream.timeout):
-                    data = await resp.read()
+                data = await resp.read()  # bounded by sock_read, like every upstream read
             except TimeoutError as exc:
                 raise UpstreamTimeout(reason="upstream_timeout") from exc
             except aiohttp.ClientError as exc:
@@ -242,6 +242,15 @@ class Forwarder:
             return stream
         await stream.write_eof()
         return stream
+
+
+def _drop_set(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """Hop-by-hop names plus any the ``Connection`` header lists (copied only when it lists some)."""
+    listed = headers.getall("Connection", ())
+    if not listed:
+        return HOP_BY_HOP
+    extra = {t.strip().lower() for value in listed for t in value.split(",")}
+    return HOP_BY_HOP if extra <= HOP_BY_HOP else HOP_BY_HOP | extra
 
 
 def _reason(exc: BaseException) -> str:
