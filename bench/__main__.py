@@ -116,7 +116,7 @@ class Bench:
             proc.wait(timeout=duration + 60)
         finally:
             self.procs.stop(proc)
-        self.settle(pids)
+        self.settle(pids, t.label)
         cpu1, up1 = cpu_seconds(pids), cpu_seconds(up_pids)
         text = out.read_text()
         line = next((x for x in text.splitlines() if x.startswith("BENCH_JSON ")), None)
@@ -156,7 +156,7 @@ class Bench:
             )
         return result
 
-    def settle(self, pids: list[int], timeout: float = 30.0) -> None:
+    def settle(self, pids: list[int], label: str, timeout: float = 30.0) -> None:
         """Wait until the server is idle again (< 10% of a core over 0.2 s).
 
         A slow server still works through queued requests after wrk stops; without this their CPU
@@ -170,7 +170,7 @@ class Bench:
             if now - last <= 0.02:
                 return
             last = now
-        self.notes.append(f"{self.upstream.name}: server still busy {timeout}s after a run")
+        self.notes.append(f"{label}: server still busy {timeout}s after a run")
 
     # -- a scenario: rounds of alternating targets -------------------------------------------------
 
@@ -456,6 +456,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pin", choices=("split", "none"), default="split", help="taskset pinning")
     p.add_argument("--json", type=Path, help="write every number to this file")
     p.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the gateway at git revision REV beside this one (before/after)",
+    )
+    p.add_argument(
         "--profile",
         type=Path,
         metavar="PATH",
@@ -507,7 +512,33 @@ def main(argv: list[str] | None = None) -> int:
         )
         gateway, metrics_port = start_gateway(procs, tmp, server_cpus, upstream, db, args.workers)
         bench = Bench(args, procs, tmp, server_cpus, wrk_cpus, upstream, metrics_port)
-        res["servers"] = {s.name: s.url for s in (upstream, proxy, gateway)}
+        contenders = [upstream, proxy, gateway]
+        if args.baseline:
+            # The same gateway at an older revision, in the same sitting: before/after honestly.
+            src = tmp / "baseline"
+            src.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", args.baseline, "gateway"],
+                cwd=Path(__file__).resolve().parents[1],
+                capture_output=True,
+                check=True,
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+            base_db = bench_store.build_store(
+                args.store_tokens, config_mod.load(probe), tmp / "baseline.db", log
+            )
+            baseline, _ = start_gateway(
+                procs,
+                tmp,
+                server_cpus,
+                upstream,
+                base_db,
+                args.workers,
+                name=f"gateway@{args.baseline[:12]}",
+                source=src,
+            )
+            contenders.append(baseline)
+        res["servers"] = {s.name: s.url for s in contenders}
         log("servers: " + " ".join(f"{k}={v}" for k, v in res["servers"].items()))
 
         hit_token = bench_store.token(0)
@@ -527,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
             assert r.status == 200, r.status
 
         def trio(path: str = "/api/small") -> list[Target]:
-            return [Target(s.name, s, path, env=auth) for s in (upstream, proxy, gateway)]
+            return [Target(s.name, s, path, env=auth) for s in contenders]
 
         conns, th = args.connections, wrk_threads
         scenarios: list[Scenario] = []
@@ -591,6 +622,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 ratios["gateway/direct req/s"] = _ratio(m["gateway"]["rps"], m["direct"]["rps"])
                 ratios["gateway - direct p50 µs"] = m["gateway"]["p50_us"] - m["direct"]["p50_us"]
+            for label in m:
+                if label.startswith("gateway@"):
+                    ratios[f"gateway/{label} req/s"] = _ratio(m["gateway"]["rps"], m[label]["rps"])
+                    ratios[f"gateway/{label} cpu"] = _ratio(
+                        m["gateway"]["cpu_us_per_req"], m[label]["cpu_us_per_req"]
+                    )
             for label in m:
                 if label.startswith("gateway/"):
                     ratios[f"{label}/gateway req/s"] = _ratio(m[label]["rps"], m["gateway"]["rps"])

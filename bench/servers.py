@@ -181,19 +181,34 @@ routes:
 
 
 def start_gateway(
-    procs: Processes, tmp: Path, cpus: str | None, upstream: Server, db: Path, workers: int
+    procs: Processes,
+    tmp: Path,
+    cpus: str | None,
+    upstream: Server,
+    db: Path,
+    workers: int,
+    name: str = "gateway",
+    source: Path | None = None,
 ) -> tuple[Server, int]:
-    """Start ``gateway serve --workers N``; returns the server and its metrics port."""
+    """Start ``gateway serve --workers N``; returns the server and its metrics port.
+
+    ``source``: run the ``gateway`` package found there (an older revision) instead of this one.
+    """
     port, admin, metrics = free_port(), free_port(), free_port()
-    cfg = tmp / "gateway.yaml"
+    tag = name.replace("/", "_").replace("@", "_")
+    cfg = tmp / f"{tag}.yaml"
     cfg.write_text(gateway_config(port, admin, metrics, db, upstream))
-    log = tmp / "gateway.stderr"  # the JSON access log goes here, one line per request
+    log = tmp / f"{tag}.stderr"  # the JSON access log goes here, one line per request
+    env = {"GATEWAY_LOG_LEVEL": "INFO"}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     proc = procs.start(
-        "gateway",
+        name,
         [sys.executable, "-m", "gateway", "--config", str(cfg), "serve", "--workers", str(workers)],
         cpus=cpus,
-        env={"GATEWAY_LOG_LEVEL": "INFO"},
+        env=env,
         stderr=log,
+        cwd=source,
     )
 
     def ready() -> bool:
@@ -203,7 +218,7 @@ def start_gateway(
         return all(f"worker {i} listening" in text for i in range(workers)) and _port_open(metrics)
 
     wait_for(ready, 60, "the gateway workers")
-    return Server("gateway", proc, port, log), metrics
+    return Server(name, proc, port, log), metrics
 
 
 def _died(proc: subprocess.Popen[bytes], log: Path) -> bool:

@@ -24,11 +24,13 @@ from aiohttp import web
 from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
 from gateway.config import Config, Listener
+from gateway.logbuffer import BufferedLineHandler, buffer_access_log, flush_periodically
 from gateway.reload import Reloader
 
 __all__ = ["serve"]
 
 log = logging.getLogger("gateway.server")
+_ACCESS_BUFFER: BufferedLineHandler | None = None  # set by _setup_logging in a serving process
 
 
 def _install_uvloop() -> None:
@@ -43,6 +45,7 @@ async def _run_worker(
 ) -> None:
     gw = Gateway(config)
     await gw.start()
+    flusher = asyncio.create_task(flush_periodically(_ACCESS_BUFFER)) if _ACCESS_BUFFER else None
     runners: list[web.AppRunner] = []
     reloader = Reloader(gw, config_path) if config_path else None
     grace = config.limits.shutdown_grace
@@ -91,6 +94,10 @@ async def _run_worker(
         for r in reversed(runners):
             await r.cleanup()
         await gw.stop()
+        if flusher is not None:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
 
 
 def _setup_logging() -> None:
@@ -103,6 +110,8 @@ def _setup_logging() -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    global _ACCESS_BUFFER
+    _ACCESS_BUFFER = buffer_access_log()
 
 
 def _tune_gc() -> None:
