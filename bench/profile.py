@@ -64,8 +64,9 @@ def top_frames(collapsed: str, n: int = 20) -> dict[str, list[tuple[str, float]]
             continue
         c = int(count)
         frames = [_short(f) for f in stack.split(";")]
-        # Idle event-loop time is not work: leave out samples sitting in the selector.
-        if frames and ("select" in frames[-1] or "poll" in frames[-1].split(" ")[0]):
+        # Only the event-loop thread serves requests; other threads (aiosqlite's worker, idle
+        # on its queue almost always) would only dilute the shares.
+        if not any(f.startswith("Runner.run (asyncio/runners.py") for f in frames):
             continue
         total += c
         own[frames[-1]] += c

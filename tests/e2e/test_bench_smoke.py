@@ -94,6 +94,18 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
     for url in res["servers"].values():
         assert not _listening(url), f"{url} still listening after the benchmark exited"
 
+    # The tables of docs/performance.md come from this JSON.
+    report = subprocess.run(
+        [sys.executable, "-m", "bench.report", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "| cache-hit (c=64) | gateway |" in report
+    assert report.count("| met |") + report.count("| **not met** |") == 11
+
 
 def test_ctrl_c_stops_every_server(tmp_path: Path) -> None:
     _requires()
