@@ -160,6 +160,17 @@ class Gateway:
             ) from None
 
 
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # built once, not per line
+_stamp: list[Any] = [0, ""]  # (second, its ISO text): one strftime per second, not per request
+
+
+def _now_iso() -> str:
+    now = int(time.time())
+    if _stamp[0] != now:
+        _stamp[0], _stamp[1] = now, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    return str(_stamp[1])
+
+
 def _log_access(
     request: web.Request, response: web.StreamResponse | None, ctx: RequestContext
 ) -> None:
@@ -168,9 +179,9 @@ def _log_access(
     ident = ctx.identity
     principal = ctx.principal
     access_log.info(
-        json.dumps(
+        _encode(
             {
-                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "time": _now_iso(),
                 "request_id": ctx.request_id,
                 "method": request.method,
                 "route": ctx.route.name if ctx.route else None,
@@ -185,8 +196,7 @@ def _log_access(
                 "token_prefix": principal.visible_prefix if principal else None,
                 "workspace": ident.workspace.id if ident else None,
                 "user": ident.user_id if ident else (principal.user_id if principal else None),
-            },
-            separators=(",", ":"),
+            }
         )
     )
 

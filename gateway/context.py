@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import secrets
 import time
@@ -20,12 +22,33 @@ CTX: web.RequestKey[RequestContext]  # assigned below the class it names
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+class _Ids:
+    """Fresh request ids: a random per-process prefix and a counter (24 hex characters).
+
+    Unique, not secret, so no randomness is drawn per request; a forked child re-draws its prefix.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(6)
+        self.counter = itertools.count(secrets.randbelow(1 << 32))
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+_IDS = _Ids()
+
+
 def request_id_for(request: web.Request) -> str:
     """The client's ``X-Request-Id`` when well-formed and single, a fresh one otherwise."""
     values = request.headers.getall("X-Request-Id", ())
     if len(values) == 1 and _REQUEST_ID.match(values[0]):
         return values[0]
-    return secrets.token_hex(12)
+    return _IDS.next()
 
 
 @dataclass(slots=True)

@@ -11,7 +11,6 @@ that is cheaper than chunked relaying and bounded by :data:`SMALL_BODY`.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import time
@@ -19,10 +18,10 @@ from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from gateway.config import Config, IdentityHeaders, Route, Upstream
+from gateway.config import Config, IdentityHeaders, Route
 from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.identity import Identity
 
@@ -83,6 +82,16 @@ class Forwarder:
         self.trusted = config.trusted_proxies
         self.upstreams = config.upstreams
         self.default_max_body = config.limits.max_body_bytes
+        # One timeout object per upstream, built at load time rather than per request. There is
+        # no extra asyncio deadline around the exchange: sock_connect bounds connecting, sock_read
+        # bounds every wait for upstream bytes (headers included), and the whole request is
+        # bounded by limits.request_timeout in Gateway.handle.
+        self.timeouts = {
+            name: aiohttp.ClientTimeout(
+                total=None, sock_connect=up.connect_timeout, sock_read=up.timeout
+            )
+            for name, up in config.upstreams.items()
+        }
 
     # -- request side ------------------------------------------------------------------------------
 
@@ -99,9 +108,7 @@ class Forwarder:
         self, request: web.Request, route: Route, identity: Identity | None, request_id: str
     ) -> CIMultiDict[str]:
         incoming = request.headers
-        drop = set(HOP_BY_HOP)
-        for token in incoming.getall("Connection", ()):
-            drop.update(t.strip().lower() for t in token.split(","))
+        drop = _drop_set(incoming)
         out: CIMultiDict[str] = CIMultiDict()
         for name, value in incoming.items():
             key = name.lower()
@@ -160,7 +167,7 @@ class Forwarder:
         request_id: str,
         timing: dict[str, float],
     ) -> web.StreamResponse:
-        upstream: Upstream = self.upstreams[route.upstream or ""]
+        name = route.upstream or ""
         query = request.raw_path.partition("?")[2]
         url = URL(
             base_url + self.target_path(route, path) + (f"?{query}" if query else ""), encoded=True
@@ -183,21 +190,17 @@ class Forwarder:
             # Chunked: count while streaming and cut the upstream request at the limit.
             counter = _BodyLimit(request.content, limit)
             body = counter.chunks()
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=upstream.connect_timeout, sock_read=upstream.timeout
-        )
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(upstream.timeout):
-                resp = await self.session.request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    timeout=timeout,
-                    compress=None,
-                )
+            resp = await self.session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=self.timeouts[name],
+                compress=None,
+            )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(reason="upstream_timeout") from exc
         except (aiohttp.ClientError, PayloadTooLarge) as exc:
@@ -217,18 +220,16 @@ class Forwarder:
                 reason="streamed_length",
             )
         try:
-            return await self._relay(request, resp, upstream)
+            return await self._relay(request, resp)
         finally:
             resp.release()
             timing["upstream"] = time.perf_counter() - started
 
     async def _relay(
-        self, request: web.Request, resp: aiohttp.ClientResponse, upstream: Upstream
+        self, request: web.Request, resp: aiohttp.ClientResponse
     ) -> web.StreamResponse:
         out_headers: CIMultiDict[str] = CIMultiDict()
-        drop = set(HOP_BY_HOP)
-        for token in resp.headers.getall("Connection", ()):
-            drop.update(t.strip().lower() for t in token.split(","))
+        drop = _drop_set(resp.headers)
         for name, value in resp.headers.items():
             if name.lower() not in drop:
                 out_headers.add(name, value)
@@ -244,8 +245,7 @@ class Forwarder:
             return r
         if length is not None and length <= SMALL_BODY:
             try:
-                async with asyncio.timeout(upstream.timeout):
-                    data = await resp.read()
+                data = await resp.read()  # bounded by sock_read, like every upstream read
             except TimeoutError as exc:
                 raise UpstreamTimeout(reason="upstream_timeout") from exc
             except aiohttp.ClientError as exc:
@@ -287,6 +287,15 @@ class _BodyLimit:
                 self.exceeded = True
                 raise PayloadTooLarge(reason="streamed_length")
             yield chunk
+
+
+def _drop_set(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """Hop-by-hop names plus any the ``Connection`` header lists (copied only when it lists some)."""
+    listed = headers.getall("Connection", ())
+    if not listed:
+        return HOP_BY_HOP
+    extra = {t.strip().lower() for value in listed for t in value.split(",")}
+    return HOP_BY_HOP if extra <= HOP_BY_HOP else HOP_BY_HOP | extra
 
 
 def _reason(exc: BaseException) -> str:

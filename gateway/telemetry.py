@@ -121,23 +121,52 @@ def config_reloaded(ok: bool) -> None:
         LAST_RELOAD.set(time.time())
 
 
+class _Children(dict[tuple[str, ...], Any]):
+    """Label values -> the metric's child, resolved once per distinct label set.
+
+    ``metric.labels(...)`` validates and locks on every call; the label sets are bounded (see the
+    module docstring), so each is resolved once and then found with one dict lookup.
+    """
+
+    __slots__ = ("metric",)
+
+    def __init__(self, metric: Any) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def __missing__(self, key: tuple[str, ...]) -> Any:
+        child = self[key] = self.metric.labels(*key)
+        return child
+
+
+_REQUESTS = _Children(REQUESTS)
+_DENIALS = _Children(DENIALS)
+_REQUEST_SECONDS = _Children(REQUEST_SECONDS)
+_UPSTREAM_SECONDS = _Children(UPSTREAM_SECONDS)
+_CACHE_EVENTS = _Children(CACHE_EVENTS)
+_STATUS_CLASS = {s: f"{s // 100}xx" for s in range(0, 600)}
+
+
 def observe(request: web.Request, response: web.StreamResponse | None, ctx: RequestContext) -> None:
     """The completion observer: one call per request, after the response."""
     route = ctx.route.name if ctx.route else "unmatched"
-    method = request.method if request.method in _METHODS else "OTHER"
+    method = request.method
+    if method not in _METHODS:
+        method = "OTHER"
     status = response.status if response is not None else 0
-    REQUESTS.labels(route, method, f"{status // 100}xx", ctx.decision).inc()
+    status_class = _STATUS_CLASS.get(status) or f"{status // 100}xx"
+    _REQUESTS[route, method, status_class, ctx.decision].inc()
     if ctx.decision != "allowed":
-        DENIALS.labels(ctx.decision, ctx.reason or "").inc()
+        _DENIALS[ctx.decision, ctx.reason or ""].inc()
         kind = _UPSTREAM_KINDS.get(ctx.reason or "")
         if kind is not None:
             UPSTREAM_ERRORS.labels(kind).inc()
-    REQUEST_SECONDS.labels(route).observe(time.perf_counter() - ctx.started)
+    _REQUEST_SECONDS[(route,)].observe(time.perf_counter() - ctx.started)
     timing = ctx.timing
     if "auth" in timing:
         AUTH_SECONDS.observe(timing["auth"])
     if "upstream" in timing:
-        UPSTREAM_SECONDS.labels(route).observe(timing["upstream"])
+        _UPSTREAM_SECONDS[(route,)].observe(timing["upstream"])
 
 
 class _InstrumentedStore:
@@ -208,9 +237,9 @@ def install(gw: Gateway) -> None:
     gw.observers.append(observe)
     cache = gw.cache
     cache.set_hooks(
-        on_hit=lambda kind: CACHE_EVENTS.labels(kind, "hit").inc(),
-        on_miss=lambda kind: CACHE_EVENTS.labels(kind, "miss").inc(),
-        on_evict=lambda kind: CACHE_EVENTS.labels(kind, "eviction").inc(),
+        on_hit=lambda kind: _CACHE_EVENTS[kind, "hit"].inc(),
+        on_miss=lambda kind: _CACHE_EVENTS[kind, "miss"].inc(),
+        on_evict=lambda kind: _CACHE_EVENTS[kind, "eviction"].inc(),
     )
     instrumented: Any = _InstrumentedStore(gw.store)
     cache.store = instrumented

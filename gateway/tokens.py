@@ -55,7 +55,15 @@ def base62_encode(value: int, width: int) -> str:
 
 def checksum(random_part: str) -> str:
     """The 6-character base62 CRC32 of ``random_part``."""
-    return base62_encode(zlib.crc32(random_part.encode("ascii")), CHECKSUM_LENGTH)
+    # base62_encode(crc, 6) unrolled (a CRC32 is < 62**6): checked on every request.
+    v = zlib.crc32(random_part.encode("ascii"))
+    d = BASE62
+    v, a = divmod(v, 62)
+    v, b = divmod(v, 62)
+    v, c = divmod(v, 62)
+    v, e = divmod(v, 62)
+    v, f = divmod(v, 62)
+    return d[v] + d[f] + d[e] + d[c] + d[b] + d[a]
 
 
 def mint(prefix: str) -> str:

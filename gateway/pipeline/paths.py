@@ -10,6 +10,7 @@ percent sequences that are malformed or not UTF-8. Percent-encoded unreserved ch
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -23,6 +24,9 @@ _FORBIDDEN_DECODED = frozenset("/\\#?;%") | frozenset(chr(c) for c in range(0x20
 # Characters allowed raw in a segment (RFC 3986 pchar minus ';' which Tomcat & co. treat specially).
 _SAFE = "-._~!$&'()*+,=:@"
 MAX_PATH_LENGTH = 8192
+# Non-empty segments of characters that need no decoding and that quote() keeps as they are
+# (unreserved + _SAFE), with an optional trailing '/'.
+_PLAIN = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,=:@]+)+/?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,19 @@ def _decode_segment(raw: str) -> str:
 
 def normalize(raw_path: str) -> NormalizedPath:
     """Normalize the path part of a request target (no query string); raise :class:`InvalidPath`."""
+    if (
+        len(raw_path) <= MAX_PATH_LENGTH
+        and _PLAIN.fullmatch(raw_path)
+        and "/./" not in raw_path + "/"
+        and "/../" not in raw_path + "/"
+    ):
+        # The common case, decided by one regex: nothing to decode, refuse or re-encode, so the
+        # raw path is already canonical (tests/unit check this against the general algorithm).
+        return NormalizedPath(raw_path, tuple(raw_path[1:].split("/")))
+    return _normalize_general(raw_path)
+
+
+def _normalize_general(raw_path: str) -> NormalizedPath:
     if not raw_path.startswith("/"):
         raise InvalidPath("The path must start with '/'.", reason="not_absolute")
     if len(raw_path) > MAX_PATH_LENGTH:

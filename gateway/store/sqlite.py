@@ -234,16 +234,15 @@ class SQLiteStore:
         return self._reader
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        try:
-            async with self._read_conn.execute(sql, params) as cur:
-                return await cur.fetchone()
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(reason="store_read") from exc
+        # Every caller's query returns at most a couple of rows. execute_fetchall is one trip to
+        # aiosqlite's thread; execute + fetchone + cursor close was three (a cache miss is on the
+        # request path).
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
-            async with self._read_conn.execute(sql, params) as cur:
-                return list(await cur.fetchall())
+            return list(await self._read_conn.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise StoreUnavailable(reason="store_read") from exc
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.config import Route
 from gateway.errors import InvalidPath, MethodNotAllowed, RouteNotFound
-from gateway.pipeline.paths import normalize
+from gateway.pipeline.paths import _normalize_general, normalize
 from gateway.pipeline.routing import Router
 
 
@@ -109,3 +111,31 @@ def test_no_route_is_404_and_case_and_trailing_slash_are_exact() -> None:
         with pytest.raises(RouteNotFound):
             _match(router, "GET", path)
     assert _match(router, "GET", "/admin") == "admin"
+
+
+# -- the fast path agrees with the general one ----------------------------------------------------
+
+_PATH_CHARS = "/aZ09-._~!$&'()*+,=:@%2e;\\?#\x00\x85é "
+
+
+def _outcome(fn: object, raw: str) -> object:
+    try:
+        result = fn(raw)  # type: ignore[operator]
+    except InvalidPath as exc:
+        return ("refused", exc.reason)
+    return (result.path, result.segments)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=_PATH_CHARS, max_size=40).map(lambda s: "/" + s))
+def test_plain_path_fast_path_matches_the_general_normalizer(raw: str) -> None:
+    # normalize() answers common paths with one regex; it must never differ from the general
+    # algorithm — same canonical path and segments, or the same refusal.
+    assert _outcome(normalize, raw) == _outcome(_normalize_general, raw)
+
+
+@pytest.mark.parametrize(
+    "raw", ["/api/small", "/a/b/", "/.well-known/x", "/a/.../b", "/a/./b", "/a/..", "/a//b"]
+)
+def test_fast_path_examples_match(raw: str) -> None:
+    assert _outcome(normalize, raw) == _outcome(_normalize_general, raw)

@@ -1,0 +1,87 @@
+"""``python -m bench.report RESULTS.json``: the sitting's numbers as the Markdown tables in docs/performance.md."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["markdown"]
+
+
+def _f(v: float, digits: int = 0) -> str:
+    return f"{v:,.{digits}f}"
+
+
+def markdown(res: dict[str, Any]) -> str:
+    out: list[str] = []
+    m = res["machine"]
+    s = res["settings"]
+    out.append(
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), kernel {m['kernel']}, Python {m['python']}, "
+        f"aiohttp {m['aiohttp']}, {m['nginx']}, {m['wrk'].split(' [')[0]}; load average at start "
+        f"{m['loadavg_at_start'][0]:.2f}. Servers pinned to CPUs {s['server_cpus'] or 'any'}, "
+        f"wrk to {s['wrk_cpus'] or 'any'} ({s['wrk_threads']} thread(s)); gateway and nginx-proxy "
+        f"{s['workers']} workers; {s['rounds']} rounds x {s['duration']} s per contender, "
+        f"alternating; medians shown.\n"
+    )
+    out.append(
+        "| scenario | server | req/s | p50 ms | p99 ms | CPU µs/req | upstream CPU µs/req "
+        "| store lookups/req |"
+    )
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, sc in res["scenarios"].items():
+        for label, r in sc["median"].items():
+            out.append(
+                f"| {name} (c={sc['connections']}) | {label} | {_f(r['rps'])} | "
+                f"{r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | "
+                f"{_f(r['cpu_us_per_req'], 1)} | {_f(r['upstream_cpu_us_per_req'], 1)} | "
+                f"{r['lookups_per_req']:.4f} |"
+            )
+    out.append("")
+    out.append("| ratio | value |")
+    out.append("|---|---:|")
+    for name, sc in res["scenarios"].items():
+        for k, v in sc.get("ratios", {}).items():
+            out.append(f"| {name}: {k} | {v:.3f} |")
+    out.append("")
+    if "soak" in res:
+        so = res["soak"]
+        out.append(
+            f"Soak: {so['seconds']} s of cache-hit load at {_f(so['rps'])} req/s "
+            f"({_f(so['requests'])} requests); the gateway workers' RSS "
+            f"{so['rss_start_mib']:.1f} MiB after warm-up → {so['rss_end_mib']:.1f} MiB at the end "
+            f"({so['rss_drift'] * 100:+.1f}%), max {so['rss_max_mib']:.1f} MiB.\n"
+        )
+    if "stream" in res:
+        st = res["stream"]
+        out.append(
+            f"Stream: {st['bytes']:,} bytes through the gateway in {st['seconds']:.1f} s "
+            f"({st['mib_per_s']:.0f} MiB/s), complete: {st['complete']}; peak worker RSS "
+            f"{st['rss_peak_max_mib']:.1f} MiB (before: {st['rss_before_max_mib']:.1f} MiB).\n"
+        )
+    out.append("| target | measured | goal | |")
+    out.append("|---|---:|---|---|")
+    for row in res["targets"]:
+        out.append(
+            f"| {row['target']} | {row['value']:.3f} | {row['goal']} | "
+            f"{'met' if row['met'] else '**not met**'} |"
+        )
+    if res.get("notes"):
+        out.append("")
+        out.extend(f"- note: {n}" for n in res["notes"])
+    if "profile" in res:
+        out.append("")
+        out.append(
+            f"Profile (py-spy, one worker, {_f(res['profile']['rps'])} req/s while sampled):\n"
+        )
+        out.append("| own time | frame |")
+        out.append("|---:|---|")
+        for frame, share in res["profile"]["self"][:15]:
+            out.append(f"| {share * 100:.1f}% | `{frame}` |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))

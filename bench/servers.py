@@ -1,0 +1,242 @@
+"""The three servers under test, each with a generated config in the run's temporary directory.
+
+* ``upstream``: Debian nginx answering ``/api/small`` with a small JSON body and serving
+  ``/api/files/*`` (1 MiB, and a sparse file for the large streamed body) — what "direct" measures;
+* ``nginx-proxy``: a second nginx, a plain reverse proxy (keep-alive upstream pool) to the upstream;
+* ``gateway``: ``gateway serve --workers N`` with full auth, identity headers, metrics and the JSON
+  access log on, over the benchmark's SQLite token store.
+
+Everything binds 127.0.0.1 on ports the kernel picked, runs in the foreground (``daemon off``) and
+is stopped by :class:`bench.procs.Processes`.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.procs import Processes, free_port, process_tree, wait_for
+
+__all__ = ["Server", "gateway_config", "start_gateway", "start_nginx_proxy", "start_upstream"]
+
+SMALL_BODY = '{"id":42,"name":"widget","price":9.99,"tags":["a","b"],"ok":true}'
+NGINX = "/usr/sbin/nginx"
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pids(self) -> list[int]:
+        return process_tree(self.proc.pid)
+
+    def workers(self) -> list[int]:
+        """The processes that serve requests (children of the master/supervisor)."""
+        tree = self.pids()
+        return [p for p in tree if p != self.proc.pid] or tree
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _nginx_common(tmp: Path, name: str, workers: int) -> str:
+    user = ""
+    if os.geteuid() == 0:
+        # As root nginx would drop its workers to "nobody", who cannot read our private temp dir.
+        user = f"user {pwd.getpwuid(0).pw_name};"
+    temps = "\n".join(
+        f"  {kind}_temp_path {tmp}/{name}-{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""
+{user}
+daemon off;
+master_process on;
+worker_processes {workers};
+worker_rlimit_nofile 16384;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}.error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  sendfile on;
+{temps}
+"""
+
+
+def start_upstream(procs: Processes, tmp: Path, cpus: str | None, big_bytes: int) -> Server:
+    files = tmp / "files"
+    files.mkdir()
+    (files / "1m.bin").write_bytes(os.urandom(1 << 20))
+    with (files / "big.bin").open("wb") as f:
+        f.truncate(big_bytes)  # sparse: costs no disk, streams as zeros
+    port = free_port()
+    conf = tmp / "upstream.conf"
+    conf.write_text(
+        _nginx_common(tmp, "upstream", 1)
+        + f"""
+  server {{
+    listen 127.0.0.1:{port};
+    location = /api/small {{
+      default_type application/json;
+      return 200 '{SMALL_BODY}';
+    }}
+    location /api/files/ {{
+      alias {files}/;
+    }}
+  }}
+}}
+"""
+    )
+    log = tmp / "upstream.stderr"
+    proc = procs.start(
+        "upstream", [NGINX, "-e", str(tmp / "upstream.err"), "-c", str(conf)], cpus=cpus, stderr=log
+    )
+    wait_for(lambda: _port_open(port) or _died(proc, log), 15, "the nginx upstream")
+    return Server("direct", proc, port, log)
+
+
+def start_nginx_proxy(
+    procs: Processes, tmp: Path, cpus: str | None, upstream: Server, workers: int
+) -> Server:
+    port = free_port()
+    conf = tmp / "proxy.conf"
+    conf.write_text(
+        _nginx_common(tmp, "proxy", workers)
+        + f"""
+  upstream app {{
+    server 127.0.0.1:{upstream.port};
+    keepalive 256;
+  }}
+  server {{
+    listen 127.0.0.1:{port} reuseport;
+    location / {{
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      # Stream like the gateway does, rather than spooling large bodies to temp files.
+      proxy_buffering off;
+    }}
+  }}
+}}
+"""
+    )
+    log = tmp / "proxy.stderr"
+    proc = procs.start(
+        "nginx-proxy", [NGINX, "-e", str(tmp / "proxy.err"), "-c", str(conf)], cpus=cpus, stderr=log
+    )
+    wait_for(lambda: _port_open(port) or _died(proc, log), 15, "the nginx proxy")
+    return Server("nginx-proxy", proc, port, log)
+
+
+def gateway_config(
+    port: int, admin: int, metrics: int, db: Path, upstream: Server, extra_routes: int = 40
+) -> str:
+    """Full auth, identity headers (defaults), metrics and access log on; a realistic route table."""
+    decoys = "\n".join(
+        f"  - {{name: svc{i}, path: '/svc{i}/{{id}}/items/**', scopes: [items:read]}}"
+        for i in range(extra_routes)
+    )
+    return f"""
+listeners:
+  proxy: "127.0.0.1:{port}"
+  admin: "127.0.0.1:{admin}"
+  metrics: "127.0.0.1:{metrics}"
+store: "sqlite:///{db}"
+token_types:
+  - {{name: live, prefix: gw_live_, kind: api_key, environment: live}}
+  - {{name: test, prefix: gw_test_, kind: api_key, environment: test}}
+workspace: {{source: header, header: X-Workspace-Id, match: any, required: false}}
+upstreams:
+  api: {{url: "{upstream.url}", timeout: 60, connect_timeout: 5}}
+scopes:
+  known: [items:read, items:write, admin:all]
+  implies: {{items:write: [items:read]}}
+roles: {{owner: [admin:all], member: [items:read, items:write]}}
+routes:
+  - {{name: public, path: /public/**, public: true}}
+  - {{name: api-read, path: /api/**, methods: [GET, HEAD], scopes: [items:read]}}
+  - {{name: api-write, path: /api/**, methods: [POST, PUT, PATCH, DELETE], scopes: [items:write]}}
+  - {{name: admin, path: /admin/**, scopes: [admin:all]}}
+{decoys}
+"""
+
+
+def start_gateway(
+    procs: Processes,
+    tmp: Path,
+    cpus: str | None,
+    upstream: Server,
+    db: Path,
+    workers: int,
+    name: str = "gateway",
+    source: Path | None = None,
+) -> tuple[Server, int]:
+    """Start ``gateway serve --workers N``; returns the server and its metrics port.
+
+    ``source``: run the ``gateway`` package found there (an older revision) instead of this one.
+    """
+    port, admin, metrics = free_port(), free_port(), free_port()
+    tag = name.replace("/", "_").replace("@", "_")
+    cfg = tmp / f"{tag}.yaml"
+    cfg.write_text(gateway_config(port, admin, metrics, db, upstream))
+    log = tmp / f"{tag}.stderr"  # the JSON access log goes here, one line per request
+    env = {"GATEWAY_LOG_LEVEL": "INFO"}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    proc = procs.start(
+        name,
+        [sys.executable, "-m", "gateway", "--config", str(cfg), "serve", "--workers", str(workers)],
+        cpus=cpus,
+        env=env,
+        stderr=log,
+        cwd=source,
+    )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the gateway exited early:\n{log.read_text()[-3000:]}")
+        text = log.read_text(errors="replace")
+        return all(f"worker {i} listening" in text for i in range(workers)) and _port_open(metrics)
+
+    wait_for(ready, 60, "the gateway workers")
+    return Server(name, proc, port, log), metrics
+
+
+def _died(proc: subprocess.Popen[bytes], log: Path) -> bool:
+    if proc.poll() is not None:
+        raise RuntimeError(f"process exited early ({proc.returncode}): {log.read_text()[-2000:]}")
+    return False
+
+
+def scrape(metrics_port: int) -> dict[str, float]:
+    """The gateway's Prometheus samples (name{labels} -> value) from its metrics listener."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            try:
+                out[key] = float(value)
+            except ValueError:
+                continue
+    return out

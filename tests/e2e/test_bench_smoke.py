@@ -1,0 +1,140 @@
+"""The benchmark harness runs end to end (``--quick``), reports every field, and cleans up.
+
+Speed is not asserted here (it lives in bench/ and docs/performance.md); what is asserted is that a
+user who runs the benchmark gets every number it promises, and that it stops every server it
+started, also when interrupted with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.support.require import binary_or_skip
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_FIELDS = (
+    "rps",
+    "p50_us",
+    "p99_us",
+    "cpu_us_per_req",
+    "upstream_cpu_us_per_req",
+    "lookups_per_req",
+    "requests",
+    "non2xx",
+    "socket_errors",
+)
+
+
+def _listening(url: str) -> bool:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, int(port))) == 0
+
+
+def _requires() -> None:
+    binary_or_skip("nginx", "nginx")
+    binary_or_skip("wrk", "wrk")
+
+
+def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) -> None:
+    _requires()
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+
+    expected = {
+        "cache-hit": {"direct", "nginx-proxy", "gateway"},
+        "c1": {"direct", "nginx-proxy", "gateway"},
+        "auth": {"gateway", "gateway/miss", "gateway/malformed", "gateway/unknown"},
+        "big": {"direct", "nginx-proxy", "gateway"},
+        "conns": {"direct", "nginx-proxy", "gateway"},
+    }
+    assert set(res["scenarios"]) == set(expected)
+    for name, labels in expected.items():
+        median = res["scenarios"][name]["median"]
+        assert set(median) == labels, name
+        for label, m in median.items():
+            assert set(RUN_FIELDS) <= set(m), (name, label)
+            # Every contender really served load, and CPU was really measured.
+            assert m["requests"] > 0 and m["rps"] > 0, (name, label)
+            assert m["p50_us"] > 0 and m["p99_us"] >= m["p50_us"], (name, label)
+            assert m["cpu_us_per_req"] > 0, (name, label)
+    ratios = res["scenarios"]["cache-hit"]["ratios"]
+    assert ratios["gateway/nginx-proxy req/s"] > 0 and ratios["gateway/direct req/s"] > 0
+
+    auth = res["scenarios"]["auth"]["median"]
+    # Refusals are what the floods must get; the valid token must be let through.
+    assert auth["gateway"]["non2xx"] == 0
+    assert auth["gateway/malformed"]["non2xx"] == auth["gateway/malformed"]["requests"]
+    assert auth["gateway/unknown"]["non2xx"] == auth["gateway/unknown"]["requests"]
+    # A cache miss really asks the store; a malformed token never does.
+    assert auth["gateway/miss"]["lookups_per_req"] > 0.5
+    assert auth["gateway/malformed"]["lookups_per_req"] == 0
+
+    assert res["soak"]["samples_mib"] and res["soak"]["rss_end_mib"] > 0
+    assert res["stream"]["complete"] and res["stream"]["rss_peak_max_mib"] > 0
+    names = {row["target"] for row in res["targets"]}
+    assert len(names) == 11 and all(row["value"] is not None for row in res["targets"])
+    assert "machine" in res and res["machine"]["nproc"] >= 1
+
+    for url in res["servers"].values():
+        assert not _listening(url), f"{url} still listening after the benchmark exited"
+
+    # The tables of docs/performance.md come from this JSON.
+    report = subprocess.run(
+        [sys.executable, "-m", "bench.report", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "| cache-hit (c=64) | gateway |" in report
+    assert report.count("| met |") + report.count("| **not met** |") == 11
+
+
+def test_ctrl_c_stops_every_server(tmp_path: Path) -> None:
+    _requires()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "--quick", "--duration", "30", "--scenarios", "cache-hit"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    servers: dict[str, str] = {}
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("servers: "):
+                servers = dict(kv.split("=", 1) for kv in line.split()[1:])
+            if "== cache-hit" in line:  # servers up, wrk about to run: interrupt mid-sitting
+                break
+        assert servers, "the benchmark never reported its servers"
+        assert all(_listening(u) for u in servers.values())
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert time.monotonic() - started < 60
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    for url in servers.values():
+        assert not _listening(url), f"{url} still listening after Ctrl-C"
