@@ -153,6 +153,15 @@ def run_demo(config_path: str, port: int | None, upstream_port: int) -> int:
         return 1
     if port is not None:
         cfg = replace(cfg, proxy=Listener(cfg.proxy.host, port))
+    # Every upstream of the config is the demo's own echo server, whatever port it was given.
+    echo = f"http://127.0.0.1:{upstream_port}"
+    cfg = replace(
+        cfg,
+        upstreams={
+            name: replace(up, url=echo, environments=dict.fromkeys(up.environments, echo))
+            for name, up in cfg.upstreams.items()
+        },
+    )
     if cfg.dashboard is None:
         # This run only: a random secret, so nothing guessable ever signs a session.
         cfg = replace(cfg, dashboard=DashboardConfig(secret=secrets.token_urlsafe(32)))

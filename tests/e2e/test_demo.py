@@ -32,7 +32,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
         "GATEWAY_ADMIN_PORT": str(admin),
         "GATEWAY_METRICS_PORT": str(metrics),
         "GATEWAY_STORE": f"sqlite:///{tmp_path}/demo.db",
-        "UPSTREAM_URL": f"http://127.0.0.1:{up}",
+        # No UPSTREAM_URL: the demo points the config at its own upstream on --upstream-port.
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "demo", "--upstream-port", str(up)],
