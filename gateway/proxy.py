@@ -11,6 +11,7 @@ that is cheaper than chunked relaying and bounded by :data:`SMALL_BODY`.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -82,10 +83,10 @@ class Forwarder:
         self.trusted = config.trusted_proxies
         self.upstreams = config.upstreams
         self.default_max_body = config.limits.max_body_bytes
-        # One timeout object per upstream, built at load time rather than per request. There is
-        # no extra asyncio deadline around the exchange: sock_connect bounds connecting, sock_read
-        # bounds every wait for upstream bytes (headers included), and the whole request is
-        # bounded by limits.request_timeout in Gateway.handle.
+        # One timeout object per upstream, built at load time rather than per request:
+        # sock_connect bounds connecting, sock_read every wait for upstream bytes; forward() adds
+        # the upstream's timeout over sending the request and receiving the response head, and
+        # limits.request_timeout bounds the whole request in Gateway.handle.
         self.timeouts = {
             name: aiohttp.ClientTimeout(
                 total=None, sock_connect=up.connect_timeout, sock_read=up.timeout
@@ -192,15 +193,18 @@ class Forwarder:
             body = counter.chunks()
         started = time.perf_counter()
         try:
-            resp = await self.session.request(
-                request.method,
-                url,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                timeout=self.timeouts[name],
-                compress=None,
-            )
+            # sock_read alone restarts with every byte, so an upstream trickling its response
+            # head would never time out: request + head as a whole get the upstream's timeout.
+            async with asyncio.timeout(self.upstreams[name].timeout):
+                resp = await self.session.request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    data=body,
+                    allow_redirects=False,
+                    timeout=self.timeouts[name],
+                    compress=None,
+                )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(reason="upstream_timeout") from exc
         except (aiohttp.ClientError, PayloadTooLarge) as exc:

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -336,3 +337,48 @@ async def test_store_on_a_read_only_file_system_refuses_to_start_with_one_clear_
     assert done.returncode == 1
     assert "read-only" in done.stderr and str(tmpfs / "g.db") in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_an_upstream_trickling_its_response_head_times_out(
+    make_gateway: GatewayFactory,
+) -> None:
+    """Each byte arrives well within sock_read, but the head never ends: 504 after the timeout."""
+    stop = asyncio.Event()
+    handlers: list[asyncio.Task[None]] = []
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.append(task)
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200
+            for i in range(len(head)):  # bounded: 200+ bytes at 50 ms is ~11 s at most
+                if stop.is_set():
+                    break
+                writer.write(head[i : i + 1])
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except ConnectionError:
+            pass  # the gateway gave up and closed: what this test wants
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        g = await make_gateway(CORE, up=url, sandbox=url, timeout=1, trusted="10.0.0.1/32")
+        await g.services.create_workspace("Acme", "acme")
+        _, token = await g.services.create_token(workspace="acme", name="t", scopes=["items:read"])
+        started = time.monotonic()
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"{g.url}/api/items", headers={"Authorization": f"Bearer {token}"}) as r,
+        ):
+            body = await r.json()
+        assert r.status == 504 and body["error"]["code"] == "UPSTREAM_TIMEOUT"
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        server.close()
+        await asyncio.wait_for(asyncio.gather(*handlers), 5)
