@@ -86,6 +86,8 @@ class Gateway:
         # Async cleanups run by stop() (e.g. closing a Redis client).
         self.closers: list[Callable[[], Awaitable[None]]] = []
         self.observers: list[Observer] = [_log_access]
+        # Called as a request enters, before any step (the in-flight gauge); observers see it leave.
+        self.on_start: list[Callable[[], None]] = []
         # Coroutine factories run as tasks between start() and stop() (e.g. metric refreshers).
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -209,6 +211,8 @@ async def edge_middleware(
     gw = request.app[GATEWAY]
     ctx = RequestContext.of(request)
     response: web.StreamResponse | None = None
+    for start in gw.on_start:
+        start()
     try:
         try:
             response = await handler(request)

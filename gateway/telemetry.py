@@ -149,6 +149,7 @@ _STATUS_CLASS = {s: f"{s // 100}xx" for s in range(0, 600)}
 
 def observe(request: web.Request, response: web.StreamResponse | None, ctx: RequestContext) -> None:
     """The completion observer: one call per request, after the response."""
+    IN_FLIGHT.dec()
     route = ctx.route.name if ctx.route else "unmatched"
     method = request.method
     if method not in _METHODS:
@@ -234,6 +235,7 @@ def install(gw: Gateway) -> None:
     """Feed the metrics from a gateway: observer, cache hooks, instrumented store, token counts."""
     BUILD.labels(__version__, platform.python_version()).set(1)
     WORKER_UP.set(1)
+    gw.on_start.append(IN_FLIGHT.inc)
     gw.observers.append(observe)
     cache = gw.cache
     cache.set_hooks(

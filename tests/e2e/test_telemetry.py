@@ -447,3 +447,35 @@ async def test_grafana_dashboard_uses_only_exported_metrics(
     used = {m for e in exprs for m in re.findall(r"\b(gateway_[a-z_]+)", e)}
     assert used, "the dashboard queries gateway metrics"
     assert used <= exported, used - exported
+
+
+async def test_requests_in_flight_counts_a_held_request(
+    make_gateway: GatewayFactory, http: aiohttp.ClientSession, metrics_url: str
+) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(request: web.Request) -> web.Response:
+        entered.set()
+        await release.wait()
+        return web.Response(text="ok")
+
+    up = Upstream(extra_routes=[("GET", "/api/items/hold", hold)])
+    await up.start()
+    try:
+        g = await make_gateway(CORE, up=up.url, sandbox=up.url, timeout=5, trusted="10.0.0.1/32")
+        await g.services.create_workspace("Acme", "acme")
+        _, token = await g.services.create_token(workspace="acme", name="t", scopes=["items:read"])
+        idle = total(await scrape(http, metrics_url), "gateway_requests_in_flight")
+        held = asyncio.create_task(
+            http.get(f"{g.url}/api/items/hold", headers={"Authorization": f"Bearer {token}"})
+        )
+        await asyncio.wait_for(entered.wait(), 5)
+        assert total(await scrape(http, metrics_url), "gateway_requests_in_flight") == idle + 1
+        release.set()
+        resp = await held
+        assert resp.status == 200
+        resp.release()
+        assert total(await scrape(http, metrics_url), "gateway_requests_in_flight") == idle
+    finally:
+        release.set()
+        await up.stop()
