@@ -50,6 +50,14 @@ async def _run_worker(
     runners: list[web.AppRunner] = []
     reloader = Reloader(gw, config_path) if config_path else None
     grace = config.limits.shutdown_grace
+    # Signal handlers before the port opens: once a client (or an operator's script) can see the
+    # gateway listening, SIGHUP reloads and SIGTERM drains, never the default "terminate".
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if reloader is not None:
+        loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
     try:
         runner = web.AppRunner(
             create_proxy_app(gw), access_log=None, handle_signals=False, shutdown_timeout=grace
@@ -79,12 +87,7 @@ async def _run_worker(
             file=sys.stderr,
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         if reloader is not None:
-            loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
             reloader.start()
         await stop.wait()
         log.warning("worker %d: stopping; draining in-flight requests (up to %ss)", index, grace)
@@ -129,7 +132,18 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+def _defer_sighup() -> None:
+    """Ignore SIGHUP until the worker's reload handler is installed.
+
+    SIGHUP's default action ends the process, so one sent (or forwarded by the supervisor) while
+    a worker is still importing would kill it. The worker installs its reload handler before its
+    port opens, so a SIGHUP ignored here came before anyone could see the gateway up.
+    """
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 def _worker_entry(config_path: str | None, listen: str | None, index: int) -> None:
+    _defer_sighup()
     _setup_logging()
     _install_uvloop()
     config = _load(config_path, listen)
@@ -148,6 +162,7 @@ def serve(config_path: str, listen: str | None = None, workers: int = 1) -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the process exit status."""
     config = _load(config_path, listen)  # validate once, in the parent, before forking anything
     if workers <= 1:
+        _defer_sighup()
         _setup_logging()
         _install_uvloop()
         asyncio.run(_run_worker(config, config_path, 0, reuse_port=False))
@@ -161,8 +176,6 @@ def serve(config_path: str, listen: str | None = None, workers: int = 1) -> int:
         ctx.Process(target=_worker_entry, args=(config_path, listen, i), name=f"gateway-worker-{i}")
         for i in range(workers)
     ]
-    for p in procs:
-        p.start()
 
     def forward(signum: int, _frame: object) -> None:
         for p in procs:
@@ -171,6 +184,11 @@ def serve(config_path: str, listen: str | None = None, workers: int = 1) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    # An ignored signal stays ignored across exec, so each worker starts with SIGHUP ignored until
+    # it installs its reload handler (see _defer_sighup); the supervisor forwards it after that.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for p in procs:
+        p.start()
     signal.signal(signal.SIGHUP, forward)
     status = 0
     try:
