@@ -24,15 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import jwt
 from cachetools import TTLCache
 
 from gateway.config import JWT_HMAC_ALGORITHMS, SessionsConfig
 from gateway.errors import AuthenticationError, StoreUnavailable
 from gateway.identity import Principal
+from gateway.lazy import lazy_module
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+
+
+if TYPE_CHECKING:
+    import jwt
+else:
+    jwt = lazy_module("jwt")  # first use imports it (gateway/lazy.py)
 
 __all__ = ["JWKS", "SessionVerifier", "install"]
 

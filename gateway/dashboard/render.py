@@ -3,23 +3,33 @@ name can never become markup) and the static assets from ``gateway/static``."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from importlib import resources
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from gateway.config import TokenType
+from gateway.lazy import lazy_module
 from gateway.store.base import TokenRecord, User, Workspace
+
+if TYPE_CHECKING:
+    import jinja2
+else:
+    jinja2 = lazy_module("jinja2")  # first use imports it (gateway/lazy.py)
 
 __all__ = ["STATIC", "confirm_revoke", "login", "message", "page", "row", "signed_out"]
 
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("gateway", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """Built on the first page rendered, not at import (see gateway/lazy.py)."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("gateway", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _asset(name: str) -> bytes:
@@ -50,19 +60,23 @@ def row(
     csrf: str,
     workspace_id: str,
 ) -> str:
-    return _env.get_template("dashboard_row.html").render(
-        path=path,
-        t=t,
-        status=t.state(now),
-        scopes=sorted(t.scopes),
-        created=_when(t.created_at),
-        last_used=_when(t.last_used_at),
-        expires=_when(t.expires_at),
-        admin=admin,
-        creator=creator,
-        can_revoke=can_revoke,
-        csrf=csrf,
-        workspace_id=workspace_id,
+    return (
+        _environment()
+        .get_template("dashboard_row.html")
+        .render(
+            path=path,
+            t=t,
+            status=t.state(now),
+            scopes=sorted(t.scopes),
+            created=_when(t.created_at),
+            last_used=_when(t.last_used_at),
+            expires=_when(t.expires_at),
+            admin=admin,
+            creator=creator,
+            can_revoke=can_revoke,
+            csrf=csrf,
+            workspace_id=workspace_id,
+        )
     )
 
 
@@ -81,38 +95,48 @@ def page(
     created: tuple[TokenRecord, str] | None,
     error: str | None,
 ) -> str:
-    return _env.get_template("dashboard.html").render(
-        path=path,
-        user=user,
-        csrf=csrf,
-        workspaces=place_workspaces,
-        workspace=workspace,
-        role=role,
-        admin=admin,
-        grantable=grantable,
-        types=types,
-        inherit=bool(types) and all(t.inherit_user_permissions for t in types),
-        rows=rows,
-        created=created,
-        error=error,
+    return (
+        _environment()
+        .get_template("dashboard.html")
+        .render(
+            path=path,
+            user=user,
+            csrf=csrf,
+            workspaces=place_workspaces,
+            workspace=workspace,
+            role=role,
+            admin=admin,
+            grantable=grantable,
+            types=types,
+            inherit=bool(types) and all(t.inherit_user_permissions for t in types),
+            rows=rows,
+            created=created,
+            error=error,
+        )
     )
 
 
 def login(path: str, *, user: User, link: str, csrf: str) -> str:
-    return _env.get_template("dashboard_login.html").render(
-        path=path, user=user, link=link, csrf=csrf
+    return (
+        _environment()
+        .get_template("dashboard_login.html")
+        .render(path=path, user=user, link=link, csrf=csrf)
     )
 
 
 def confirm_revoke(path: str, t: TokenRecord, *, csrf: str, workspace_id: str) -> str:
-    return _env.get_template("dashboard_confirm.html").render(
-        path=path, t=t, csrf=csrf, workspace_id=workspace_id
+    return (
+        _environment()
+        .get_template("dashboard_confirm.html")
+        .render(path=path, t=t, csrf=csrf, workspace_id=workspace_id)
     )
 
 
 def message(path: str, *, title: str, text: str, code: str | None = None) -> str:
-    return _env.get_template("dashboard_message.html").render(
-        path=path, title=title, text=text, code=code
+    return (
+        _environment()
+        .get_template("dashboard_message.html")
+        .render(path=path, title=title, text=text, code=code)
     )
 
 

@@ -26,15 +26,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-import jwt
 from aiohttp import web
 
 from gateway.config import DashboardConfig
 from gateway.errors import AuthenticationError, LoginLinkInvalid
+from gateway.lazy import lazy_module
 from gateway.store.base import User
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+
+
+if TYPE_CHECKING:
+    import jwt
+else:
+    jwt = lazy_module("jwt")  # first use imports it (gateway/lazy.py)
 
 __all__ = [
     "COOKIE",
