@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import astuple
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
@@ -30,6 +31,14 @@ _CODE = (
 _REFRESH = (
     "id, hash, grant_id, client_id, access_token_id, created_at, expires_at, rotated_at, "
     "replaced_by, revoked_at"
+)
+
+
+_INSERT_CLIENT = f"INSERT INTO oauth_clients ({_CLIENT}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_GRANT = f"INSERT INTO oauth_grants ({_GRANT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_CODE = f"INSERT INTO oauth_codes ({_CODE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_REFRESH = (
+    f"INSERT INTO oauth_refresh_tokens ({_REFRESH}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -67,18 +76,7 @@ class SQLiteOAuthStore:
     async def create_client(self, client: ClientRecord) -> None:
         c = client
         async with self.s._tx() as db:
-            await db.execute(
-                f"INSERT INTO oauth_clients ({_CLIENT}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    c.id,
-                    c.name,
-                    json.dumps(list(c.redirect_uris)),
-                    json.dumps(sorted(c.scopes)),
-                    c.created_at,
-                    c.workspace_id,
-                    c.secret_hash,
-                ),
-            )
+            await db.execute(_INSERT_CLIENT, _client_args(c))
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
         row = await self.s._one(f"SELECT {_CLIENT} FROM oauth_clients WHERE id = ?", (client_id,))
@@ -111,33 +109,8 @@ class SQLiteOAuthStore:
     async def create_grant(self, grant: GrantRecord, code: CodeRecord) -> None:
         g, c = grant, code
         async with self.s._tx() as db:
-            await db.execute(
-                f"INSERT INTO oauth_grants ({_GRANT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    g.id,
-                    g.client_id,
-                    g.user_id,
-                    g.workspace_id,
-                    json.dumps(sorted(g.scopes)),
-                    g.created_at,
-                    g.revoked_at,
-                    g.revoke_reason,
-                ),
-            )
-            await db.execute(
-                f"INSERT INTO oauth_codes ({_CODE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    c.hash,
-                    c.grant_id,
-                    c.client_id,
-                    c.redirect_uri,
-                    c.code_challenge,
-                    c.code_challenge_method,
-                    c.created_at,
-                    c.expires_at,
-                    c.used_at,
-                ),
-            )
+            await db.execute(_INSERT_GRANT, _grant_args(g))
+            await db.execute(_INSERT_CODE, astuple(c))
 
     async def get_grant(self, grant_id: str) -> GrantRecord | None:
         row = await self.s._one(f"SELECT {_GRANT} FROM oauth_grants WHERE id = ?", (grant_id,))
@@ -257,29 +230,9 @@ class SQLiteOAuthStore:
                 )
                 if not cur.rowcount:
                     return False
-            await self._insert_access(db, access, access_hash)
-            r = refresh
-            await db.execute(
-                f"INSERT INTO oauth_refresh_tokens ({_REFRESH}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    r.id,
-                    r.hash,
-                    r.grant_id,
-                    r.client_id,
-                    r.access_token_id,
-                    r.created_at,
-                    r.expires_at,
-                    r.rotated_at,
-                    r.replaced_by,
-                    r.revoked_at,
-                ),
-            )
+            await self.s.insert_token(db, access, access_hash)
+            await db.execute(_INSERT_REFRESH, astuple(refresh))
             return True
-
-    async def _insert_access(
-        self, db: aiosqlite.Connection, r: TokenRecord, token_hash: str
-    ) -> None:
-        await self.s.insert_token(db, r, token_hash)
 
 
 # -- migrate-store ---------------------------------------------------------------------------------
@@ -330,46 +283,9 @@ async def dump_oauth(
 
 async def load_oauth(db: aiosqlite.Connection, dump: StoreDump) -> None:
     """Insert the dump's OAuth rows on ``db`` (inside the caller's import transaction)."""
-    await db.executemany(
-        f"INSERT INTO oauth_clients ({_CLIENT}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [_client_args(c) for c in dump.oauth_clients],
-    )
-    await db.executemany(
-        f"INSERT INTO oauth_grants ({_GRANT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [_grant_args(g) for g in dump.oauth_grants],
-    )
-    await db.executemany(
-        f"INSERT INTO oauth_codes ({_CODE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                c.hash,
-                c.grant_id,
-                c.client_id,
-                c.redirect_uri,
-                c.code_challenge,
-                c.code_challenge_method,
-                c.created_at,
-                c.expires_at,
-                c.used_at,
-            )
-            for c in dump.oauth_codes
-        ],
-    )
-    await db.executemany(
-        f"INSERT INTO oauth_refresh_tokens ({_REFRESH}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                r.id,
-                r.hash,
-                r.grant_id,
-                r.client_id,
-                r.access_token_id,
-                r.created_at,
-                r.expires_at,
-                r.rotated_at,
-                r.replaced_by,
-                r.revoked_at,
-            )
-            for r in dump.oauth_refresh
-        ],
-    )
+    await db.executemany(_INSERT_CLIENT, [_client_args(c) for c in dump.oauth_clients])
+    await db.executemany(_INSERT_GRANT, [_grant_args(g) for g in dump.oauth_grants])
+    # CodeRecord and RefreshRecord fields are the table's columns, in order (dump_oauth relies on
+    # the same when it builds them from rows).
+    await db.executemany(_INSERT_CODE, [astuple(c) for c in dump.oauth_codes])
+    await db.executemany(_INSERT_REFRESH, [astuple(r) for r in dump.oauth_refresh])
