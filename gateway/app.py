@@ -33,6 +33,7 @@ from gateway.pipeline.workspace import WorkspaceResolver
 from gateway.proxy import Forwarder, make_client_session
 from gateway.responses import error_response, json_response
 from gateway.store import Store, open_store
+from gateway.upstream import UpstreamPools
 
 __all__ = ["GATEWAY", "Gateway", "Runtime", "create_admin_app", "create_proxy_app"]
 
@@ -78,6 +79,7 @@ class Gateway:
         )
         self.usage = UsageRecorder(self.store, config.cache.usage_flush_interval)
         self.session: aiohttp.ClientSession | None = None
+        self.pools = UpstreamPools()  # kept across reloads: idle upstream connections stay warm
         self.session_verifier: SessionVerifier | None = None
         self.preflight: Preflight | None = None
         self.checks: list[Check] = []
@@ -112,7 +114,7 @@ class Gateway:
             router=Router(config.routes),
             authenticator=authenticator,
             workspaces=WorkspaceResolver(config, self.cache),
-            forwarder=Forwarder(config, self.session, authenticator.credential_headers),
+            forwarder=Forwarder(config, self.session, self.pools, authenticator.credential_headers),
             checks=list(self.checks),
         )
 
@@ -146,6 +148,7 @@ class Gateway:
         await self.usage.stop()
         for close in self.closers:
             await close()
+        self.pools.close()
         if self.session is not None:
             await self.session.close()
         await self.store.close()

@@ -19,12 +19,14 @@ from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gateway.config import Config, IdentityHeaders, Route
 from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.identity import Identity
+from gateway.upstream import UpstreamPool, UpstreamPools
 
 __all__ = ["Forwarder", "header_key", "make_client_session"]
 
@@ -74,9 +76,14 @@ def make_client_session(limit: int = 0) -> aiohttp.ClientSession:
 
 class Forwarder:
     def __init__(
-        self, config: Config, session: aiohttp.ClientSession, credential_headers: Iterable[str]
+        self,
+        config: Config,
+        session: aiohttp.ClientSession,
+        pools: UpstreamPools,
+        credential_headers: Iterable[str],
     ) -> None:
         self.session = session
+        self.pools = pools  # bodiless requests to http upstreams; the session serves the rest
         self.names: IdentityHeaders = config.identity_headers
         self.identity_keys = frozenset(header_key(n) for n in config.identity_headers.names())
         self.credential_keys = frozenset(header_key(n) for n in credential_headers)
@@ -170,10 +177,11 @@ class Forwarder:
     ) -> web.StreamResponse:
         name = route.upstream or ""
         query = request.raw_path.partition("?")[2]
-        url = URL(
-            base_url + self.target_path(route, path) + (f"?{query}" if query else ""), encoded=True
-        )
+        target = self.target_path(route, path) + (f"?{query}" if query else "")
         headers = self.build_headers(request, route, identity, request_id)
+        if not request.body_exists and (pool := self.pools.get(base_url)) is not None:
+            return await self._forward_lean(request, pool, name, target, headers, timing)
+        url = URL(base_url + target, encoded=True)
         limit = route.max_body_bytes if route.max_body_bytes is not None else self.default_max_body
         body: aiohttp.StreamReader | AsyncIterator[bytes] | None = (
             request.content if request.body_exists else None
@@ -224,24 +232,70 @@ class Forwarder:
                 reason="streamed_length",
             )
         try:
-            return await self._relay(request, resp)
+            return await self._relay(request, resp.status, resp.reason, resp.headers, resp.content)
         finally:
             resp.release()
             timing["upstream"] = time.perf_counter() - started
 
+    async def _forward_lean(
+        self,
+        request: web.Request,
+        pool: UpstreamPool,
+        name: str,
+        target: str,
+        headers: CIMultiDict[str],
+        timing: dict[str, float],
+    ) -> web.StreamResponse:
+        """A bodiless request over the pooled exchange of :mod:`gateway.upstream`."""
+        up = self.upstreams[name]
+        started = time.perf_counter()
+        try:
+            # As on the ClientSession path: the upstream's timeout bounds request + response head
+            # as a whole, since sock_read alone restarts with every byte an upstream trickles.
+            async with asyncio.timeout(up.timeout):
+                proto, message, payload = await pool.send(
+                    request.method,
+                    target,
+                    headers,
+                    connect_timeout=up.connect_timeout,
+                    read_timeout=up.timeout,
+                )
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise UpstreamTimeout(reason="upstream_timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(reason=_reason(exc)) from exc
+        except HttpProcessingError as exc:  # an unparseable response head
+            raise UpstreamUnavailable(reason="upstream_error") from exc
+        finally:
+            timing["upstream"] = time.perf_counter() - started
+        try:
+            return await self._relay(
+                request, message.code, message.reason, message.headers, payload
+            )
+        finally:
+            # Reused only when the body was read to its end; otherwise closed.
+            pool.release(proto)
+            timing["upstream"] = time.perf_counter() - started
+
     async def _relay(
-        self, request: web.Request, resp: aiohttp.ClientResponse
+        self,
+        request: web.Request,
+        status: int,
+        reason: str | None,
+        headers: CIMultiDictProxy[str],
+        content: aiohttp.StreamReader,
     ) -> web.StreamResponse:
         out_headers: CIMultiDict[str] = CIMultiDict()
-        drop = _drop_set(resp.headers)
-        for name, value in resp.headers.items():
+        drop = _drop_set(headers)
+        for name, value in headers.items():
             if name.lower() not in drop:
                 out_headers.add(name, value)
-        length = resp.content_length
-        if request.method == "HEAD" or resp.status in (204, 304):
+        declared = headers.get("Content-Length")
+        length = int(declared) if declared is not None else None  # the parser checked it
+        if request.method == "HEAD" or status in (204, 304):
             if length is not None and request.method == "HEAD":
                 out_headers["Content-Length"] = str(length)
-            r = web.StreamResponse(status=resp.status, reason=resp.reason, headers=out_headers)
+            r = web.StreamResponse(status=status, reason=reason, headers=out_headers)
             if request.method == "HEAD" and length is not None:
                 r.content_length = length
             await r.prepare(request)
@@ -249,20 +303,18 @@ class Forwarder:
             return r
         if length is not None and length <= SMALL_BODY:
             try:
-                data = await resp.read()  # bounded by sock_read, like every upstream read
+                data = await content.read()  # bounded by sock_read, like every upstream read
             except TimeoutError as exc:
                 raise UpstreamTimeout(reason="upstream_timeout") from exc
             except aiohttp.ClientError as exc:
                 raise UpstreamUnavailable(reason=_reason(exc)) from exc
-            return web.Response(
-                status=resp.status, reason=resp.reason, body=data, headers=out_headers
-            )
-        stream = web.StreamResponse(status=resp.status, reason=resp.reason, headers=out_headers)
+            return web.Response(status=status, reason=reason, body=data, headers=out_headers)
+        stream = web.StreamResponse(status=status, reason=reason, headers=out_headers)
         if length is not None:
             stream.content_length = length
         await stream.prepare(request)
         try:
-            async for chunk in resp.content.iter_chunked(CHUNK):
+            async for chunk in content.iter_chunked(CHUNK):
                 await stream.write(chunk)
         except (aiohttp.ClientError, TimeoutError, ConnectionResetError) as exc:
             # Headers are already sent: the only honest signal left is to cut the connection, so

@@ -1,0 +1,207 @@
+"""The pooled upstream exchange (gateway/upstream.py) against a real upstream on a loopback port.
+
+Bodiless requests to plain-http upstreams bypass ClientSession; these tests pin down what that
+path must still do: reuse keep-alive connections, never reuse one whose response was not read to
+its end or that the upstream closed, retry an idempotent request once when a kept-alive connection
+turns out closed, skip 1xx interim responses, keep the base URL's path, and answer a garbled
+upstream with 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+
+from tests.conftest import GatewayFactory
+from tests.e2e.core_config import CORE
+from tests.support.harness import RunningGateway
+
+OK = b'{"ok":true}'
+
+
+def ok(extra: bytes = b"", body: bytes = OK) -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + extra
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+# (connection number, request number on that connection, request head) -> bytes to send back,
+# or None to close the connection without answering.
+Behaviour = Callable[[int, int, bytes], bytes | None]
+
+
+@dataclass
+class ScriptedUpstream:
+    """A raw HTTP/1.1 upstream that answers as its script says and records what it saw."""
+
+    behave: Behaviour
+    heads: list[bytes] = field(default_factory=list)
+    connections: int = 0
+    closed_by_peer: asyncio.Event = field(default_factory=asyncio.Event)
+    server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        conn = self.connections
+        n = 0
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    self.closed_by_peer.set()  # the gateway closed this connection
+                    return
+                n += 1
+                self.heads.append(head)
+                answer = self.behave(conn, n, head)
+                if answer is None:
+                    return
+                writer.write(answer)
+                await writer.drain()
+                if b"Connection: close" in answer:
+                    return
+        except ConnectionError:
+            self.closed_by_peer.set()
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+Started = tuple[RunningGateway, str, ScriptedUpstream]
+
+
+@pytest.fixture
+async def serve(
+    make_gateway: GatewayFactory,
+) -> AsyncIterator[Callable[..., Awaitable[Started]]]:
+    """Start a scripted upstream and a gateway in front of it; yields (gateway, token, upstream)."""
+    ups: list[ScriptedUpstream] = []
+
+    async def start(behave: Behaviour, path: str = "") -> Started:
+        up = ScriptedUpstream(behave)
+        ups.append(up)
+        url = await up.start() + path
+        g = await make_gateway(CORE, up=url, sandbox=url, timeout=5, trusted="10.0.0.1/32")
+        await g.services.create_workspace("Acme", "acme")
+        _, token = await g.services.create_token(workspace="acme", name="t", scopes=["items:write"])
+        return g, token, up
+
+    yield start
+    for up in ups:
+        await up.stop()
+
+
+async def call(
+    http: aiohttp.ClientSession, g: RunningGateway, token: str, method: str = "GET"
+) -> tuple[int, bytes]:
+    async with http.request(
+        method, g.url + "/api/items/1", headers={"Authorization": f"Bearer {token}"}
+    ) as r:
+        return r.status, await r.read()
+
+
+async def test_sequential_requests_share_one_kept_alive_upstream_connection(
+    serve: Callable[..., Awaitable[Started]],
+) -> None:
+    g, token, up = await serve(lambda conn, n, head: ok())
+    async with aiohttp.ClientSession() as http:
+        for _ in range(10):
+            assert await call(http, g, token) == (200, OK)
+    assert up.connections == 1
+    first = up.heads[0].decode("latin-1")
+    assert first.startswith("GET /api/items/1 HTTP/1.1\r\n")
+    port = g.config.upstreams["api"].url.rsplit(":", 1)[1]
+    assert f"\r\nHost: 127.0.0.1:{port}\r\n" in first
+    assert "authorization" not in first.lower()  # the credential is still stripped
+
+
+async def test_a_kept_alive_connection_closed_upstream_is_retried_only_when_idempotent(
+    serve: Callable[..., Awaitable[Started]],
+) -> None:
+    # Every connection answers its first request, then closes on the second without answering:
+    # what an upstream whose keep-alive timeout just expired looks like from the gateway.
+    g, token, up = await serve(lambda conn, n, head: ok() if n == 1 else None)
+    async with aiohttp.ClientSession() as http:
+        assert await call(http, g, token) == (200, OK)  # connection 1
+        assert await call(http, g, token) == (200, OK)  # 1 closes; retried on connection 2
+        assert up.connections == 2
+        status, body = await call(http, g, token, "POST")  # 2 closes; POST is not retried
+        assert status == 502 and b"UPSTREAM_UNAVAILABLE" in body
+        assert up.connections == 2
+        assert await call(http, g, token, "DELETE") == (200, OK)  # a fresh connection 3
+
+
+async def test_connection_close_from_the_upstream_is_honoured(
+    serve: Callable[..., Awaitable[Started]],
+) -> None:
+    g, token, up = await serve(lambda conn, n, head: ok(b"Connection: close\r\n"))
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            assert await call(http, g, token) == (200, OK)
+    assert up.connections == 3
+
+
+async def test_a_response_not_read_to_its_end_closes_its_connection(
+    serve: Callable[..., Awaitable[Started]],
+) -> None:
+    big = b"x" * (4 << 20)  # streamed (above the read-whole size), far more than socket buffers
+    g, token, up = await serve(lambda conn, n, head: ok(body=big) if conn == 1 else ok())
+    reader, writer = await asyncio.open_connection("127.0.0.1", g.proxy_port)
+    writer.write(
+        f"GET /api/items/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+    )
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+    writer.close()  # the client leaves mid-body
+    # The gateway must close that upstream connection, never pool it with 4 MiB unread...
+    await asyncio.wait_for(up.closed_by_peer.wait(), 10)
+    async with aiohttp.ClientSession() as http:
+        assert await call(http, g, token) == (200, OK)  # ...so the next answer is not leftovers
+    assert up.connections == 2
+
+
+async def test_interim_1xx_responses_are_skipped(
+    serve: Callable[..., Awaitable[Started]],
+) -> None:
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    g, token, up = await serve(lambda conn, n, head: early + ok())
+    async with aiohttp.ClientSession() as http:
+        assert await call(http, g, token) == (200, OK)
+        assert await call(http, g, token) == (200, OK)
+    assert up.connections == 1
+
+
+async def test_the_upstream_url_path_prefixes_every_request(
+    serve: Callable[..., Awaitable[Started]],
+) -> None:
+    g, token, up = await serve(lambda conn, n, head: ok(), "/v1")
+    async with aiohttp.ClientSession() as http:
+        assert await call(http, g, token) == (200, OK)
+    assert up.heads[0].startswith(b"GET /v1/api/items/1 HTTP/1.1\r\n")
+
+
+async def test_a_garbled_upstream_answer_is_502_and_not_reused(
+    serve: Callable[..., Awaitable[Started]],
+) -> None:
+    g, token, up = await serve(lambda conn, n, head: b"SMTP ready\r\n\r\n" if conn == 1 else ok())
+    async with aiohttp.ClientSession() as http:
+        status, body = await call(http, g, token)
+        assert status == 502 and b"UPSTREAM_UNAVAILABLE" in body
+        assert await call(http, g, token) == (200, OK)
+    assert up.connections == 2
