@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
 import aiohttp
@@ -24,8 +24,10 @@ from gateway import tokens
 from gateway.cache import AuthCache, ChangeFeed, UsageRecorder
 from gateway.config import Config
 from gateway.context import RequestContext
+from gateway.deadline import Deadlines
 from gateway.errors import AuthenticationError, GatewayError, StoreUnavailable, UpstreamTimeout
 from gateway.extensions import load_all
+from gateway.logbuffer import direct_sink
 from gateway.pipeline.authn import Authenticator, SessionVerifier
 from gateway.pipeline.routing import Router
 from gateway.pipeline.run import run
@@ -93,6 +95,7 @@ class Gateway:
         # Coroutine factories run as tasks between start() and stop() (e.g. metric refreshers).
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self.deadlines = Deadlines()
         self.started = time.time()
         self.runtime: Runtime = None  # type: ignore[assignment]
         self.extensions = load_all()
@@ -149,6 +152,7 @@ class Gateway:
         for close in self.closers:
             await close()
         self.pools.close()
+        self.deadlines.close()
         if self.session is not None:
             await self.session.close()
         await self.store.close()
@@ -156,16 +160,23 @@ class Gateway:
     # -- the proxy handler -------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        # Deadlines, not asyncio.timeout: one shared timer instead of one per request (see there).
+        deadline = self.deadlines.enter(self.runtime.config.limits.request_timeout)
         try:
-            async with asyncio.timeout(self.runtime.config.limits.request_timeout):
+            try:
                 return await run(self, request)
+            finally:
+                timed_out = self.deadlines.leave(deadline)
+        except asyncio.CancelledError:
+            if not timed_out:
+                raise
         except TimeoutError:
-            raise UpstreamTimeout(
-                "The request took longer than the gateway allows.", reason="request_timeout"
-            ) from None
+            pass
+        raise UpstreamTimeout(
+            "The request took longer than the gateway allows.", reason="request_timeout"
+        ) from None
 
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode  # built once, not per line
 _stamp: list[Any] = [0, ""]  # (second, its ISO text): one strftime per second, not per request
 
 
@@ -176,34 +187,44 @@ def _now_iso() -> str:
     return str(_stamp[1])
 
 
+def _q(value: str | None) -> str:
+    """A JSON string or null, escaped exactly as ``json`` does by default (ensure_ascii)."""
+    return "null" if value is None else _json_str(value)
+
+
+def _access_line(
+    request: web.Request, response: web.StreamResponse | None, ctx: RequestContext
+) -> str:
+    """The access-log line: the compact JSON object ``json`` would write for these fields, written
+    directly (a third of the cost of building a dict and encoding it, on every request)."""
+    ident = ctx.identity
+    principal = ctx.principal
+    upstream = ctx.timing.get("upstream")
+    upstream_ms = "null" if upstream is None else repr(round(upstream * 1000, 3))
+    user = ident.user_id if ident else (principal.user_id if principal else None)
+    return (
+        f'{{"time":{_json_str(_now_iso())},"request_id":{_json_str(ctx.request_id)},'
+        f'"method":{_json_str(request.method)},"route":{_q(ctx.route.name if ctx.route else None)},'
+        f'"status":{response.status if response is not None else 0:d},'
+        f'"duration_ms":{round((time.perf_counter() - ctx.started) * 1000, 3)!r},'
+        f'"upstream_ms":{upstream_ms},"decision":{_json_str(ctx.decision)},'
+        f'"reason":{_q(ctx.reason)},"token_id":{_q(principal.token_id if principal else None)},'
+        f'"token_prefix":{_q(principal.visible_prefix if principal else None)},'
+        f'"workspace":{_q(ident.workspace.id if ident else None)},"user":{_q(user)}}}'
+    )
+
+
 def _log_access(
     request: web.Request, response: web.StreamResponse | None, ctx: RequestContext
 ) -> None:
     if not access_log.isEnabledFor(logging.INFO):
         return
-    ident = ctx.identity
-    principal = ctx.principal
-    access_log.info(
-        _encode(
-            {
-                "time": _now_iso(),
-                "request_id": ctx.request_id,
-                "method": request.method,
-                "route": ctx.route.name if ctx.route else None,
-                "status": response.status if response is not None else 0,
-                "duration_ms": round((time.perf_counter() - ctx.started) * 1000, 3),
-                "upstream_ms": round(ctx.timing["upstream"] * 1000, 3)
-                if "upstream" in ctx.timing
-                else None,
-                "decision": ctx.decision,
-                "reason": ctx.reason,
-                "token_id": principal.token_id if principal else None,
-                "token_prefix": principal.visible_prefix if principal else None,
-                "workspace": ident.workspace.id if ident else None,
-                "user": ident.user_id if ident else (principal.user_id if principal else None),
-            }
-        )
-    )
+    line = _access_line(request, response, ctx)
+    sink = direct_sink(access_log)
+    if sink is not None:
+        sink.write(line)  # what access_log.info(line) would end in, minus the record machinery
+    else:
+        access_log.info(line)
 
 
 @web.middleware

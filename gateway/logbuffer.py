@@ -5,6 +5,10 @@ system call per request on the hot path). :class:`BufferedLineHandler` keeps for
 memory and writes them with a single ``os.write`` when ``capacity`` lines are pending, when the
 worker's flusher runs (every ``interval``, so a quiet gateway's lines appear within that time), and
 at shutdown — like nginx's ``access_log … buffer= flush=``.
+
+:func:`direct_sink` lets the access log hand a finished line straight to that buffer when nothing
+else could see the record (no other handler, filter or formatter), skipping the LogRecord, lock and
+formatting that ``Logger.info`` costs on every request.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import logging
 import os
 import sys
 
-__all__ = ["BufferedLineHandler", "buffer_access_log", "flush_periodically"]
+__all__ = ["BufferedLineHandler", "buffer_access_log", "direct_sink", "flush_periodically"]
+
+# The one formatter buffer_access_log installs: lines formatted with it are the message itself.
+_PLAIN = logging.Formatter("%(message)s")
 
 
 class BufferedLineHandler(logging.Handler):
@@ -26,11 +33,15 @@ class BufferedLineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.lines.append(self.format(record))
-            if len(self.lines) >= self.capacity:
-                self.flush()
+            self.write(self.format(record))
         except Exception:  # logging must never break a request
             self.handleError(record)
+
+    def write(self, line: str) -> None:
+        """Buffer one formatted line (what :meth:`emit` does after formatting)."""
+        self.lines.append(line)
+        if len(self.lines) >= self.capacity:
+            self.flush()
 
     def flush(self) -> None:
         if not self.lines:
@@ -51,10 +62,31 @@ class BufferedLineHandler(logging.Handler):
 def buffer_access_log(name: str = "gateway.access") -> BufferedLineHandler:
     """Route ``name``'s records to a buffered stderr handler instead of the root handlers."""
     handler = BufferedLineHandler(sys.stderr.fileno())
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(_PLAIN)
     logger = logging.getLogger(name)
     logger.addHandler(handler)
     logger.propagate = False
+    return handler
+
+
+def direct_sink(logger: logging.Logger) -> BufferedLineHandler | None:
+    """The buffer that is ``logger``'s only destination, exactly as :func:`buffer_access_log` set
+    it up; ``None`` when anything else (a handler, filter, formatter, propagation) is involved.
+
+    Checked per call, so logging reconfigured at run time (tests' capture handlers) is honoured.
+    The caller still checks ``logger.isEnabledFor`` for levels and ``logging.disable``.
+    """
+    handlers = logger.handlers
+    if len(handlers) != 1 or logger.propagate or logger.filters:
+        return None
+    handler = handlers[0]
+    if (
+        type(handler) is not BufferedLineHandler
+        or handler.formatter is not _PLAIN
+        or handler.filters
+        or handler.level > logging.INFO
+    ):
+        return None
     return handler
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "TokenHasher",
     "TokenShapeError",
     "base62_encode",
+    "check",
     "checksum",
     "mint",
     "new_id",
@@ -90,7 +91,13 @@ class ParsedToken:
 
 
 def parse(value: str, prefix: str) -> ParsedToken:
-    """Check ``value`` against the minted shape for ``prefix``; raise :class:`TokenShapeError`.
+    """Check ``value`` against the minted shape for ``prefix``; raise :class:`TokenShapeError`."""
+    check(value, prefix)
+    return ParsedToken(prefix=prefix, value=value)
+
+
+def check(value: str, prefix: str) -> None:
+    """:func:`parse` without building its result (the request path only needs the verdict).
 
     The checks are ordered cheapest first and all happen before any lookup.
     """
@@ -104,7 +111,6 @@ def parse(value: str, prefix: str) -> ParsedToken:
     random_part, check = body[:RANDOM_LENGTH], body[RANDOM_LENGTH:]
     if not hmac.compare_digest(checksum(random_part), check):
         raise TokenShapeError("wrong checksum")
-    return ParsedToken(prefix=prefix, value=value)
 
 
 class TokenHasher:

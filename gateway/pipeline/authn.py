@@ -111,7 +111,7 @@ class Authenticator:
 
     async def _token(self, value: str, tt: TokenType) -> Principal:
         try:
-            tokens.parse(value, tt.prefix)
+            tokens.check(value, tt.prefix)
         except tokens.TokenShapeError as exc:
             raise AuthenticationError(
                 "The credential is malformed.", reason="bad_" + str(exc).split()[-1]
