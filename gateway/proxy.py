@@ -250,16 +250,15 @@ class Forwarder:
         up = self.upstreams[name]
         started = time.perf_counter()
         try:
-            # As on the ClientSession path: the upstream's timeout bounds request + response head
-            # as a whole, since sock_read alone restarts with every byte an upstream trickles.
-            async with asyncio.timeout(up.timeout):
-                proto, message, payload = await pool.send(
-                    request.method,
-                    target,
-                    headers,
-                    connect_timeout=up.connect_timeout,
-                    read_timeout=up.timeout,
-                )
+            # As on the ClientSession path, the upstream's timeout bounds request + response head.
+            proto, message, payload = await pool.send(
+                request.method,
+                target,
+                headers,
+                connect_timeout=up.connect_timeout,
+                read_timeout=up.timeout,
+                head_timeout=up.timeout,
+            )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(reason="upstream_timeout") from exc
         except aiohttp.ClientError as exc:

@@ -20,7 +20,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from aiohttp import ClientConnectorError, ClientOSError, ServerDisconnectedError
+from aiohttp import (
+    ClientConnectorError,
+    ClientOSError,
+    ServerDisconnectedError,
+    ServerTimeoutError,
+)
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.http_parser import RawResponseMessage
@@ -31,10 +36,18 @@ from yarl import URL
 
 __all__ = ["UpstreamPool", "UpstreamPools"]
 
+Params = tuple[bool, float, int, int]  # skip_payload, read_timeout, max_line_size, max_field_size
+
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # Methods aiohttp sends ``Content-Length: 0`` for when they carry no body; kept so an upstream
 # sees the same request it saw through ClientSession.
 ZERO_LENGTH = frozenset({"POST", "PUT", "PATCH"})
+
+
+class Connection(ResponseHandler):
+    """aiohttp's client protocol, remembering the response-parser settings it was last given."""
+
+    params: Params | None = None
 
 
 class UpstreamPool:
@@ -52,13 +65,13 @@ class UpstreamPool:
         self.prefix = url.raw_path.rstrip("/") if url.raw_path != "/" else ""
         self.keepalive = keepalive
         self.max_idle = max_idle
-        self._idle: deque[tuple[ResponseHandler, float]] = deque()
+        self._idle: deque[tuple[Connection, float]] = deque()
         self._closed = False
         self._key = ConnectionKey(self.host, self.port, False, True, None, None, None)
 
     # -- connections -------------------------------------------------------------------------------
 
-    def _acquire(self, now: float) -> ResponseHandler | None:
+    def _acquire(self, now: float) -> Connection | None:
         idle = self._idle
         while idle:
             proto, since = idle.pop()  # most recently used first: warmest, least likely closed
@@ -67,18 +80,18 @@ class UpstreamPool:
             proto.close()
         return None
 
-    async def _connect(self, limit: float) -> ResponseHandler:
+    async def _connect(self, limit: float) -> Connection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(limit):
                 _, proto = await loop.create_connection(
-                    lambda: ResponseHandler(loop), self.host, self.port
+                    lambda: Connection(loop), self.host, self.port
                 )
         except OSError as exc:
             raise ClientConnectorError(self._key, exc) from exc
         return proto
 
-    def release(self, proto: ResponseHandler) -> None:
+    def release(self, proto: Connection) -> None:
         """Back to the pool if its response was read to the end and it may be reused; else close."""
         if self._closed or proto.should_close or not proto.is_connected():
             proto.close()
@@ -106,15 +119,18 @@ class UpstreamPool:
         *,
         connect_timeout: float,
         read_timeout: float,
+        head_timeout: float,
         max_line_size: int = 8190,
         max_field_size: int = 8190,
-    ) -> tuple[ResponseHandler, RawResponseMessage, StreamReader]:
-        """Send a bodiless request (``headers`` gains Host); return the connection, the response head and its body stream.
+    ) -> tuple[Connection, RawResponseMessage, StreamReader]:
+        """Send a bodiless request; return the connection, the response head and its body stream.
 
-        The caller reads the body (or not) and then calls :meth:`release` with the connection.
+        ``headers`` gains Host. ``head_timeout`` bounds connecting, sending and the whole response
+        head, since ``read_timeout`` alone restarts with every byte an upstream trickles. The
+        caller reads the body (or not) and then calls :meth:`release` with the connection.
         Raises aiohttp's client errors: ``ClientConnectorError`` (connect failed),
         ``ServerDisconnectedError`` / ``ClientOSError`` (connection lost), ``ServerTimeoutError``
-        (``read_timeout`` passed without a byte), ``HttpProcessingError`` (unparseable head).
+        (a timeout passed), ``HttpProcessingError`` (unparseable head).
         """
         headers["Host"] = self.host_header
         if method in ZERO_LENGTH:
@@ -122,23 +138,32 @@ class UpstreamPool:
         # The C serializer refuses CR/LF in any name or value, as ClientSession's writer does.
         head = _serialize_headers(f"{method} {self.prefix}{target} HTTP/1.1", headers)
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + head_timeout
+        params = (method == "HEAD", read_timeout, max_line_size, max_field_size)
         retry = method in IDEMPOTENT
         while True:
             proto = self._acquire(loop.time())
             reused = proto is not None
             if proto is None:
-                proto = await self._connect(connect_timeout)
-            proto.set_response_params(
-                skip_payload=method == "HEAD",
-                auto_decompress=False,
-                read_timeout=read_timeout,
-                max_line_size=max_line_size,
-                max_field_size=max_field_size,
-            )
+                proto = await self._connect(min(connect_timeout, deadline - loop.time()))
+            if proto.params != params:
+                # A new response parser only when the connection is new or the kind of request
+                # changed (HEAD has no body): one parser per connection, as on the server side.
+                proto.set_response_params(
+                    skip_payload=params[0],
+                    auto_decompress=False,
+                    read_timeout=read_timeout,
+                    max_line_size=max_line_size,
+                    max_field_size=max_field_size,
+                )
+                proto.params = params
             transport = proto.transport
             assert transport is not None
             transport.write(head)
             proto.start_timeout()
+            # One plain timer (not asyncio.timeout, which costs ~5 µs more per request): on
+            # expiry the connection's reader fails with ServerTimeoutError and it is closed.
+            expiry = loop.call_at(deadline, _head_timed_out, proto)
             try:
                 message, payload = await proto.read()
                 while 100 <= message.code < 200 and message.code != 101:
@@ -153,7 +178,13 @@ class UpstreamPool:
             except BaseException:
                 proto.close()
                 raise
+            finally:
+                expiry.cancel()
             return proto, message, payload
+
+
+def _head_timed_out(proto: ResponseHandler) -> None:
+    proto.set_exception(ServerTimeoutError("Timeout waiting for the upstream's response head"))
 
 
 class UpstreamPools:
