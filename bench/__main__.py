@@ -32,6 +32,7 @@ from bench.servers import (
     Server,
     gateway_config,
     scrape,
+    start_floor,
     start_gateway,
     start_nginx_proxy,
     start_upstream,
@@ -453,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--stream-bytes", type=int, help="streamed body size (default 1 GiB)")
     p.add_argument("--workers", type=int, default=2, help="gateway workers and nginx-proxy workers")
+    p.add_argument(
+        "--no-floor", action="store_true", help="skip the aiohttp floor contender (bench/floor.py)"
+    )
     p.add_argument("--pin", choices=("split", "none"), default="split", help="taskset pinning")
     p.add_argument("--json", type=Path, help="write every number to this file")
     p.add_argument(
@@ -538,7 +542,10 @@ def main(argv: list[str] | None = None) -> int:
                 source=src,
             )
             contenders.append(baseline)
-        res["servers"] = {s.name: s.url for s in contenders}
+        floor = (
+            None if args.no_floor else start_floor(procs, tmp, server_cpus, upstream, args.workers)
+        )
+        res["servers"] = {s.name: s.url for s in [*contenders, *([floor] if floor else [])]}
         log("servers: " + " ".join(f"{k}={v}" for k, v in res["servers"].items()))
 
         hit_token = bench_store.token(0)
@@ -560,14 +567,17 @@ def main(argv: list[str] | None = None) -> int:
         def trio(path: str = "/api/small") -> list[Target]:
             return [Target(s.name, s, path, env=auth) for s in contenders]
 
+        # The aiohttp floor beside the others where the small-request targets are judged.
+        with_floor = [*trio(), Target(floor.name, floor, env=auth)] if floor else trio()
+
         conns, th = args.connections, wrk_threads
         scenarios: list[Scenario] = []
         if "cache-hit" in chosen:
             scenarios.append(
-                Scenario("cache-hit", trio(), conns, th, "small JSON, one cached token")
+                Scenario("cache-hit", with_floor, conns, th, "small JSON, one cached token")
             )
         if "c1" in chosen:
-            scenarios.append(Scenario("c1", trio(), 1, 1, "one connection, latency"))
+            scenarios.append(Scenario("c1", with_floor, 1, 1, "one connection, latency"))
         auth_targets = [Target("gateway", gateway, env=auth)]
         if "cache-miss" in chosen:
             auth_targets.append(
@@ -622,6 +632,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 ratios["gateway/direct req/s"] = _ratio(m["gateway"]["rps"], m["direct"]["rps"])
                 ratios["gateway - direct p50 µs"] = m["gateway"]["p50_us"] - m["direct"]["p50_us"]
+            if "aiohttp-floor" in m and "nginx-proxy" in m:
+                floor_m = m["aiohttp-floor"]
+                ratios["aiohttp-floor/nginx-proxy req/s"] = _ratio(
+                    floor_m["rps"], m["nginx-proxy"]["rps"]
+                )
+                ratios["gateway/aiohttp-floor req/s"] = _ratio(m["gateway"]["rps"], floor_m["rps"])
             for label in m:
                 if label.startswith("gateway@"):
                     ratios[f"gateway/{label} req/s"] = _ratio(m["gateway"]["rps"], m[label]["rps"])

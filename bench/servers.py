@@ -3,6 +3,7 @@
 * ``upstream``: Debian nginx answering ``/api/small`` with a small JSON body and serving
   ``/api/files/*`` (1 MiB, and a sparse file for the large streamed body) — what "direct" measures;
 * ``nginx-proxy``: a second nginx, a plain reverse proxy (keep-alive upstream pool) to the upstream;
+* ``aiohttp-floor``: the cheapest relay on the gateway's own stack (:mod:`bench.floor`);
 * ``gateway``: ``gateway serve --workers N`` with full auth, identity headers, metrics and the JSON
   access log on, over the benchmark's SQLite token store.
 
@@ -23,7 +24,14 @@ from pathlib import Path
 
 from bench.procs import Processes, free_port, process_tree, wait_for
 
-__all__ = ["Server", "gateway_config", "start_gateway", "start_nginx_proxy", "start_upstream"]
+__all__ = [
+    "Server",
+    "gateway_config",
+    "start_floor",
+    "start_gateway",
+    "start_nginx_proxy",
+    "start_upstream",
+]
 
 SMALL_BODY = '{"id":42,"name":"widget","price":9.99,"tags":["a","b"],"ok":true}'
 NGINX = "/usr/sbin/nginx"
@@ -219,6 +227,32 @@ def start_gateway(
 
     wait_for(ready, 60, "the gateway workers")
     return Server(name, proc, port, log), metrics
+
+
+def start_floor(
+    procs: Processes, tmp: Path, cpus: str | None, upstream: Server, workers: int
+) -> Server:
+    """The aiohttp floor (:mod:`bench.floor`): a bare aiohttp relay over the gateway's exchange."""
+    port = free_port()
+    log = tmp / "floor.stderr"
+    proc = procs.start(
+        "aiohttp-floor",
+        [
+            sys.executable,
+            "-m",
+            "bench.floor",
+            "--port",
+            str(port),
+            "--upstream",
+            upstream.url,
+            "--workers",
+            str(workers),
+        ],
+        cpus=cpus,
+        stderr=log,
+    )
+    wait_for(lambda: _port_open(port) or _died(proc, log), 30, "the aiohttp floor")
+    return Server("aiohttp-floor", proc, port, log)
 
 
 def _died(proc: subprocess.Popen[bytes], log: Path) -> bool:

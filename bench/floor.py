@@ -1,0 +1,92 @@
+"""The aiohttp floor: the cheapest reverse proxy this stack allows, measured beside the gateway.
+
+Issue 7 asks for the gateway to stay on aiohttp as server and client. This contender shows what
+that choice costs by itself, in the same sitting: aiohttp's low-level ``web.Server`` (no
+application, router, middleware or signals) relaying each request over the gateway's own pooled
+upstream exchange (:mod:`gateway.upstream`), with uvloop, ``--workers`` processes on one
+``SO_REUSEPORT`` port, and nothing else: no auth, no identity headers, no metrics, no access log,
+no header hygiene. No gateway can be cheaper than this on the same stack; the distance from here
+to nginx-proxy is the stack's, the distance from here to the gateway is the gateway's.
+
+Run: ``python -m bench.floor --port P --upstream http://127.0.0.1:U --workers 2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import signal
+import socket
+
+import uvloop
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway.upstream import UpstreamPool
+
+SKIP = frozenset({"host", "connection", "keep-alive", "authorization", "content-length"})
+
+
+def _serve(sock: socket.socket, upstream: str) -> None:
+    async def main() -> None:
+        pool = UpstreamPool(upstream)
+
+        async def relay(request: web.BaseRequest) -> web.StreamResponse:
+            headers = CIMultiDict(
+                (k, v) for k, v in request.headers.items() if k.lower() not in SKIP
+            )
+            proto, message, payload = await pool.send(
+                request.method,
+                request.raw_path,
+                headers,
+                connect_timeout=5,
+                read_timeout=60,
+                head_timeout=60,
+            )
+            try:
+                body = await payload.read()
+            finally:
+                pool.release(proto)
+            return web.Response(
+                status=message.code,
+                body=body,
+                headers={"Content-Type": message.headers.get("Content-Type", "")},
+            )
+
+        server = web.Server(relay, access_log=None)
+        loop = asyncio.get_running_loop()
+        await loop.create_server(server, sock=sock)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        pool.close()
+
+    uvloop.run(main())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--upstream", required=True)
+    p.add_argument("--workers", type=int, default=2)
+    args = p.parse_args()
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    for _ in range(args.workers):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", args.port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        proc = ctx.Process(target=_serve, args=(sock, args.upstream), daemon=True)
+        proc.start()
+        procs.append(proc)
+    signal.signal(signal.SIGTERM, lambda *_: [q.terminate() for q in procs])
+    for proc in procs:
+        proc.join()
+
+
+if __name__ == "__main__":
+    main()
