@@ -5,7 +5,8 @@ A feature module may define any of:
 * ``install(gw: Gateway) -> None``: add pipeline checks, observers, a session verifier … to a gateway;
 * ``install_admin(app: web.Application, gw: Gateway) -> None``: add routes to the admin listener;
 * ``install_proxy(app: web.Application, gw: Gateway) -> None``: add pages to the proxy listener,
-  matched before the pipeline's catch-all (so they must not overlap configured routes);
+  matched before the pipeline's catch-all (so they must not overlap configured routes); that app
+  has no middleware, so each handler must be wrapped with :func:`gateway.app.with_edge`;
 * built-in handlers, registered on import with :func:`gateway.builtin.register`.
 
 The server, the tests and ``gateway check`` all load this same list, so they see the same gateway.

@@ -31,7 +31,9 @@ __all__ = ["install_admin", "install_proxy"]
 def install_proxy(app: web.Application, gw: Gateway) -> None:
     cfg = gw.config.dashboard
     if cfg is not None and cfg.listener == "proxy":
-        add_routes(app, cfg.path)
+        from gateway.app import with_edge  # the proxy app has no middleware: wrap each page
+
+        add_routes(app, cfg.path, lambda handler: with_edge(gw, handler))
 
 
 def install_admin(app: web.Application, gw: Gateway) -> None:

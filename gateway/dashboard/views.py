@@ -48,10 +48,12 @@ from gateway.store.base import Membership, TokenRecord, Workspace
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["add_routes"]
+__all__ = ["Wrap", "add_routes"]
+
 
 LOGIN_CSRF_COOKIE = "gw_dashboard_login"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Wrap = Callable[[Handler], Handler]
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -442,12 +444,13 @@ async def static(request: web.Request) -> web.StreamResponse:
     return _secure_headers(response)
 
 
-def add_routes(app: web.Application, path: str) -> None:
+def add_routes(app: web.Application, path: str, wrap: Wrap = lambda handler: handler) -> None:
+    """The dashboard's pages under ``path``, each handler passed through ``wrap`` first."""
     r = app.router
-    r.add_get(path, page)
-    r.add_get(f"{path}/login", login_form)
-    r.add_post(f"{path}/login", login)
-    r.add_post(f"{path}/logout", logout)
-    r.add_post(f"{path}/tokens", create)
-    r.add_post(path + "/tokens/{id}/revoke", revoke)
-    r.add_get(path + "/static/{name}", static)
+    r.add_get(path, wrap(page))
+    r.add_get(f"{path}/login", wrap(login_form))
+    r.add_post(f"{path}/login", wrap(login))
+    r.add_post(f"{path}/logout", wrap(logout))
+    r.add_post(f"{path}/tokens", wrap(create))
+    r.add_post(path + "/tokens/{id}/revoke", wrap(revoke))
+    r.add_get(path + "/static/{name}", wrap(static))

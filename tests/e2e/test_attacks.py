@@ -125,6 +125,16 @@ PATH_TRICKS = [
 ]
 
 
+@pytest.mark.parametrize(("method", "code"), [("OPTIONS", "INVALID_PATH"), ("GET", "BAD_REQUEST")])
+async def test_an_asterisk_target_gets_a_json_refusal(
+    gw: RunningGateway, upstream: Upstream, tokens: Tokens, method: str, code: str
+) -> None:
+    # "OPTIONS *" matches no path-shaped route; it must still meet the edge, not aiohttp's text 404
+    # (GET * is refused earlier, by the parser).
+    headers = [("Authorization", f"Bearer {tokens.reader}")]
+    assert await refused(gw, upstream, request_bytes(method, "*", headers), {400}) == code
+
+
 @pytest.mark.parametrize("target", PATH_TRICKS)
 @pytest.mark.parametrize("who", ["anonymous", "reader"])
 async def test_path_tricks_never_reach_admin(

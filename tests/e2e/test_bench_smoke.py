@@ -57,8 +57,8 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
     res = json.loads(out.read_text())
 
     expected = {
-        "cache-hit": {"direct", "nginx-proxy", "gateway"},
-        "c1": {"direct", "nginx-proxy", "gateway"},
+        "cache-hit": {"direct", "nginx-proxy", "gateway", "aiohttp-floor"},
+        "c1": {"direct", "nginx-proxy", "gateway", "aiohttp-floor"},
         "auth": {"gateway", "gateway/miss", "gateway/malformed", "gateway/unknown"},
         "big": {"direct", "nginx-proxy", "gateway"},
         "conns": {"direct", "nginx-proxy", "gateway"},
@@ -75,6 +75,7 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
             assert m["cpu_us_per_req"] > 0, (name, label)
     ratios = res["scenarios"]["cache-hit"]["ratios"]
     assert ratios["gateway/nginx-proxy req/s"] > 0 and ratios["gateway/direct req/s"] > 0
+    assert ratios["aiohttp-floor/nginx-proxy req/s"] > 0
 
     auth = res["scenarios"]["auth"]["median"]
     # Refusals are what the floods must get; the valid token must be let through.
