@@ -81,6 +81,13 @@ class AuthCache:
             if isinstance(c, _CountingTTLCache):
                 c.on_evict = on_evict
 
+    def cached_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
+        """The token from the positive cache, without a coroutine; ``None`` when not cached."""
+        hit = self.tokens.get(token_hash)
+        if hit is not None:
+            self._on_hit("token")
+        return hit
+
     async def find_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
         if token_hash in self.negative:
             self._on_hit("negative")

@@ -110,15 +110,21 @@ class Authenticator:
         raise AuthenticationError("The credential is malformed.", reason="unknown_prefix")
 
     async def _token(self, value: str, tt: TokenType) -> Principal:
-        try:
-            tokens.check(value, tt.prefix)
-        except tokens.TokenShapeError as exc:
-            raise AuthenticationError(
-                "The credential is malformed.", reason="bad_" + str(exc).split()[-1]
-            ) from None
-        found = await self.cache.find_token(self.hasher(value))
+        digest = self.hasher(value)
+        # A token in the positive cache matched a stored hash exactly, so it passed the shape
+        # and checksum checks when it was minted: skip them (~4 µs) on the hot path. Anything
+        # else is checked offline before the negative cache or the store is asked.
+        found = self.cache.cached_token(digest)
         if found is None:
-            raise AuthenticationError("The credential is invalid.", reason="unknown")
+            try:
+                tokens.check(value, tt.prefix)
+            except tokens.TokenShapeError as exc:
+                raise AuthenticationError(
+                    "The credential is malformed.", reason="bad_" + str(exc).split()[-1]
+                ) from None
+            found = await self.cache.find_token(digest)
+            if found is None:
+                raise AuthenticationError("The credential is invalid.", reason="unknown")
         record, not_after = found
         now = time.time()
         if record.revoked_at is not None:
