@@ -128,29 +128,32 @@ class Forwarder:
             if norm in self.credential_keys and not route.keep_credential:
                 continue
             out.add(name, value)
+        # Every name added below was filtered out of ``out`` above (identity names, x-request-id,
+        # X-Forwarded-*), so add() — no search for an existing key — is enough.
+        add = out.add
         peer = request.remote or ""
         if self._trusted_peer(peer):
             prior = ", ".join(incoming.getall("X-Forwarded-For", ()))
-            out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
-            out["X-Forwarded-Proto"] = incoming.get("X-Forwarded-Proto", request.scheme)
-            out["X-Forwarded-Host"] = incoming.get("X-Forwarded-Host", incoming.get("Host", ""))
+            add("X-Forwarded-For", f"{prior}, {peer}" if prior else peer)
+            add("X-Forwarded-Proto", incoming.get("X-Forwarded-Proto", request.scheme))
+            add("X-Forwarded-Host", incoming.get("X-Forwarded-Host", incoming.get("Host", "")))
         else:
-            out["X-Forwarded-For"] = peer
-            out["X-Forwarded-Proto"] = request.scheme
-            out["X-Forwarded-Host"] = incoming.get("Host", "")
-        out["X-Request-Id"] = request_id
+            add("X-Forwarded-For", peer)
+            add("X-Forwarded-Proto", request.scheme)
+            add("X-Forwarded-Host", incoming.get("Host", ""))
+        add("X-Request-Id", request_id)
         if identity is not None:
             n = self.names
             ws = identity.workspace
             if identity.token_id:
-                out[n.token_id] = identity.token_id
+                add(n.token_id, identity.token_id)
             if identity.user_id:
-                out[n.user_id] = identity.user_id
-            out[n.workspace_id] = ws.id
-            out[n.workspace_slug] = ws.slug
-            out[n.scopes] = " ".join(sorted(identity.scopes))
-            out[n.auth_method] = identity.auth_method
-            out[n.environment] = identity.environment
+                add(n.user_id, identity.user_id)
+            add(n.workspace_id, ws.id)
+            add(n.workspace_slug, ws.slug)
+            add(n.scopes, _scope_list(identity.scopes))
+            add(n.auth_method, identity.auth_method)
+            add(n.environment, identity.environment)
         return out
 
     @staticmethod
@@ -342,6 +345,19 @@ class _BodyLimit:
                 self.exceeded = True
                 raise PayloadTooLarge(reason="streamed_length")
             yield chunk
+
+
+_SCOPE_LISTS: dict[frozenset[str], str] = {}
+
+
+def _scope_list(scopes: frozenset[str]) -> str:
+    """The scopes header value, sorted; remembered per set (few distinct sets, asked per request)."""
+    text = _SCOPE_LISTS.get(scopes)
+    if text is None:
+        if len(_SCOPE_LISTS) >= 4096:  # bounded: token scopes are arbitrary subsets
+            _SCOPE_LISTS.clear()
+        text = _SCOPE_LISTS[scopes] = " ".join(sorted(scopes))
+    return text
 
 
 def _drop_set(headers: CIMultiDictProxy[str]) -> frozenset[str]:
