@@ -36,8 +36,6 @@ from yarl import URL
 
 __all__ = ["UpstreamPool", "UpstreamPools"]
 
-Params = tuple[bool, float, int, int]  # skip_payload, read_timeout, max_line_size, max_field_size
-
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # Methods aiohttp sends ``Content-Length: 0`` for when they carry no body; kept so an upstream
 # sees the same request it saw through ClientSession.
@@ -45,9 +43,21 @@ ZERO_LENGTH = frozenset({"POST", "PUT", "PATCH"})
 
 
 class Connection(ResponseHandler):
-    """aiohttp's client protocol, remembering the response-parser settings it was last given."""
+    """aiohttp's client protocol, closed at once if the upstream sends bytes while it is idle.
 
-    params: Params | None = None
+    Bytes nobody asked for mean the upstream is out of step with the requests (a body longer than
+    it announced, a second answer); kept, they would be read as the head of the next request's
+    response. Stray bytes that come in the same read as a response are dropped with that
+    response's parser, since every request gets a fresh one (see :meth:`UpstreamPool.send`).
+    """
+
+    idle = False
+
+    def data_received(self, data: bytes) -> None:
+        if self.idle and data:
+            self.close()
+            return
+        super().data_received(data)
 
 
 class UpstreamPool:
@@ -76,6 +86,7 @@ class UpstreamPool:
         while idle:
             proto, since = idle.pop()  # most recently used first: warmest, least likely closed
             if proto.is_connected() and not proto.should_close and now - since < self.keepalive:
+                proto.idle = False
                 return proto
             proto.close()
         return None
@@ -102,6 +113,7 @@ class UpstreamPool:
         # connections do not stay open forever.
         while idle and (loop_time - idle[0][1] >= self.keepalive or len(idle) >= self.max_idle):
             idle.popleft()[0].close()
+        proto.idle = True
         idle.append((proto, loop_time))
 
     def close(self) -> None:
@@ -139,24 +151,22 @@ class UpstreamPool:
         head = _serialize_headers(f"{method} {self.prefix}{target} HTTP/1.1", headers)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + head_timeout
-        params = (method == "HEAD", read_timeout, max_line_size, max_field_size)
         retry = method in IDEMPOTENT
         while True:
             proto = self._acquire(loop.time())
             reused = proto is not None
             if proto is None:
                 proto = await self._connect(min(connect_timeout, deadline - loop.time()))
-            if proto.params != params:
-                # A new response parser only when the connection is new or the kind of request
-                # changed (HEAD has no body): one parser per connection, as on the server side.
-                proto.set_response_params(
-                    skip_payload=params[0],
-                    auto_decompress=False,
-                    read_timeout=read_timeout,
-                    max_line_size=max_line_size,
-                    max_field_size=max_field_size,
-                )
-                proto.params = params
+            # A fresh response parser per request, as ClientSession does: whatever the previous
+            # parser held past the end of its response (an upstream out of step) is dropped with
+            # it instead of becoming the start of this response.
+            proto.set_response_params(
+                skip_payload=method == "HEAD",
+                auto_decompress=False,
+                read_timeout=read_timeout,
+                max_line_size=max_line_size,
+                max_field_size=max_field_size,
+            )
             transport = proto.transport
             assert transport is not None
             transport.write(head)

@@ -45,6 +45,7 @@ class ScriptedUpstream:
 
     behave: Behaviour
     heads: list[bytes] = field(default_factory=list)
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
     connections: int = 0
     closed_by_peer: asyncio.Event = field(default_factory=asyncio.Event)
     server: asyncio.Server | None = None
@@ -55,6 +56,7 @@ class ScriptedUpstream:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.writers.append(writer)
         conn = self.connections
         n = 0
         try:
@@ -204,4 +206,37 @@ async def test_a_garbled_upstream_answer_is_502_and_not_reused(
         status, body = await call(http, g, token)
         assert status == 502 and b"UPSTREAM_UNAVAILABLE" in body
         assert await call(http, g, token) == (200, OK)
+    assert up.connections == 2
+
+
+async def test_stray_bytes_after_a_response_never_prefix_the_next_one(
+    serve: Callable[..., Awaitable[Started]],
+) -> None:
+    # An upstream that follows its first answer with the start of another message: those bytes
+    # must not become the head of the answer to the next request on that connection.
+    stray = b"HTTP/1.1 200 OK\r\nX-Smuggled: "
+    second = b'{"n":2}'
+    g, token, _ = await serve(lambda conn, n, head: ok() + stray if n == 1 else ok(body=second))
+    async with aiohttp.ClientSession() as http:
+        assert await call(http, g, token) == (200, OK)
+        async with http.get(
+            g.url + "/api/items/1", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            assert (r.status, await r.read()) == (200, second)
+            assert "X-Smuggled" not in r.headers
+
+
+async def test_bytes_from_an_idle_upstream_connection_close_it(
+    serve: Callable[..., Awaitable[Started]],
+) -> None:
+    g, token, up = await serve(lambda conn, n, head: ok() if conn == 1 else ok(body=b'{"n":2}'))
+    async with aiohttp.ClientSession() as http:
+        assert await call(http, g, token) == (200, OK)  # connection 1, now idle in the pool
+        up.writers[0].write(b"HTTP/1.1 200 OK\r\nX-Smuggled: ")  # unasked-for bytes
+        await asyncio.wait_for(up.closed_by_peer.wait(), 10)  # the gateway hangs up at once
+        async with http.get(
+            g.url + "/api/items/1", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            assert (r.status, await r.read()) == (200, b'{"n":2}')
+            assert "X-Smuggled" not in r.headers
     assert up.connections == 2
