@@ -348,3 +348,23 @@ async def test_a_nonce_is_used_once(store: Store) -> None:
     # An expired entry is forgotten; what it guarded is refused by its own expiry anyway.
     assert await store.use_nonce("old", time.time() - 1) is True
     assert await store.use_nonce("old", later) is True
+
+
+async def test_sqlite_token_lookups_survive_a_failing_inline_connection(tmp_path: Path) -> None:
+    # find_token reads on the event loop's thread through a plain sqlite3 connection; when that
+    # one fails (busy, or anything else) the lookup must still be answered by the reader thread.
+    from gateway.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(f"sqlite:///{tmp_path}/inline.db")
+    await store.open()
+    try:
+        await seed(store)
+        rec = token("tok_1")
+        await store.create_token(rec, "hash-1")
+        assert await store.find_token("hash-1") == (rec, None)  # the inline connection
+        assert store._inline is not None
+        store._inline.close()  # every use now raises sqlite3.ProgrammingError
+        assert await store.find_token("hash-1") == (rec, None)  # answered by the reader
+        assert await store.find_token("hash-unknown") is None
+    finally:
+        await store.close()
