@@ -20,9 +20,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway import tokens
+from gateway import catchall, tokens
 from gateway.cache import AuthCache, ChangeFeed, UsageRecorder
-from gateway.catchall import CatchAll
 from gateway.config import Config
 from gateway.context import RequestContext
 from gateway.deadline import Deadlines
@@ -94,7 +93,7 @@ class Gateway:
         # Called as a request enters, before any step (the in-flight gauge); observers see it leave.
         self.on_start: list[Callable[[], None]] = []
         # Coroutine factories run as tasks between start() and stop() (e.g. metric refreshers).
-        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = [self.pools.sweep_forever]
         self._tasks: list[asyncio.Task[None]] = []
         self.deadlines = Deadlines()
         self.started = time.time()
@@ -125,6 +124,15 @@ class Gateway:
     def apply_config(self, config: Config) -> None:
         self.runtime = self.build_runtime(config)
         self.config = config
+        # Idle upstream connections to base URLs the new config no longer names are closed.
+        self.pools.retain(
+            {
+                url
+                for up in config.upstreams.values()
+                for url in (up.url, *up.environments.values())
+                if url
+            }
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -310,7 +318,7 @@ def create_proxy_app(gw: Gateway) -> web.Application:
         install_proxy = getattr(ext, "install_proxy", None)
         if install_proxy is not None:
             install_proxy(app, gw)
-    app.router.register_resource(CatchAll(with_edge(gw, gw.handle)))
+    catchall.install(app, with_edge(gw, gw.handle))
     return app
 
 

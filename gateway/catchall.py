@@ -1,10 +1,12 @@
 """The proxy listener's catch-all: one aiohttp resource that matches every request target.
 
-A ``/{tail:.*}`` route would do the same with a regex per request, yet still miss two kinds of
-target and leave aiohttp to answer them with its own plain-text 404, outside the gateway's edge:
-paths holding a decoded newline (``.`` stops there) and targets that do not start with ``/``
-(``OPTIONS *``). This resource claims them all, so the pipeline refuses them in JSON like every
-other bad path, and it costs one object per request instead of a regex match.
+A ``/{tail:.*}`` route would do the same with a regex per request, yet still miss some targets and
+leave aiohttp to answer them with its own plain-text 404, outside the gateway's edge: paths
+holding a decoded newline (``.`` stops there), targets that do not start with ``/``
+(``OPTIONS *``) and targets with no path at all (``CONNECT host:443``, ``GET http://host``), which
+aiohttp's router never walks to any resource. :func:`install` claims them all, so the pipeline
+refuses them in JSON like every other bad path, and it costs one object per request instead of a
+regex match.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import ResourceRoute, UrlMappingMatchInfo
 from yarl import URL
 
-__all__ = ["CatchAll"]
+__all__ = ["CatchAll", "install"]
 
 Handler = Any  # aiohttp's own handler type is private
 
@@ -26,7 +28,7 @@ class CatchAll(web.AbstractResource):
 
     def __init__(self, handler: Handler) -> None:
         super().__init__(name=None)
-        self._route = ResourceRoute("*", handler, self)
+        self.route = ResourceRoute("*", handler, self)
 
     @property
     def canonical(self) -> str:
@@ -36,7 +38,7 @@ class CatchAll(web.AbstractResource):
         return URL("/")
 
     async def resolve(self, request: web.Request) -> tuple[UrlMappingMatchInfo | None, set[str]]:
-        return UrlMappingMatchInfo({}, self._route), {"*"}
+        return UrlMappingMatchInfo({}, self.route), {"*"}
 
     def add_prefix(self, prefix: str) -> None:
         raise NotImplementedError("the catch-all lives at the root of the proxy app")
@@ -51,4 +53,26 @@ class CatchAll(web.AbstractResource):
         return 1
 
     def __iter__(self) -> Iterator[ResourceRoute]:
-        yield self._route
+        yield self.route
+
+
+def install(app: web.Application, handler: Handler) -> None:
+    """Register :class:`CatchAll` last on ``app``, and make it answer what the router cannot.
+
+    aiohttp's router walks a target's path from its end up to ``/`` and never starts for an empty
+    one, so such a request would get aiohttp's ``MatchInfoError`` (404) outside every handler. The
+    router's ``resolve`` is wrapped on this one app to hand those to the catch-all as well (an
+    ``Application(router=...)`` subclass is deprecated by aiohttp).
+    """
+    catch_all = CatchAll(handler)
+    router = app.router
+    router.register_resource(catch_all)
+    walk = router.resolve
+
+    async def resolve(request: web.Request) -> Any:
+        match = await walk(request)
+        if match.http_exception is not None:
+            return UrlMappingMatchInfo({}, catch_all.route)
+        return match
+
+    router.resolve = resolve  # type: ignore[method-assign]

@@ -128,32 +128,29 @@ class Forwarder:
             if norm in self.credential_keys and not route.keep_credential:
                 continue
             out.add(name, value)
-        # Every name added below was filtered out of ``out`` above (identity names, x-request-id,
-        # X-Forwarded-*), so add() — no search for an existing key — is enough.
-        add = out.add
         peer = request.remote or ""
         if self._trusted_peer(peer):
             prior = ", ".join(incoming.getall("X-Forwarded-For", ()))
-            add("X-Forwarded-For", f"{prior}, {peer}" if prior else peer)
-            add("X-Forwarded-Proto", incoming.get("X-Forwarded-Proto", request.scheme))
-            add("X-Forwarded-Host", incoming.get("X-Forwarded-Host", incoming.get("Host", "")))
+            out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+            out["X-Forwarded-Proto"] = incoming.get("X-Forwarded-Proto", request.scheme)
+            out["X-Forwarded-Host"] = incoming.get("X-Forwarded-Host", incoming.get("Host", ""))
         else:
-            add("X-Forwarded-For", peer)
-            add("X-Forwarded-Proto", request.scheme)
-            add("X-Forwarded-Host", incoming.get("Host", ""))
-        add("X-Request-Id", request_id)
+            out["X-Forwarded-For"] = peer
+            out["X-Forwarded-Proto"] = request.scheme
+            out["X-Forwarded-Host"] = incoming.get("Host", "")
+        out["X-Request-Id"] = request_id
         if identity is not None:
             n = self.names
             ws = identity.workspace
             if identity.token_id:
-                add(n.token_id, identity.token_id)
+                out[n.token_id] = identity.token_id
             if identity.user_id:
-                add(n.user_id, identity.user_id)
-            add(n.workspace_id, ws.id)
-            add(n.workspace_slug, ws.slug)
-            add(n.scopes, _scope_list(identity.scopes))
-            add(n.auth_method, identity.auth_method)
-            add(n.environment, identity.environment)
+                out[n.user_id] = identity.user_id
+            out[n.workspace_id] = ws.id
+            out[n.workspace_slug] = ws.slug
+            out[n.scopes] = _scope_list(identity.scopes)
+            out[n.auth_method] = identity.auth_method
+            out[n.environment] = identity.environment
         return out
 
     @staticmethod

@@ -67,6 +67,9 @@ class UpstreamPool:
         url = URL(base)
         if url.scheme != "http" or not url.raw_host:
             raise ValueError(f"not a plain http URL: {base!r}")
+        if url.user is not None or url.query_string or url.fragment:
+            # ClientSession turns userinfo into Basic auth and keeps a query; leave those to it.
+            raise ValueError(f"a base URL with credentials, query or fragment: {url.host!r}")
         self.host = url.raw_host
         self.port = url.port or 80
         self.host_header = url.host_port_subcomponent or self.host
@@ -116,6 +119,12 @@ class UpstreamPool:
         proto.idle = True
         idle.append((proto, loop_time))
 
+    def sweep(self, now: float) -> None:
+        """Close connections idle past ``keepalive`` (the pool otherwise prunes only when used)."""
+        idle = self._idle
+        while idle and now - idle[0][1] >= self.keepalive:
+            idle.popleft()[0].close()
+
     def close(self) -> None:
         self._closed = True
         while self._idle:
@@ -162,6 +171,9 @@ class UpstreamPool:
             # it instead of becoming the start of this response.
             proto.set_response_params(
                 skip_payload=method == "HEAD",
+                # A body with neither length nor chunking runs to the close, as ClientSession
+                # reads it by default (such a response is never pooled: should_close).
+                read_until_eof=True,
                 auto_decompress=False,
                 read_timeout=read_timeout,
                 max_line_size=max_line_size,
@@ -215,6 +227,23 @@ class UpstreamPools:
             pool = None
         self._pools[base] = pool
         return pool
+
+    def retain(self, bases: set[str]) -> None:
+        """Close the pools of base URLs a reloaded config no longer names."""
+        for base in [b for b in self._pools if b not in bases]:
+            pool = self._pools.pop(base)
+            if pool is not None:
+                pool.close()
+
+    async def sweep_forever(self, interval: float = 10.0) -> None:
+        """Close idle connections past their keep-alive in every pool, every ``interval`` s."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for pool in self._pools.values():
+                if pool is not None:
+                    pool.sweep(now)
 
     def close(self) -> None:
         for pool in self._pools.values():

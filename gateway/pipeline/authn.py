@@ -1,8 +1,9 @@
 """Authentication: find exactly one credential, pick its authenticator, produce a Principal.
 
-The credential's location and prefix pick exactly one token type; its shape (length, alphabet,
-checksum) is checked offline before the hash is computed or any cache or store is asked, so garbage
-never costs a lookup. A value shaped like a JWT goes to the session authenticator when one is
+The credential's location and prefix pick exactly one token type. Its hash is looked up in the
+positive cache first (only tokens that passed the shape check are ever cached); anything not found
+there has its shape (length, alphabet, checksum) checked offline before the negative cache or the
+store is asked, so garbage never costs a lookup. A value shaped like a JWT goes to the session authenticator when one is
 configured. Messages say which class of problem occurred (missing, malformed, unknown, expired,
 revoked) without revealing anything a guesser could use.
 """

@@ -125,14 +125,23 @@ PATH_TRICKS = [
 ]
 
 
-@pytest.mark.parametrize(("method", "code"), [("OPTIONS", "INVALID_PATH"), ("GET", "BAD_REQUEST")])
-async def test_an_asterisk_target_gets_a_json_refusal(
-    gw: RunningGateway, upstream: Upstream, tokens: Tokens, method: str, code: str
+@pytest.mark.parametrize(
+    ("method", "target", "code"),
+    [
+        ("OPTIONS", "*", "INVALID_PATH"),
+        ("GET", "*", "BAD_REQUEST"),
+        ("CONNECT", "example.com:443", "INVALID_PATH"),
+        ("GET", "http://example.com", "INVALID_PATH"),
+    ],
+)
+async def test_targets_without_a_path_get_a_json_refusal(
+    gw: RunningGateway, upstream: Upstream, tokens: Tokens, method: str, target: str, code: str
 ) -> None:
-    # "OPTIONS *" matches no path-shaped route; it must still meet the edge, not aiohttp's text 404
-    # (GET * is refused earlier, by the parser).
+    # No path-shaped route can match these; they must still meet the edge (JSON, request id,
+    # metrics), not aiohttp's plain-text 404. GET * is refused earlier, by the parser.
     headers = [("Authorization", f"Bearer {tokens.reader}")]
-    assert await refused(gw, upstream, request_bytes(method, "*", headers), {400}) == code
+    got = await refused(gw, upstream, request_bytes(method, target, headers), {400})
+    assert got == code
 
 
 @pytest.mark.parametrize("target", PATH_TRICKS)

@@ -10,12 +10,15 @@ upstream with 502.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
+from multidict import CIMultiDict
 
+from gateway.upstream import UpstreamPools
 from tests.conftest import GatewayFactory
 from tests.e2e.core_config import CORE
 from tests.support.harness import RunningGateway
@@ -96,10 +99,10 @@ async def serve(
     """Start a scripted upstream and a gateway in front of it; yields (gateway, token, upstream)."""
     ups: list[ScriptedUpstream] = []
 
-    async def start(behave: Behaviour, path: str = "") -> Started:
+    async def start(behave: Behaviour, path: str = "", userinfo: str = "") -> Started:
         up = ScriptedUpstream(behave)
         ups.append(up)
-        url = await up.start() + path
+        url = (await up.start()).replace("http://", "http://" + userinfo) + path
         g = await make_gateway(CORE, up=url, sandbox=url, timeout=5, trusted="10.0.0.1/32")
         await g.services.create_workspace("Acme", "acme")
         _, token = await g.services.create_token(workspace="acme", name="t", scopes=["items:write"])
@@ -240,3 +243,54 @@ async def test_bytes_from_an_idle_upstream_connection_close_it(
             assert (r.status, await r.read()) == (200, b'{"n":2}')
             assert "X-Smuggled" not in r.headers
     assert up.connections == 2
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.0 200 OK\r\nConnection: close\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+    ],
+    ids=["http10", "http11-no-length"],
+)
+async def test_a_body_without_length_is_read_to_the_close(
+    serve: Callable[..., Awaitable[Started]], head: bytes
+) -> None:
+    g, token, up = await serve(lambda conn, n, h: head + b"streamed until close")
+    async with aiohttp.ClientSession() as http:
+        assert await call(http, g, token) == (200, b"streamed until close")
+        assert await call(http, g, token) == (200, b"streamed until close")
+    assert up.connections == 2  # never pooled
+
+
+async def test_a_base_url_with_credentials_keeps_them_on_bodiless_requests(
+    serve: Callable[..., Awaitable[Started]],
+) -> None:
+    # userinfo in an upstream URL becomes Basic auth (ClientSession's way), for GET as for POST.
+    g, token, up = await serve(lambda conn, n, h: ok(), userinfo="svc:s3cret@")
+    async with aiohttp.ClientSession() as http:
+        assert await call(http, g, token) == (200, OK)
+        assert await call(http, g, token, "POST") == (200, OK)
+    basic = "Authorization: Basic " + base64.b64encode(b"svc:s3cret").decode()
+    assert all(basic in head.decode("latin-1") for head in up.heads), up.heads
+
+
+async def test_pools_of_upstreams_a_reload_dropped_are_closed() -> None:
+    up = ScriptedUpstream(lambda conn, n, h: ok())
+    url = await up.start()
+    pools = UpstreamPools()
+    try:
+        pool = pools.get(url)
+        assert pool is not None
+        proto, message, payload = await pool.send(
+            "GET", "/x", CIMultiDict(), connect_timeout=2, read_timeout=2, head_timeout=2
+        )
+        assert message.code == 200 and await payload.read() == OK
+        pool.release(proto)  # idle in the pool now
+        pools.retain({url})
+        assert not up.closed_by_peer.is_set()
+        pools.retain(set())  # the reloaded config names other upstreams only
+        await asyncio.wait_for(up.closed_by_peer.wait(), 5)
+    finally:
+        pools.close()
+        await up.stop()
