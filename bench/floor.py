@@ -82,6 +82,7 @@ def main() -> None:
         sock.setblocking(False)
         proc = ctx.Process(target=_serve, args=(sock, args.upstream), daemon=True)
         proc.start()
+        sock.close()  # the worker has its own copy; a dead worker must not leave a silent port
         procs.append(proc)
     signal.signal(signal.SIGTERM, lambda *_: [q.terminate() for q in procs])
     for proc in procs:
