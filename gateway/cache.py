@@ -14,14 +14,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from cachetools import TTLCache
 
 from gateway.config import CacheConfig
 from gateway.errors import StoreUnavailable
 from gateway.store.base import Change, Membership, Store, TokenRecord, Workspace
+
+T = TypeVar("T")
 
 __all__ = ["AuthCache", "ChangeFeed", "UsageRecorder"]
 
@@ -68,6 +70,8 @@ class AuthCache:
         # Set by the change feed while the store is unreachable: a cache miss then fails closed
         # at once instead of waiting out connect timeouts on every request.
         self.store_down = False
+        # Store lookups in progress, by key (see _single_flight).
+        self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}
 
     def set_hooks(
         self,
@@ -118,9 +122,13 @@ class AuthCache:
             return hit  # type: ignore[return-value]
         self._on_miss("workspace")
         self._fail_fast()
-        ws = await self.store.get_workspace(key, by)
-        self.workspaces[ck] = ws
-        return ws
+
+        async def fetch() -> Workspace | None:
+            ws = await self.store.get_workspace(key, by)
+            self.workspaces[ck] = ws
+            return ws
+
+        return await self._single_flight(("workspace", by, key), fetch)
 
     async def get_membership(self, user_id: str, workspace_id: str) -> Membership | None:
         ck = (user_id, workspace_id)
@@ -130,9 +138,33 @@ class AuthCache:
             return hit  # type: ignore[return-value]
         self._on_miss("membership")
         self._fail_fast()
-        m = await self.store.get_membership(user_id, workspace_id)
-        self.memberships[ck] = m
-        return m
+
+        async def fetch() -> Membership | None:
+            m = await self.store.get_membership(user_id, workspace_id)
+            self.memberships[ck] = m
+            return m
+
+        return await self._single_flight(("membership", user_id, workspace_id), fetch)
+
+    async def _single_flight(self, key: tuple[str, ...], fetch: Callable[[], Awaitable[T]]) -> T:
+        """One store lookup per key at a time: concurrent misses of one key share it.
+
+        When an entry expires under load, every request in flight misses it at once; without
+        this each would ask the store (a burst of up to one lookup per open connection). The
+        lookup runs as its own task, so a caller that goes away does not cancel it for the rest.
+        """
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(fetch())
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._landed(key, done))
+        return await asyncio.shield(task)
+
+    def _landed(self, key: tuple[str, ...], task: asyncio.Future[Any]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here: every caller may have left before it ended
 
     def _fail_fast(self) -> None:
         if self.store_down:
@@ -148,16 +180,19 @@ class AuthCache:
         elif change.entity == "membership":
             user_id, _, ws_id = change.entity_id.partition(":")
             self.memberships.pop((user_id, ws_id), None)
+            self._inflight.pop(("membership", user_id, ws_id), None)
         elif change.entity in {"workspace", "user"}:
             # Rare events: dropping whole maps is simpler than indexing them and always correct.
             self.workspaces.clear()
             self.memberships.clear()
+            self._inflight.clear()  # later callers start a fresh lookup
         else:
             self.clear()
 
     def clear(self) -> None:
         for c in (self.tokens, self.token_hashes, self.negative, self.workspaces, self.memberships):
             c.clear()
+        self._inflight.clear()
 
 
 class ChangeFeed:
