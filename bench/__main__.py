@@ -401,8 +401,10 @@ def _targets_table(res: dict[str, Any], args: argparse.Namespace) -> list[dict[s
             add("unknown-token flood / cache-hit req/s", r, "≥ 0.5", r >= 0.5)
             lk = m["gateway/unknown"]["lookups_per_req"]
             add("unknown-token flood store lookups/req", lk, "≤ 0.1 (negative cache)", lk <= 0.1)
+        # Only cache-TTL refreshes may reach the store: one per key per worker per TTL (60 s),
+        # a few per 100,000 requests; a burst of concurrent misses would show as 0.001 and up.
         lk = m["gateway"]["lookups_per_req"]
-        add("cache-hit store lookups/req", lk, "= 0", lk == 0)
+        add("cache-hit store lookups/req", lk, "< 0.001 (TTL refreshes only)", lk < 0.001)
     if "soak" in res:
         d = res["soak"]["rss_drift"]
         add(f"RSS drift over {res['soak']['seconds']}s soak", d, "within ±10%", abs(d) <= 0.10)
