@@ -18,7 +18,8 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from gateway.upstream import UpstreamPools
+from gateway import config as config_mod
+from gateway.upstream import UpstreamPool, UpstreamPools
 from tests.conftest import GatewayFactory
 from tests.e2e.core_config import CORE
 from tests.support.harness import RunningGateway
@@ -116,8 +117,12 @@ async def serve(
 async def call(
     http: aiohttp.ClientSession, g: RunningGateway, token: str, method: str = "GET"
 ) -> tuple[int, bytes]:
+    # A bounded wait: a broken exchange must fail the test, not hang it.
     async with http.request(
-        method, g.url + "/api/items/1", headers={"Authorization": f"Bearer {token}"}
+        method,
+        g.url + "/api/items/1",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=aiohttp.ClientTimeout(total=10),
     ) as r:
         return r.status, await r.read()
 
@@ -293,4 +298,43 @@ async def test_pools_of_upstreams_a_reload_dropped_are_closed() -> None:
         await asyncio.wait_for(up.closed_by_peer.wait(), 5)
     finally:
         pools.close()
+        await up.stop()
+
+
+async def test_a_reload_closes_idle_connections_to_an_upstream_it_dropped(
+    serve: Callable[..., Awaitable[Started]],
+) -> None:
+    g, token, old = await serve(lambda conn, n, h: ok())
+    new = ScriptedUpstream(lambda conn, n, h: ok(body=b'{"new":1}'))
+    new_url = await new.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert await call(http, g, token) == (200, OK)  # a connection to `old`, now idle
+            old_url = g.config.upstreams["api"].url
+            assert old_url is not None
+            g.config_path.write_text(g.config_path.read_text().replace(old_url, new_url))
+            g.gw.apply_config(config_mod.load(g.config_path))  # what a reload does
+            await asyncio.wait_for(old.closed_by_peer.wait(), 5)
+            assert await call(http, g, token) == (200, b'{"new":1}')
+    finally:
+        await new.stop()
+
+
+async def test_the_sweep_closes_connections_idle_past_keepalive() -> None:
+    up = ScriptedUpstream(lambda conn, n, h: ok())
+    url = await up.start()
+    pool = UpstreamPool(url, keepalive=30.0)
+    try:
+        proto, _, payload = await pool.send(
+            "GET", "/x", CIMultiDict(), connect_timeout=2, read_timeout=2, head_timeout=2
+        )
+        await payload.read()
+        pool.release(proto)
+        now = asyncio.get_running_loop().time()
+        pool.sweep(now + 1)  # idle for 1 s: kept
+        assert proto.is_connected()
+        pool.sweep(now + 31)  # idle past keepalive: closed
+        await asyncio.wait_for(up.closed_by_peer.wait(), 5)
+    finally:
+        pool.close()
         await up.stop()
