@@ -76,7 +76,7 @@ async def _run_worker(
         if index == 0 and config.metrics is not None:
             from gateway.telemetry import metrics_app
 
-            metrics = web.AppRunner(metrics_app(), access_log=None)
+            metrics = web.AppRunner(metrics_app(gw), access_log=None)
             await metrics.setup()
             runners.append(metrics)
             await web.TCPSite(metrics, config.metrics.host, config.metrics.port).start()
