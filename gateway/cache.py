@@ -1,7 +1,7 @@
 """Per-process caches of store lookups, kept honest by the store's change feed.
 
 Lookups go negative cache → positive cache → store. Every cached value is bounded in size and age
-(cachetools ``TTLCache``); on top of that a background task polls the store's change feed every
+(:class:`~gateway.ttlmap.TTLMap`); on top of that a background task polls the store's change feed every
 ``cache.poll_interval`` (≤ 1 s) and drops exactly what changed, so a revocation, expiry change,
 membership or role change, or workspace deletion made by any process (another worker, the CLI,
 another instance) wins over the cache within a second. Expiry itself needs no feed: it is compared
@@ -17,11 +17,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from cachetools import TTLCache
-
 from gateway.config import CacheConfig
 from gateway.errors import StoreUnavailable
 from gateway.store.base import Change, Membership, Store, TokenRecord, Workspace
+from gateway.ttlmap import TTLMap
 
 T = TypeVar("T")
 
@@ -29,21 +28,6 @@ __all__ = ["AuthCache", "ChangeFeed", "UsageRecorder"]
 
 log = logging.getLogger("gateway.cache")
 _ABSENT = object()
-
-
-class _CountingTTLCache(TTLCache[Any, Any]):
-    """A TTLCache that reports evictions (for metrics) through ``on_evict``."""
-
-    def __init__(self, name: str, maxsize: int, ttl: float) -> None:
-        super().__init__(maxsize=maxsize, ttl=ttl)
-        self.name = name
-        self.on_evict: Callable[[str], None] | None = None
-
-    def popitem(self) -> tuple[Any, Any]:
-        item = super().popitem()
-        if self.on_evict is not None:
-            self.on_evict(self.name)
-        return item
 
 
 class AuthCache:
@@ -54,18 +38,16 @@ class AuthCache:
         self.config = config
         self._on_hit: Callable[[str], None] = lambda kind: None
         self._on_miss: Callable[[str], None] = lambda kind: None
-        self.tokens: TTLCache[str, tuple[TokenRecord, float | None]] = _CountingTTLCache(
-            "token", config.size, config.ttl
+        self.tokens: TTLMap[str, tuple[TokenRecord, float | None]] = TTLMap(
+            config.size, config.ttl, on_drop=self._unindex
         )
-        self.token_hashes: TTLCache[str, set[str]] = TTLCache(config.size, config.ttl)
-        self.negative: TTLCache[str, bool] = _CountingTTLCache(
-            "negative", config.negative_size, config.negative_ttl
-        )
-        self.workspaces: TTLCache[tuple[str, str], Workspace | None] = _CountingTTLCache(
-            "workspace", config.size, config.ttl
-        )
-        self.memberships: TTLCache[tuple[str, str], Membership | None] = _CountingTTLCache(
-            "membership", config.size, config.ttl
+        # Token id → the hashes cached for it, so a change to a token drops every one of them.
+        # Kept exact by ``_unindex``: an entry leaves here exactly when its hash leaves ``tokens``.
+        self.token_hashes: dict[str, set[str]] = {}
+        self.negative: TTLMap[str, bool] = TTLMap(config.negative_size, config.negative_ttl)
+        self.workspaces: TTLMap[tuple[str, str], Workspace | None] = TTLMap(config.size, config.ttl)
+        self.memberships: TTLMap[tuple[str, str], Membership | None] = TTLMap(
+            config.size, config.ttl
         )
         # Set by the change feed while the store is unreachable: a cache miss then fails closed
         # at once instead of waiting out connect timeouts on every request.
@@ -81,9 +63,14 @@ class AuthCache:
     ) -> None:
         """Observe hits, misses and size evictions per cache ("token", "negative", …)."""
         self._on_hit, self._on_miss = on_hit, on_miss
-        for c in (self.tokens, self.negative, self.workspaces, self.memberships):
-            if isinstance(c, _CountingTTLCache):
-                c.on_evict = on_evict
+        caches: dict[str, TTLMap[Any, Any]] = {
+            "token": self.tokens,
+            "negative": self.negative,
+            "workspace": self.workspaces,
+            "membership": self.memberships,
+        }
+        for name, c in caches.items():
+            c.on_evict = lambda name=name: on_evict(name)
 
     def cached_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
         """The token from the positive cache, without a coroutine; ``None`` when not cached."""
@@ -113,6 +100,14 @@ class AuthCache:
         else:
             hashes.add(token_hash)
         return found
+
+    def _unindex(self, token_hash: str, found: tuple[TokenRecord, float | None]) -> None:
+        """``tokens`` dropped ``token_hash``: forget it in the id index too."""
+        hashes = self.token_hashes.get(found[0].id)
+        if hashes is not None:
+            hashes.discard(token_hash)
+            if not hashes:
+                del self.token_hashes[found[0].id]
 
     async def get_workspace(self, key: str, by: str) -> Workspace | None:
         ck = (by, key)

@@ -1,0 +1,117 @@
+"""The auth caches' map (gateway/ttlmap.py) and the token index built on it (gateway/cache.py).
+
+What users rely on: a cached decision is never served past its TTL, the caches stay within their
+size, and a change to a token (revocation, rotation) drops every cached secret of that token, even
+secrets cached at different times.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.cache import AuthCache
+from gateway.config import CacheConfig
+from gateway.store.base import Change, TokenRecord, Workspace
+from gateway.store.sqlite import SQLiteStore
+from gateway.ttlmap import TTLMap
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_entry_is_not_served_past_its_ttl() -> None:
+    clock = Clock()
+    m: TTLMap[str, int] = TTLMap(10, ttl=60, timer=clock)
+    m["a"] = 1
+    clock.now += 59.9
+    assert m.get("a") == 1 and "a" in m
+    clock.now += 0.1
+    assert m.get("a") is None and "a" not in m
+    assert m.get("a", 7) == 7
+    assert m.pop("a") is None
+
+
+def test_setting_again_restarts_the_ttl_and_the_order() -> None:
+    clock = Clock()
+    m: TTLMap[str, int] = TTLMap(2, ttl=60, timer=clock)
+    m["a"] = 1
+    m["b"] = 2
+    clock.now += 30
+    m["a"] = 3  # now the newest
+    m["c"] = 4  # full: the oldest, "b", goes
+    assert (m.get("a"), m.get("b"), m.get("c")) == (3, None, 4)
+    clock.now += 45  # 75 s after "b", 45 s after "a"
+    assert m.get("a") == 3
+
+
+def test_size_is_bounded_and_the_oldest_goes_first() -> None:
+    evicted: list[None] = []
+    dropped: list[tuple[int, int]] = []
+    m: TTLMap[int, int] = TTLMap(100, ttl=60, on_drop=lambda k, v: dropped.append((k, v)))
+    m.on_evict = lambda: evicted.append(None)
+    for i in range(250):
+        m[i] = i * 2
+    assert len(m) == 100
+    assert [m.get(i) for i in (149, 150, 249)] == [None, 300, 498]
+    assert len(evicted) == 150  # only size evictions count for the eviction metric
+    assert dropped[:3] == [(0, 0), (1, 2), (2, 4)]
+
+
+def test_expired_entries_are_dropped_as_new_ones_arrive() -> None:
+    clock = Clock()
+    dropped: list[str] = []
+    m: TTLMap[str, int] = TTLMap(1000, ttl=10, timer=clock, on_drop=lambda k, v: dropped.append(k))
+    m.on_evict = lambda: dropped.append("EVICTED")
+    m["old"] = 1
+    clock.now += 11
+    m["new"] = 2
+    assert dropped == ["old"]  # expiry, not a size eviction
+    assert len(m) == 1
+
+
+async def test_a_token_change_drops_every_cached_secret_of_it(tmp_path: Path) -> None:
+    """Two secrets of one token (rotation overlap), looked up 50 s apart, TTL 60 s.
+
+    At 70 s the first secret's entry has expired but the second is still cached: revoking the
+    token must still drop the second. An index entry that expired with the first would miss it.
+    """
+    store = SQLiteStore(f"sqlite:///{tmp_path}/idx.db")
+    await store.open()
+    try:
+        rec = TokenRecord(
+            id="tok_1",
+            name="t",
+            kind="api_key",
+            type_prefix="gw_live_",
+            environment="live",
+            visible_prefix="gw_live_abc",
+            scopes=frozenset({"items:read"}),
+            workspace_id="ws_1",
+            user_id=None,
+            created_at=0.0,
+        )
+        await store.create_workspace(
+            Workspace(id="ws_1", slug="acme", name="Acme", plan="free", created_at=0.0)
+        )
+        await store.create_token(rec, "h1")
+        assert await store.rotate_token("tok_1", "h2", "gw_live_def", old_not_after=1e12)
+        cache = AuthCache(store, CacheConfig(ttl=60))
+        clock = Clock()
+        cache.tokens.timer = clock
+        assert await cache.find_token("h1") is not None
+        clock.now += 50
+        assert await cache.find_token("h2") is not None
+        clock.now += 20
+        assert cache.cached_token("h1") is None  # expired, and forgotten by the index
+        assert cache.token_hashes == {"tok_1": {"h2"}}
+        assert cache.cached_token("h2") is not None
+        cache.apply(Change(seq=1, entity="token", entity_id="tok_1"))
+        assert cache.cached_token("h2") is None
+        assert cache.token_hashes == {}
+    finally:
+        await store.close()
