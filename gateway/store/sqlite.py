@@ -8,6 +8,7 @@ at the edge, and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sqlite3
@@ -56,6 +57,13 @@ _FIND_TOKEN = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
+def _json_set(raw: str) -> frozenset[str]:
+    """A JSON list column as a frozenset. Many tokens share the same scopes, so the parsed value
+    is memoized (it is immutable); a cache-miss lookup then skips json.loads."""
+    return frozenset(json.loads(raw))
+
+
 def _token(row: Sequence[Any]) -> TokenRecord:
     return TokenRecord(
         id=row[0],
@@ -64,14 +72,14 @@ def _token(row: Sequence[Any]) -> TokenRecord:
         type_prefix=row[3],
         environment=row[4],
         visible_prefix=row[5],
-        scopes=frozenset(json.loads(row[6])),
+        scopes=_json_set(row[6]),
         workspace_id=row[7],
         user_id=row[8],
         created_at=row[9],
         expires_at=row[10],
         revoked_at=row[11],
         last_used_at=row[12],
-        allowed_domains=tuple(json.loads(row[13])),
+        allowed_domains=() if row[13] == "[]" else tuple(json.loads(row[13])),
         created_by=row[14],
         client_id=row[15],
         grant_id=row[16],
