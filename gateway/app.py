@@ -137,6 +137,7 @@ class Gateway:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.deadlines.bind(asyncio.get_running_loop())
         await self.store.open()
         self.session = make_client_session()
         self.apply_config(self.config)

@@ -36,10 +36,10 @@ class Deadlines:
         """Start the current task's deadline, ``timeout`` seconds from now (None: no deadline)."""
         if timeout is None:
             return None
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new loop (tests run several): nothing carries over
-            self.close()
-            self._loop = loop
+        loop = self._loop
+        if loop is None:
+            loop = asyncio.get_running_loop()
+            self.bind(loop)
         task: asyncio.Task[object] | None = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a deadline needs a task")
@@ -51,6 +51,16 @@ class Deadlines:
         if when < self._timer_at:
             self._arm(loop, when)
         return task, task.cancelling()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve requests on ``loop`` from now on (the gateway calls this when it starts).
+
+        Taken once rather than per request: on Python 3.11 asyncio.get_running_loop() makes a
+        getpid() system call each time. A new loop (tests run several) carries nothing over.
+        """
+        if loop is not self._loop:
+            self.close()
+            self._loop = loop
 
     def leave(self, deadline: Deadline | None) -> bool:
         """End a deadline; True when it expired and cancelled the task, and nothing else did."""

@@ -81,6 +81,16 @@ class UpstreamPool:
         self._idle: deque[tuple[Connection, float]] = deque()
         self._closed = False
         self._key = ConnectionKey(self.host, self.port, False, True, None, None, None)
+        # The loop the pool's connections live on, taken at first use. On Python 3.11
+        # asyncio.get_running_loop() makes a getpid() system call each time; per request that
+        # showed in the profile, so the pool asks once.
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -95,7 +105,7 @@ class UpstreamPool:
         return None
 
     async def _connect(self, limit: float) -> Connection:
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         try:
             async with asyncio.timeout(limit):
                 _, proto = await loop.create_connection(
@@ -110,7 +120,7 @@ class UpstreamPool:
         if self._closed or proto.should_close or not proto.is_connected():
             proto.close()
             return
-        loop_time = asyncio.get_running_loop().time()
+        loop_time = self._running_loop().time()
         idle = self._idle
         # Drop connections idle past keepalive from the cold end, so a burst's extra
         # connections do not stay open forever.
@@ -158,7 +168,7 @@ class UpstreamPool:
             headers["Content-Length"] = "0"
         # The C serializer refuses CR/LF in any name or value, as ClientSession's writer does.
         head = _serialize_headers(f"{method} {self.prefix}{target} HTTP/1.1", headers)
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         deadline = loop.time() + head_timeout
         retry = method in IDEMPOTENT
         while True:
