@@ -91,17 +91,15 @@ class Bench:
 
     # -- one wrk run -------------------------------------------------------------------------------
 
-    def wrk(self, t: Target, connections: int, threads: int, duration: int) -> dict[str, Any]:
+    def _env(self, t: Target, threads: int) -> dict[str, str]:
         env = {"BENCH_LUA_DIR": str(LUA), "BENCH_THREADS": str(threads), **t.env}
         if t.token_file:
             env["BENCH_TOKENS_OFFSET"] = str(self.miss_offset)
-        is_gateway = t.server.name == "gateway"
-        before_m = scrape(self.metrics_port) if is_gateway else {}
-        pids = t.server.pids()
-        up_pids = self.upstream.pids() if t.server is not self.upstream else []
-        cpu0, up0 = cpu_seconds(pids), cpu_seconds(up_pids)
-        out = self.tmp / "wrk.out"
-        argv = [
+        return env
+
+    @staticmethod
+    def _argv(t: Target, connections: int, threads: int, duration: int) -> list[str]:
+        return [
             "wrk",
             f"-t{threads}",
             f"-c{connections}",
@@ -112,6 +110,25 @@ class Bench:
             str(LUA / t.script),
             t.server.url + t.path,
         ]
+
+    @staticmethod
+    def _read(out: Path, label: str) -> dict[str, Any]:
+        text = out.read_text()
+        line = next((x for x in text.splitlines() if x.startswith("BENCH_JSON ")), None)
+        if line is None:
+            raise RuntimeError(f"wrk printed no result for {label}:\n{text[-2000:]}")
+        raw: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+        return raw
+
+    def wrk(self, t: Target, connections: int, threads: int, duration: int) -> dict[str, Any]:
+        env = self._env(t, threads)
+        is_gateway = t.server.name == "gateway"
+        before_m = scrape(self.metrics_port) if is_gateway else {}
+        pids = t.server.pids()
+        up_pids = self.upstream.pids() if t.server is not self.upstream else []
+        cpu0, up0 = cpu_seconds(pids), cpu_seconds(up_pids)
+        out = self.tmp / "wrk.out"
+        argv = self._argv(t, connections, threads, duration)
         proc = self.procs.start("wrk", argv, cpus=self.wrk_cpus, env=env, stdout=out)
         try:
             proc.wait(timeout=duration + 60)
@@ -119,11 +136,7 @@ class Bench:
             self.procs.stop(proc)
         self.settle(pids, t.label)
         cpu1, up1 = cpu_seconds(pids), cpu_seconds(up_pids)
-        text = out.read_text()
-        line = next((x for x in text.splitlines() if x.startswith("BENCH_JSON ")), None)
-        if line is None:
-            raise RuntimeError(f"wrk printed no result for {t.label}:\n{text[-2000:]}")
-        raw = json.loads(line.removeprefix("BENCH_JSON "))
+        raw = self._read(out, t.label)
         n = max(raw["requests"], 1)
         result: dict[str, Any] = {
             "rps": raw["requests"] / (raw["duration_us"] / 1e6),
@@ -172,6 +185,44 @@ class Bench:
                 return
             last = now
         self.notes.append(f"{label}: server still busy {timeout}s after a run")
+
+    def paired(self, a: Target, b: Target, connections: int, duration: int) -> dict[str, Any]:
+        """Load ``a`` and ``b`` at the same moment, half the connections each (one wrk each).
+
+        Before/after by alternating rounds cannot resolve a 10% change on a shared host: the
+        host's speed moves by ±15% from one round to the next. Measured side by side, both
+        servers see the same host at the same moment, so the ratio of their CPU per request
+        holds still where the absolute numbers do not.
+        """
+        half = max(connections // 2, 1)
+        pids = {t.label: t.server.pids() for t in (a, b)}
+        cpu0 = {label: cpu_seconds(p) for label, p in pids.items()}
+        running: list[tuple[Target, Path, subprocess.Popen[bytes]]] = []
+        for t in (a, b):
+            out = self.tmp / f"wrk-pair-{len(running)}.out"
+            argv = self._argv(t, half, 1, duration)
+            env = self._env(t, 1)
+            running.append(
+                (t, out, self.procs.start("wrk", argv, cpus=self.wrk_cpus, env=env, stdout=out))
+            )
+        for _, _, proc in running:
+            try:
+                proc.wait(timeout=duration + 60)
+            finally:
+                self.procs.stop(proc)
+        for t in (a, b):
+            self.settle(pids[t.label], t.label)
+        result: dict[str, Any] = {}
+        for t, out, _ in running:
+            raw = self._read(out, t.label)
+            n = max(raw["requests"], 1)
+            result[t.label] = {
+                "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+                "cpu_us_per_req": (cpu_seconds(pids[t.label]) - cpu0[t.label]) * 1e6 / n,
+                "requests": raw["requests"],
+                "non2xx": raw["non2xx"],
+            }
+        return result
 
     # -- a scenario: rounds of alternating targets -------------------------------------------------
 
@@ -335,6 +386,35 @@ def _stream(bench: Bench, server: Server, token: str, size: int) -> dict[str, An
         f"peak worker RSS {out['rss_peak_max_mib']:.1f} MiB (before {out['rss_before_max_mib']:.1f})"
     )
     return out
+
+
+def _paired(
+    bench: Bench, a: Target, b: Target, connections: int, rounds: int, duration: int
+) -> dict[str, Any]:
+    """Before/after at the same moment: ``a``'s CPU per request over ``b``'s, per round."""
+    log(
+        f"\n== paired: {a.label} and {b.label} under cache-hit load at the same moment "
+        f"(c={connections} split between them, {rounds} rounds x {duration}s)"
+    )
+    runs = []
+    for r in range(rounds):
+        res = bench.paired(a, b, connections, duration)
+        ratio = _ratio(res[a.label]["cpu_us_per_req"], res[b.label]["cpu_us_per_req"])
+        runs.append({**res, "cpu_ratio": ratio})
+        log(
+            f"  round {r + 1} {a.label} {res[a.label]['cpu_us_per_req']:6.1f} µs/req, "
+            f"{b.label} {res[b.label]['cpu_us_per_req']:6.1f} µs/req: ratio {ratio:.3f}"
+        )
+    ratios = [x["cpu_ratio"] for x in runs]
+    return {
+        "a": a.label,
+        "b": b.label,
+        "connections": connections,
+        "rounds": runs,
+        "cpu_ratio_median": statistics.median(ratios),
+        "cpu_ratio_min": min(ratios),
+        "cpu_ratio_max": max(ratios),
+    }
 
 
 def _profile(bench: Bench, target: Target, out: Path) -> dict[str, Any]:
@@ -519,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         gateway, metrics_port = start_gateway(procs, tmp, server_cpus, upstream, db, args.workers)
         bench = Bench(args, procs, tmp, server_cpus, wrk_cpus, upstream, metrics_port)
         contenders = [upstream, proxy, gateway]
+        baseline: Server | None = None
         if args.baseline:
             # The same gateway at an older revision, in the same sitting: before/after honestly.
             src = tmp / "baseline"
@@ -651,6 +732,15 @@ def main(argv: list[str] | None = None) -> int:
                     ratios[f"{label}/gateway req/s"] = _ratio(m[label]["rps"], m["gateway"]["rps"])
             out["ratios"] = ratios
             res["scenarios"][sc.name] = out
+        if baseline is not None and "cache-hit" in chosen:
+            res["paired"] = _paired(
+                bench,
+                Target("gateway", gateway, env=auth),
+                Target(baseline.name, baseline, env=auth),
+                conns,
+                args.rounds,
+                args.duration,
+            )
         if args.profile is not None:
             res["profile"] = _profile(bench, Target("gateway", gateway, env=auth), args.profile)
         if "soak" in chosen:

@@ -84,7 +84,12 @@ def main() -> None:
         proc.start()
         sock.close()  # the worker has its own copy; a dead worker must not leave a silent port
         procs.append(proc)
-    signal.signal(signal.SIGTERM, lambda *_: [q.terminate() for q in procs])
+
+    def stop(*_: object) -> None:
+        for q in procs:
+            q.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
     for proc in procs:
         proc.join()
 

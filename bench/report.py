@@ -46,6 +46,14 @@ def markdown(res: dict[str, Any]) -> str:
         for k, v in sc.get("ratios", {}).items():
             out.append(f"| {name}: {k} | {v:.3f} |")
     out.append("")
+    if "paired" in res:
+        pa = res["paired"]
+        out.append(
+            f"Paired before/after: {pa['a']} and {pa['b']} loaded at the same moment "
+            f"(c={pa['connections']} split between them), {len(pa['rounds'])} rounds: "
+            f"{pa['a']} used {pa['cpu_ratio_median']:.3f} times the CPU per request of {pa['b']} "
+            f"(median; rounds {pa['cpu_ratio_min']:.3f} to {pa['cpu_ratio_max']:.3f}).\n"
+        )
     if "soak" in res:
         so = res["soak"]
         out.append(

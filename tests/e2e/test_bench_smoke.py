@@ -108,6 +108,62 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
     assert report.count("| met |") + report.count("| **not met** |") == 11
 
 
+def test_baseline_is_also_measured_side_by_side(tmp_path: Path) -> None:
+    """``--baseline REV`` runs the older gateway beside this one and also loads both at once.
+
+    The paired rounds are what make a before/after readable on a noisy host: both must have
+    served load in the same window, with each one's CPU measured on its own processes.
+    """
+    _requires()
+    out = tmp_path / "paired.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--scenarios",
+            "cache-hit",
+            "--no-floor",
+            "--baseline",
+            "HEAD",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert set(res["scenarios"]["cache-hit"]["median"]) == {
+        "direct",
+        "nginx-proxy",
+        "gateway",
+        "gateway@HEAD",
+    }
+    paired = res["paired"]
+    assert (paired["a"], paired["b"]) == ("gateway", "gateway@HEAD")
+    for rnd in paired["rounds"]:
+        a, b = rnd["gateway"], rnd["gateway@HEAD"]
+        assert a["requests"] > 0 and b["requests"] > 0
+        assert a["non2xx"] == 0 and b["non2xx"] == 0
+        assert a["cpu_us_per_req"] > 0 and b["cpu_us_per_req"] > 0
+        assert abs(rnd["cpu_ratio"] - a["cpu_us_per_req"] / b["cpu_us_per_req"]) < 1e-9
+    for url in res["servers"].values():
+        assert not _listening(url), f"{url} still listening after the benchmark exited"
+    report = subprocess.run(
+        [sys.executable, "-m", "bench.report", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "Paired before/after: gateway and gateway@HEAD" in report
+
+
 def test_ctrl_c_stops_every_server(tmp_path: Path) -> None:
     _requires()
     proc = subprocess.Popen(
