@@ -35,6 +35,7 @@ from bench.servers import (
     start_floor,
     start_gateway,
     start_nginx_proxy,
+    start_rawrelay,
     start_upstream,
 )
 from gateway import config as config_mod
@@ -547,6 +548,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the gateway at git revision REV beside this one (before/after)",
     )
     p.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also run bench/rawrelay.py (bare uvloop, no HTTP library) in cache-hit: the Python ceiling",
+    )
+    p.add_argument(
         "--profile",
         type=Path,
         metavar="PATH",
@@ -628,7 +634,13 @@ def main(argv: list[str] | None = None) -> int:
         floor = (
             None if args.no_floor else start_floor(procs, tmp, server_cpus, upstream, args.workers)
         )
-        res["servers"] = {s.name: s.url for s in [*contenders, *([floor] if floor else [])]}
+        relay = (
+            start_rawrelay(procs, tmp, server_cpus, upstream, args.workers)
+            if args.ceiling
+            else None
+        )
+        extras = [x for x in (floor, relay) if x is not None]
+        res["servers"] = {s.name: s.url for s in [*contenders, *extras]}
         log("servers: " + " ".join(f"{k}={v}" for k, v in res["servers"].items()))
 
         hit_token = bench_store.token(0)
@@ -656,8 +668,11 @@ def main(argv: list[str] | None = None) -> int:
         conns, th = args.connections, wrk_threads
         scenarios: list[Scenario] = []
         if "cache-hit" in chosen:
+            ceiling = [Target(relay.name, relay, env=auth)] if relay else []
             scenarios.append(
-                Scenario("cache-hit", with_floor, conns, th, "small JSON, one cached token")
+                Scenario(
+                    "cache-hit", [*with_floor, *ceiling], conns, th, "small JSON, one cached token"
+                )
             )
         if "c1" in chosen:
             scenarios.append(Scenario("c1", with_floor, 1, 1, "one connection, latency"))
@@ -721,6 +736,10 @@ def main(argv: list[str] | None = None) -> int:
                     floor_m["rps"], m["nginx-proxy"]["rps"]
                 )
                 ratios["gateway/aiohttp-floor req/s"] = _ratio(m["gateway"]["rps"], floor_m["rps"])
+            if "raw-relay" in m and "nginx-proxy" in m:
+                ratios["raw-relay/nginx-proxy req/s"] = _ratio(
+                    m["raw-relay"]["rps"], m["nginx-proxy"]["rps"]
+                )
             for label in m:
                 if label.startswith("gateway@"):
                     ratios[f"gateway/{label} req/s"] = _ratio(m["gateway"]["rps"], m[label]["rps"])

@@ -255,6 +255,19 @@ def start_floor(
     return Server("aiohttp-floor", proc, port, log)
 
 
+def start_rawrelay(
+    procs: Processes, tmp: Path, cpus: str | None, upstream: Server, workers: int
+) -> Server:
+    """The Python ceiling (:mod:`bench.rawrelay`): a relay on bare uvloop, no HTTP library."""
+    port = free_port()
+    log = tmp / "rawrelay.stderr"
+    argv = [sys.executable, "-m", "bench.rawrelay", "--port", str(port)]
+    argv += ["--upstream-port", str(upstream.port), "--workers", str(workers)]
+    proc = procs.start("raw-relay", argv, cpus=cpus, stderr=log)
+    wait_for(lambda: _port_open(port) or _died(proc, log), 30, "the raw relay")
+    return Server("raw-relay", proc, port, log)
+
+
 def _died(proc: subprocess.Popen[bytes], log: Path) -> bool:
     if proc.poll() is not None:
         raise RuntimeError(f"process exited early ({proc.returncode}): {log.read_text()[-2000:]}")

@@ -108,8 +108,9 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
     assert report.count("| met |") + report.count("| **not met** |") == 11
 
 
-def test_baseline_is_also_measured_side_by_side(tmp_path: Path) -> None:
-    """``--baseline REV`` runs the older gateway beside this one and also loads both at once.
+def test_baseline_and_ceiling_contenders(tmp_path: Path) -> None:
+    """``--baseline REV`` runs the older gateway beside this one and also loads both at once;
+    ``--ceiling`` adds the bare-uvloop relay to cache-hit.
 
     The paired rounds are what make a before/after readable on a noisy host: both must have
     served load in the same window, with each one's CPU measured on its own processes.
@@ -127,6 +128,7 @@ def test_baseline_is_also_measured_side_by_side(tmp_path: Path) -> None:
             "--no-floor",
             "--baseline",
             "HEAD",
+            "--ceiling",
             "--json",
             str(out),
         ],
@@ -137,12 +139,11 @@ def test_baseline_is_also_measured_side_by_side(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
-    assert set(res["scenarios"]["cache-hit"]["median"]) == {
-        "direct",
-        "nginx-proxy",
-        "gateway",
-        "gateway@HEAD",
-    }
+    hit = res["scenarios"]["cache-hit"]
+    assert set(hit["median"]) == {"direct", "nginx-proxy", "gateway", "gateway@HEAD", "raw-relay"}
+    relay = hit["median"]["raw-relay"]
+    assert relay["requests"] > 0 and relay["non2xx"] == 0 and relay["socket_errors"] == 0
+    assert hit["ratios"]["raw-relay/nginx-proxy req/s"] > 0
     paired = res["paired"]
     assert (paired["a"], paired["b"]) == ("gateway", "gateway@HEAD")
     for rnd in paired["rounds"]:
