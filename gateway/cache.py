@@ -52,6 +52,8 @@ class AuthCache:
         # Set by the change feed while the store is unreachable: a cache miss then fails closed
         # at once instead of waiting out connect timeouts on every request.
         self.store_down = False
+        # Counts changes applied; a lookup that saw it move while it waited does not cache.
+        self._epoch = 0
         # Store lookups in progress, by key (see _single_flight).
         self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}
 
@@ -89,11 +91,18 @@ class AuthCache:
             return hit
         self._on_miss("token")
         self._fail_fast()
+        epoch = self._epoch
         found = await self.store.find_token(token_hash)
+        if epoch != self._epoch:
+            # A change arrived while the store was asked (a revocation, say): the answer may
+            # predate it, so it serves this request but is not cached, or it would outlive the
+            # change for a whole TTL.
+            return found
         if found is None:
             self.negative[token_hash] = True
             return None
-        self.tokens[token_hash] = found
+        if not self.tokens.put(token_hash, found):
+            return found
         hashes = self.token_hashes.get(found[0].id)
         if hashes is None:
             self.token_hashes[found[0].id] = {token_hash}
@@ -119,8 +128,10 @@ class AuthCache:
         self._fail_fast()
 
         async def fetch() -> Workspace | None:
+            epoch = self._epoch
             ws = await self.store.get_workspace(key, by)
-            self.workspaces[ck] = ws
+            if epoch == self._epoch:  # see find_token
+                self.workspaces[ck] = ws
             return ws
 
         return await self._single_flight(("workspace", by, key), fetch)
@@ -135,8 +146,10 @@ class AuthCache:
         self._fail_fast()
 
         async def fetch() -> Membership | None:
+            epoch = self._epoch
             m = await self.store.get_membership(user_id, workspace_id)
-            self.memberships[ck] = m
+            if epoch == self._epoch:  # see find_token
+                self.memberships[ck] = m
             return m
 
         return await self._single_flight(("membership", user_id, workspace_id), fetch)
@@ -167,6 +180,7 @@ class AuthCache:
 
     def apply(self, change: Change) -> None:
         """Drop whatever ``change`` may have made stale."""
+        self._epoch += 1  # lookups in flight now may be older than this change: not cached
         if change.entity == "token":
             for h in self.token_hashes.pop(change.entity_id, ()):
                 self.tokens.pop(h, None)
@@ -185,6 +199,7 @@ class AuthCache:
             self.clear()
 
     def clear(self) -> None:
+        self._epoch += 1
         for c in (self.tokens, self.token_hashes, self.negative, self.workspaces, self.memberships):
             c.clear()
         self._inflight.clear()

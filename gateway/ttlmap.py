@@ -67,6 +67,13 @@ class TTLMap(Generic[K, V]):
         return True
 
     def __setitem__(self, key: K, value: V) -> None:
+        self.put(key, value)
+
+    def put(self, key: K, value: V) -> bool:
+        """Set ``key``; False when nothing was stored (``ttl`` ≤ 0 caches nothing, as cachetools)."""
+        if self.ttl <= 0:
+            self.pop(key)
+            return False
         data = self._data
         now = self.timer()
         old = data.pop(key, None)
@@ -83,6 +90,7 @@ class TTLMap(Generic[K, V]):
             self._remove(first)
             if self.on_evict is not None:
                 self.on_evict()
+        return key in data
 
     def pop(self, key: K, default: D | None = None) -> V | D | None:
         entry = self._data.pop(key, None)

@@ -7,7 +7,9 @@ secrets cached at different times.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 from gateway.cache import AuthCache
 from gateway.config import CacheConfig
@@ -113,5 +115,107 @@ async def test_a_token_change_drops_every_cached_secret_of_it(tmp_path: Path) ->
         cache.apply(Change(seq=1, entity="token", entity_id="tok_1"))
         assert cache.cached_token("h2") is None
         assert cache.token_hashes == {}
+    finally:
+        await store.close()
+
+
+def test_a_zero_ttl_caches_nothing() -> None:
+    dropped: list[str] = []
+    m: TTLMap[str, int] = TTLMap(10, ttl=0, on_drop=lambda k, v: dropped.append(k))
+    assert m.put("a", 1) is False
+    assert m.get("a") is None and len(m) == 0 and dropped == []
+
+
+class Gated:
+    """The real SQLite store, whose token lookups wait until the test lets them answer."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self.gate = asyncio.Event()
+        self.asked = asyncio.Event()
+
+    async def find_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
+        found = await self.store.find_token(token_hash)  # read before the change below
+        self.asked.set()
+        await self.gate.wait()
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def _store_with_token(tmp_path: Path) -> SQLiteStore:
+    store = SQLiteStore(f"sqlite:///{tmp_path}/tok.db")
+    await store.open()
+    await store.create_workspace(
+        Workspace(id="ws_1", slug="acme", name="Acme", plan="free", created_at=0.0)
+    )
+    await store.create_token(_record(), "h1")
+    return store
+
+
+def _record() -> TokenRecord:
+    return TokenRecord(
+        id="tok_1",
+        name="t",
+        kind="api_key",
+        type_prefix="gw_live_",
+        environment="live",
+        visible_prefix="gw_live_abc",
+        scopes=frozenset({"items:read"}),
+        workspace_id="ws_1",
+        user_id=None,
+        created_at=0.0,
+    )
+
+
+async def test_a_lookup_that_overlaps_a_change_is_not_cached(tmp_path: Path) -> None:
+    """A revocation applied while a lookup is in flight: the older answer must not be cached.
+
+    It still answers the request that asked (that request raced the revocation), but cached it
+    would be served for a whole TTL after the change feed had dropped the token.
+    """
+    store = await _store_with_token(tmp_path)
+    try:
+        gated = Gated(store)
+        cache = AuthCache(gated, CacheConfig(ttl=60))  # type: ignore[arg-type]
+        lookup = asyncio.ensure_future(cache.find_token("h1"))
+        await gated.asked.wait()
+        assert await store.revoke_token("tok_1", at=1.0)
+        cache.apply(Change(seq=1, entity="token", entity_id="tok_1"))
+        gated.gate.set()
+        found = await lookup
+        assert found is not None and found[0].revoked_at is None  # the pre-revocation answer
+        assert cache.cached_token("h1") is None and cache.token_hashes == {}
+        # the next lookup asks the store again and sees the revocation
+        again = await cache.find_token("h1")
+        assert again is not None and again[0].revoked_at == 1.0
+    finally:
+        await store.close()
+
+
+async def test_zero_ttl_keeps_the_index_empty(tmp_path: Path) -> None:
+    store = await _store_with_token(tmp_path)
+    try:
+        cache = AuthCache(store, CacheConfig(ttl=0))
+        for _ in range(3):
+            assert await cache.find_token("h1") is not None
+        assert cache.cached_token("h1") is None and cache.token_hashes == {}
+    finally:
+        await store.close()
+
+
+async def test_a_secret_cached_again_after_expiry_stays_indexed(tmp_path: Path) -> None:
+    store = await _store_with_token(tmp_path)
+    try:
+        cache = AuthCache(store, CacheConfig(ttl=60))
+        clock = Clock()
+        cache.tokens.timer = clock
+        assert await cache.find_token("h1") is not None
+        clock.now += 61
+        assert await cache.find_token("h1") is not None  # expired: looked up and cached again
+        assert cache.token_hashes == {"tok_1": {"h1"}}
+        cache.apply(Change(seq=1, entity="token", entity_id="tok_1"))
+        assert cache.cached_token("h1") is None
     finally:
         await store.close()
