@@ -206,10 +206,11 @@ class Bench:
             running.append(
                 (t, out, self.procs.start("wrk", argv, cpus=self.wrk_cpus, env=env, stdout=out))
             )
-        for _, _, proc in running:
-            try:
+        try:
+            for _, _, proc in running:
                 proc.wait(timeout=duration + 60)
-            finally:
+        finally:
+            for _, _, proc in running:  # both, also when one of them hung
                 self.procs.stop(proc)
         for t in (a, b):
             self.settle(pids[t.label], t.label)

@@ -162,7 +162,7 @@ class Gateway:
         for close in self.closers:
             await close()
         self.pools.close()
-        self.deadlines.close()
+        self.deadlines.unbind()
         if self.session is not None:
             await self.session.close()
         await self.store.close()

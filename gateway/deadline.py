@@ -62,6 +62,11 @@ class Deadlines:
             self.close()
             self._loop = loop
 
+    def unbind(self) -> None:
+        """Forget the loop (the gateway stopped); the next start or request binds again."""
+        self.close()
+        self._loop = None
+
     def leave(self, deadline: Deadline | None) -> bool:
         """End a deadline; True when it expired and cancelled the task, and nothing else did."""
         if deadline is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import platform
 import time
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["config_reloaded", "install", "metrics_app", "render"]
 
+log = logging.getLogger("gateway.telemetry")
+
 
 class _Pid:
     """This process's pid, asked of the kernel once and again only after a fork."""
@@ -59,10 +62,12 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # prometheus-client's multiprocess values call os.getpid() on every update to notice a fork:
     # a system call per inc/observe, ~10 per request and measured at ~8% of a worker's CPU under
     # load. Its documented hook takes the pid from our function instead: the same pid, cached,
-    # and refreshed in a forked child, so a child still writes to its own file (test_telemetry).
+    # and refreshed in a forked child, so a child still writes to its own file
+    # (tests/unit/test_metrics_multiprocess.py).
     # This must run before the first metric below is created.
     os.register_at_fork(after_in_child=_Pid.refresh)
-    values.ValueClass = values.MultiProcessValue(process_identifier=_Pid.get)  # type: ignore[no-untyped-call]
+    _VALUE_CLASS = values.MultiProcessValue(process_identifier=_Pid.get)  # type: ignore[no-untyped-call]
+    values.ValueClass = _VALUE_CLASS
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -229,9 +234,14 @@ class _InstrumentedStore:
 
 async def _refresh_token_counts(gw: Gateway, interval: float) -> None:
     while True:
-        with contextlib.suppress(StoreUnavailable):
+        try:
             for state, n in (await gw.store.count_tokens_by_state(time.time())).items():
                 TOKENS.labels(state).set(n)
+        except StoreUnavailable:
+            pass  # the store's own health metrics and /readyz report the outage
+        except Exception:
+            # A gauge must not stop updating for good (or fail shutdown) over one bad query.
+            log.exception("could not count tokens by state; will retry")
         await asyncio.sleep(interval)
 
 

@@ -19,16 +19,21 @@ import pytest
 _SCRIPT = textwrap.dedent(
     """
     import os
+    from prometheus_client import values
     from gateway import telemetry
 
+    # the gateway's value class (cached pid) is the one in use, not the library's default
+    assert values.ValueClass is telemetry._VALUE_CLASS
     c = telemetry.REQUESTS.labels("r", "GET", "2xx", "allowed")
     c.inc()
     child = os.fork()
     if child == 0:
+        ok = telemetry._Pid.get() == os.getpid()
         c.inc()
         c.inc()
-        os._exit(0)
-    os.waitpid(child, 0)
+        os._exit(0 if ok else 3)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child saw a stale cached pid"
     c.inc()
     body, _ = telemetry.render()
     for line in body.decode().splitlines():
