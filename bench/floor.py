@@ -18,6 +18,7 @@ import asyncio
 import multiprocessing
 import signal
 import socket
+from collections.abc import Callable
 
 import uvloop
 from aiohttp import web
@@ -65,22 +66,19 @@ def _serve(sock: socket.socket, upstream: str) -> None:
     uvloop.run(main())
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[0])
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--upstream", required=True)
-    p.add_argument("--workers", type=int, default=2)
-    args = p.parse_args()
+def run_workers(serve: Callable[..., None], port: int, workers: int, *args: object) -> None:
+    """``workers`` spawned processes, each running ``serve(sock, *args)`` on its own
+    ``SO_REUSEPORT`` socket bound to 127.0.0.1:``port``, until SIGTERM."""
     ctx = multiprocessing.get_context("spawn")
     procs = []
-    for _ in range(args.workers):
+    for _ in range(workers):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(("127.0.0.1", args.port))
+        sock.bind(("127.0.0.1", port))
         sock.listen(1024)
         sock.setblocking(False)
-        proc = ctx.Process(target=_serve, args=(sock, args.upstream), daemon=True)
+        proc = ctx.Process(target=serve, args=(sock, *args), daemon=True)
         proc.start()
         sock.close()  # the worker has its own copy; a dead worker must not leave a silent port
         procs.append(proc)
@@ -92,6 +90,15 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     for proc in procs:
         proc.join()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--upstream", required=True)
+    p.add_argument("--workers", type=int, default=2)
+    args = p.parse_args()
+    run_workers(_serve, args.port, args.workers, args.upstream)
 
 
 if __name__ == "__main__":

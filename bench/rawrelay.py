@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
-import signal
 import socket
 
 import uvloop
+
+from bench.floor import run_workers
 
 
 class _Upstream(asyncio.Protocol):
@@ -100,25 +100,7 @@ def main() -> None:
     ap.add_argument("--upstream-port", type=int, required=True)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    ctx = multiprocessing.get_context("spawn")
-    procs = []
-    for _ in range(args.workers):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(("127.0.0.1", args.port))
-        sock.listen(1024)
-        proc = ctx.Process(target=_serve, args=(sock, args.upstream_port), daemon=True)
-        proc.start()
-        sock.close()
-        procs.append(proc)
-
-    def stop(*_: object) -> None:
-        for q in procs:
-            q.terminate()
-
-    signal.signal(signal.SIGTERM, stop)
-    for proc in procs:
-        proc.join()
+    run_workers(_serve, args.port, args.workers, args.upstream_port)
 
 
 if __name__ == "__main__":

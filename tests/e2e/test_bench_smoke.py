@@ -43,6 +43,18 @@ def _requires() -> None:
     binary_or_skip("wrk", "wrk")
 
 
+def _report(results: Path) -> str:
+    """``python -m bench.report``: the Markdown tables of docs/performance.md, from the JSON."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench.report", str(results)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+
+
 def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) -> None:
     _requires()
     out = tmp_path / "bench.json"
@@ -96,14 +108,7 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
         assert not _listening(url), f"{url} still listening after the benchmark exited"
 
     # The tables of docs/performance.md come from this JSON.
-    report = subprocess.run(
-        [sys.executable, "-m", "bench.report", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    report = _report(out)
     assert "| cache-hit (c=64) | gateway |" in report
     assert report.count("| met |") + report.count("| **not met** |") == 11
 
@@ -154,14 +159,7 @@ def test_baseline_and_ceiling_contenders(tmp_path: Path) -> None:
         assert abs(rnd["cpu_ratio"] - a["cpu_us_per_req"] / b["cpu_us_per_req"]) < 1e-9
     for url in res["servers"].values():
         assert not _listening(url), f"{url} still listening after the benchmark exited"
-    report = subprocess.run(
-        [sys.executable, "-m", "bench.report", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    report = _report(out)
     assert "Paired before/after: gateway and gateway@HEAD" in report
 
 

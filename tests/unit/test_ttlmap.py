@@ -82,25 +82,8 @@ async def test_a_token_change_drops_every_cached_secret_of_it(tmp_path: Path) ->
     At 70 s the first secret's entry has expired but the second is still cached: revoking the
     token must still drop the second. An index entry that expired with the first would miss it.
     """
-    store = SQLiteStore(f"sqlite:///{tmp_path}/idx.db")
-    await store.open()
+    store = await _store_with_token(tmp_path)
     try:
-        rec = TokenRecord(
-            id="tok_1",
-            name="t",
-            kind="api_key",
-            type_prefix="gw_live_",
-            environment="live",
-            visible_prefix="gw_live_abc",
-            scopes=frozenset({"items:read"}),
-            workspace_id="ws_1",
-            user_id=None,
-            created_at=0.0,
-        )
-        await store.create_workspace(
-            Workspace(id="ws_1", slug="acme", name="Acme", plan="free", created_at=0.0)
-        )
-        await store.create_token(rec, "h1")
         assert await store.rotate_token("tok_1", "h2", "gw_live_def", old_not_after=1e12)
         cache = AuthCache(store, CacheConfig(ttl=60))
         clock = Clock()
