@@ -119,40 +119,41 @@ class AuthCache:
                 del self.token_hashes[found[0].id]
 
     async def get_workspace(self, key: str, by: str) -> Workspace | None:
-        ck = (by, key)
-        hit = self.workspaces.get(ck, _ABSENT)
-        if hit is not _ABSENT:
-            self._on_hit("workspace")
-            return hit  # type: ignore[return-value]
-        self._on_miss("workspace")
-        self._fail_fast()
-
-        async def fetch() -> Workspace | None:
-            epoch = self._epoch
-            ws = await self.store.get_workspace(key, by)
-            if epoch == self._epoch:  # see find_token
-                self.workspaces[ck] = ws
-            return ws
-
-        return await self._single_flight(("workspace", by, key), fetch)
+        return await self._lookup(
+            "workspace", self.workspaces, (by, key), lambda: self.store.get_workspace(key, by)
+        )
 
     async def get_membership(self, user_id: str, workspace_id: str) -> Membership | None:
-        ck = (user_id, workspace_id)
-        hit = self.memberships.get(ck, _ABSENT)
+        return await self._lookup(
+            "membership",
+            self.memberships,
+            (user_id, workspace_id),
+            lambda: self.store.get_membership(user_id, workspace_id),
+        )
+
+    async def _lookup(
+        self,
+        kind: str,
+        cache: TTLMap[tuple[str, str], T],
+        ck: tuple[str, str],
+        fetch: Callable[[], Awaitable[T]],
+    ) -> T:
+        """Cached value of ``ck`` (``None`` answers are cached too), else one shared lookup."""
+        hit = cache.get(ck, _ABSENT)
         if hit is not _ABSENT:
-            self._on_hit("membership")
+            self._on_hit(kind)
             return hit  # type: ignore[return-value]
-        self._on_miss("membership")
+        self._on_miss(kind)
         self._fail_fast()
 
-        async def fetch() -> Membership | None:
+        async def fetch_and_cache() -> T:
             epoch = self._epoch
-            m = await self.store.get_membership(user_id, workspace_id)
+            value = await fetch()
             if epoch == self._epoch:  # see find_token
-                self.memberships[ck] = m
-            return m
+                cache[ck] = value
+            return value
 
-        return await self._single_flight(("membership", user_id, workspace_id), fetch)
+        return await self._single_flight((kind, *ck), fetch_and_cache)
 
     async def _single_flight(self, key: tuple[str, ...], fetch: Callable[[], Awaitable[T]]) -> T:
         """One store lookup per key at a time: concurrent misses of one key share it.

@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.cache import AuthCache
 from gateway.config import CacheConfig
-from gateway.store.base import Change, TokenRecord, Workspace
+from gateway.store.base import Change, Membership, TokenRecord, User, Workspace
 from gateway.store.sqlite import SQLiteStore
 from gateway.ttlmap import TTLMap
 
@@ -200,5 +200,32 @@ async def test_a_secret_cached_again_after_expiry_stays_indexed(tmp_path: Path) 
         assert cache.token_hashes == {"tok_1": {"h1"}}
         cache.apply(Change(seq=1, entity="token", entity_id="tok_1"))
         assert cache.cached_token("h1") is None
+    finally:
+        await store.close()
+
+
+async def test_a_membership_lookup_that_overlaps_a_change_is_not_cached(tmp_path: Path) -> None:
+    """The same rule for memberships: a removal applied mid-lookup must not be undone by caching."""
+    store = await _store_with_token(tmp_path)
+    try:
+        await store.create_user(User(id="usr_1", email="a@example.com", name=None, created_at=0.0))
+        await store.set_membership(Membership("usr_1", "ws_1", "member", 0.0))
+
+        class GatedMembership(Gated):
+            async def get_membership(self, user_id: str, workspace_id: str) -> Membership | None:
+                found = await self.store.get_membership(user_id, workspace_id)
+                self.asked.set()
+                await self.gate.wait()
+                return found
+
+        gated = GatedMembership(store)
+        cache = AuthCache(gated, CacheConfig(ttl=60))  # type: ignore[arg-type]
+        lookup = asyncio.ensure_future(cache.get_membership("usr_1", "ws_1"))
+        await gated.asked.wait()
+        assert await store.remove_membership("usr_1", "ws_1")
+        cache.apply(Change(seq=1, entity="membership", entity_id="usr_1:ws_1"))
+        gated.gate.set()
+        assert await lookup is not None  # the answer read before the removal
+        assert await cache.get_membership("usr_1", "ws_1") is None  # not served from cache
     finally:
         await store.close()
