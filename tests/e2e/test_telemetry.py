@@ -291,6 +291,9 @@ async def test_one_scrape_sees_every_worker(
     # the scrape reports both live worker processes
     pids = {dict(k).get("pid") for k in samples(text, "gateway_worker_up")}
     assert len(pids) == 2 and None not in pids, pids
+    # the worker serving /metrics counted the store's tokens when it started (server.py wiring)
+    states = {dict(k)["state"] for k in samples(text, "gateway_tokens")}
+    assert states == {"active", "expired", "revoked"}, states
 
 
 async def test_real_prometheus_scrapes_and_queries_a_counter(
