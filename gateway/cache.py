@@ -82,13 +82,14 @@ class AuthCache:
         return hit
 
     async def find_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
+        """What the negative cache or the store says of a token :meth:`cached_token` did not hold.
+
+        The caller has just read the positive cache (authn does so without a coroutine on the hot
+        path), so it is not read again here; a token cached since is simply looked up anew.
+        """
         if token_hash in self.negative:
             self._on_hit("negative")
             return None
-        hit = self.tokens.get(token_hash)
-        if hit is not None:
-            self._on_hit("token")
-            return hit
         self._on_miss("token")
         self._fail_fast()
         epoch = self._epoch

@@ -12,6 +12,7 @@ that is cheaper than chunked relaying and bounded by :data:`SMALL_BODY`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import time
@@ -344,17 +345,10 @@ class _BodyLimit:
             yield chunk
 
 
-_SCOPE_LISTS: dict[frozenset[str], str] = {}
-
-
+@functools.lru_cache(maxsize=4096)  # bounded: token scopes are arbitrary subsets
 def _scope_list(scopes: frozenset[str]) -> str:
     """The scopes header value, sorted; remembered per set (few distinct sets, asked per request)."""
-    text = _SCOPE_LISTS.get(scopes)
-    if text is None:
-        if len(_SCOPE_LISTS) >= 4096:  # bounded: token scopes are arbitrary subsets
-            _SCOPE_LISTS.clear()
-        text = _SCOPE_LISTS[scopes] = " ".join(sorted(scopes))
-    return text
+    return " ".join(sorted(scopes))
 
 
 def _drop_set(headers: CIMultiDictProxy[str]) -> frozenset[str]:

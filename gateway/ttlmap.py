@@ -22,6 +22,7 @@ __all__ = ["TTLMap"]
 K = TypeVar("K")
 V = TypeVar("V")
 D = TypeVar("D")
+_MISSING = object()
 
 
 class TTLMap(Generic[K, V]):
@@ -58,13 +59,7 @@ class TTLMap(Generic[K, V]):
         return entry[0]
 
     def __contains__(self, key: K) -> bool:
-        entry = self._data.get(key)
-        if entry is None:
-            return False
-        if entry[1] <= self.timer():
-            self._remove(key)
-            return False
-        return True
+        return self.get(key, _MISSING) is not _MISSING
 
     def __setitem__(self, key: K, value: V) -> None:
         self.put(key, value)

@@ -121,10 +121,11 @@ class UpstreamPool:
             proto.close()
             return
         loop_time = self._running_loop().time()
+        # Drop connections idle past keepalive, and the coldest beyond max_idle, so a burst's
+        # extra connections do not stay open forever.
+        self.sweep(loop_time)
         idle = self._idle
-        # Drop connections idle past keepalive from the cold end, so a burst's extra
-        # connections do not stay open forever.
-        while idle and (loop_time - idle[0][1] >= self.keepalive or len(idle) >= self.max_idle):
+        while len(idle) >= self.max_idle:
             idle.popleft()[0].close()
         proto.idle = True
         idle.append((proto, loop_time))

@@ -338,3 +338,28 @@ async def test_the_sweep_closes_connections_idle_past_keepalive() -> None:
     finally:
         pool.close()
         await up.stop()
+
+
+async def test_idle_connections_are_capped_at_max_idle() -> None:
+    """A burst opens many connections; once it is over, at most ``max_idle`` stay open."""
+    up = ScriptedUpstream(lambda conn, n, h: ok())
+    url = await up.start()
+    pool = UpstreamPool(url, keepalive=30.0, max_idle=2)
+    try:
+        # Four requests in flight at once: four connections, none idle to reuse.
+        sent = [
+            await pool.send(
+                "GET", "/x", CIMultiDict(), connect_timeout=2, read_timeout=2, head_timeout=2
+            )
+            for _ in range(4)
+        ]
+        for proto, _, payload in sent:
+            await payload.read()
+            pool.release(proto)
+        open_ = [proto for proto, _, _ in sent if proto.is_connected()]
+        assert len(open_) == 2
+        # the two kept are the most recently released (the warmest)
+        assert open_ == [sent[2][0], sent[3][0]]
+    finally:
+        pool.close()
+        await up.stop()
