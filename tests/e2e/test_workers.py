@@ -48,43 +48,56 @@ async def upstream() -> AsyncIterator[Upstream]:
     await up.stop()
 
 
+def start_serve(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``gateway serve --workers 2`` as its own session; warnings and errors go to ``log``."""
+    with log.open("ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(cfg), "serve", "--workers", "2"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**os.environ, "GATEWAY_LOG_LEVEL": "WARNING"},
+            start_new_session=True,
+        )
+
+
+async def wait_up(url: str) -> None:
+    async def up() -> bool:
+        try:
+            async with aiohttp.ClientSession() as s, s.get(f"{url}/api/x") as r:
+                return r.status == 401
+        except aiohttp.ClientError:
+            return False
+
+    await eventually(up, within=30, interval=0.1)
+
+
+def stop_serve(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM the whole session; the supervisor must exit 0 (every worker drained cleanly)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0, log.read_text()
+
+
 @pytest.fixture
 async def served(tmp_path: Path, upstream: Upstream) -> AsyncIterator[tuple[str, Path, list[int]]]:
+    """(url, config path, [supervisor pid]); the processes' log is ``gateway.log`` beside the config."""
     port = free_port()
     cfg = tmp_path / "gateway.yaml"
     text = CONFIG.replace("{port}", str(port)).replace("{db}", str(tmp_path / "g.db"))
     cfg.write_text(text.replace("{up}", upstream.url))
     await asyncio.to_thread(cli, cfg, "workspace", "create", "--name", "Acme", "--slug", "acme")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--config", str(cfg), "serve", "--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "GATEWAY_LOG_LEVEL": "WARNING"},
-        start_new_session=True,
-    )
+    log = tmp_path / "gateway.log"
+    proc = start_serve(cfg, log)
     url = f"http://127.0.0.1:{port}"
     try:
-
-        async def up() -> bool:
-            try:
-                async with aiohttp.ClientSession() as s, s.get(f"{url}/api/x") as r:
-                    return r.status == 401
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(up, within=30, interval=0.1)
+        await wait_up(url)
         yield url, cfg, [proc.pid]
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
-    assert proc.returncode == 0, err
+        stop_serve(proc, log)
 
 
 async def statuses(url: str, token: str, n: int) -> list[int]:
@@ -164,3 +177,94 @@ async def test_large_upload_streams_without_buffering(served: tuple[str, Path, l
     peaks = [peak_rss_mib(pid) for pid in worker_pids(supervisor)]
     assert len(peaks) == 2
     assert max(peaks) < 100, peaks
+
+
+def rewrite_unseen(path: Path, old: str, new: str) -> None:
+    """Change the file so that only a signal can reveal it: same inode, size and mtime.
+
+    The config watcher compares exactly those three, so a reload after this can only come from
+    SIGHUP.
+    """
+    assert len(old) == len(new)
+    st = path.stat()
+    with path.open("r+") as f:  # in place: the inode stays
+        text = f.read()
+        f.seek(0)
+        f.write(text.replace(old, new))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+    )
+
+
+async def test_sighup_to_the_supervisor_reloads_every_worker(
+    served: tuple[str, Path, list[int]],
+) -> None:
+    """`kill -HUP <supervisor>` is how users reload `serve --workers N`: every worker must reload."""
+    url, cfg, (supervisor,) = served
+    created = await asyncio.to_thread(
+        cli, cfg, "token", "create", "--workspace", "acme", "--name", "h", "--scope", "items:read"
+    )
+    token = created["token"]
+    assert set(await statuses(url, token, 40)) == {200}
+    rewrite_unseen(cfg, "scopes: [items:read]", "scopes: [items:edit]")
+    os.kill(supervisor, signal.SIGHUP)  # the supervisor only, as a user or systemd would
+
+    async def all_forbidden() -> bool:
+        return set(await statuses(url, token, 20)) == {403}
+
+    await eventually(all_forbidden, within=5.0)
+    log = (cfg.parent / "gateway.log").read_text()
+    assert log.count("config reloaded (SIGHUP)") == 2, log  # once in each worker
+    assert len(worker_pids(supervisor)) == 2
+
+
+async def test_sighup_while_workers_start_kills_nothing(tmp_path: Path, upstream: Upstream) -> None:
+    """A reload signal sent while workers are still importing must not end any of them.
+
+    SIGHUP's default action is to terminate. Once the supervisor has taken SIGHUP over (visible
+    in /proc as caught or ignored), every SIGHUP from then on must leave all processes running.
+    """
+    port = free_port()
+    cfg = tmp_path / "gateway.yaml"
+    text = CONFIG.replace("{port}", str(port)).replace("{db}", str(tmp_path / "g.db"))
+    cfg.write_text(text.replace("{up}", upstream.url))
+    log = tmp_path / "gateway.log"
+    proc = start_serve(cfg, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def hup_handled() -> bool:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            masks = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+            return bool((int(masks["SigIgn"], 16) | int(masks["SigCgt"], 16)) & 1)  # bit 0: HUP
+
+        async def supervisor_ready() -> bool:
+            assert proc.poll() is None, log.read_text()
+            return hup_handled()
+
+        await eventually(supervisor_ready, within=30, interval=0.005)
+        sent = 0
+        for _ in range(3000):  # bounded: until the gateway answers, at most ~15 s of signals
+            os.kill(proc.pid, signal.SIGHUP)
+            sent += 1
+            try:
+                async with (
+                    aiohttp.ClientSession() as s,
+                    s.get(f"{url}/api/x", timeout=aiohttp.ClientTimeout(total=1)) as r,
+                ):
+                    if r.status == 401:
+                        break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.005)
+        else:
+            raise AssertionError(f"the gateway never came up:\n{log.read_text()}")
+        await wait_up(url)
+        assert proc.poll() is None, log.read_text()
+        assert len(worker_pids(proc.pid)) == 2, log.read_text()
+        assert sent > 1  # signals really landed during start-up
+    finally:
+        stop_serve(proc, log)
