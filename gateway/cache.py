@@ -33,21 +33,25 @@ _ABSENT = object()
 class AuthCache:
     """Positive and negative caches for tokens, workspaces and memberships."""
 
-    def __init__(self, store: Store, config: CacheConfig) -> None:
+    def __init__(
+        self, store: Store, config: CacheConfig, timer: Callable[[], float] = time.monotonic
+    ) -> None:
         self.store = store
         self.config = config
         self._on_hit: Callable[[str], None] = lambda kind: None
         self._on_miss: Callable[[str], None] = lambda kind: None
         self.tokens: TTLMap[str, tuple[TokenRecord, float | None]] = TTLMap(
-            config.size, config.ttl, on_drop=self._unindex
+            config.size, config.ttl, timer, on_drop=self._unindex
         )
         # Token id → the hashes cached for it, so a change to a token drops every one of them.
         # Kept exact by ``_unindex``: an entry leaves here exactly when its hash leaves ``tokens``.
         self.token_hashes: dict[str, set[str]] = {}
-        self.negative: TTLMap[str, bool] = TTLMap(config.negative_size, config.negative_ttl)
-        self.workspaces: TTLMap[tuple[str, str], Workspace | None] = TTLMap(config.size, config.ttl)
+        self.negative: TTLMap[str, bool] = TTLMap(config.negative_size, config.negative_ttl, timer)
+        self.workspaces: TTLMap[tuple[str, str], Workspace | None] = TTLMap(
+            config.size, config.ttl, timer
+        )
         self.memberships: TTLMap[tuple[str, str], Membership | None] = TTLMap(
-            config.size, config.ttl
+            config.size, config.ttl, timer
         )
         # Set by the change feed while the store is unreachable: a cache miss then fails closed
         # at once instead of waiting out connect timeouts on every request.

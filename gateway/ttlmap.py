@@ -33,7 +33,9 @@ class TTLMap(Generic[K, V]):
     pushed out because the map is full (the eviction metric).
     """
 
-    __slots__ = ("_data", "maxsize", "on_drop", "on_evict", "timer", "ttl")
+    # maxsize, ttl and timer are fixed at construction (read-only properties): the expiry order
+    # above holds only if every entry got the same ttl from the same clock.
+    __slots__ = ("_data", "_maxsize", "_timer", "_ttl", "on_drop", "on_evict")
 
     def __init__(
         self,
@@ -43,17 +45,29 @@ class TTLMap(Generic[K, V]):
         on_drop: Callable[[K, V], None] | None = None,
     ) -> None:
         self._data: OrderedDict[K, tuple[V, float]] = OrderedDict()
-        self.maxsize = maxsize
-        self.ttl = ttl
-        self.timer = timer
+        self._maxsize = maxsize
+        self._ttl = ttl
+        self._timer = timer
         self.on_drop = on_drop
         self.on_evict: Callable[[], None] | None = None
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @property
+    def ttl(self) -> float:
+        return self._ttl
+
+    @property
+    def timer(self) -> Callable[[], float]:
+        return self._timer
 
     def get(self, key: K, default: D | None = None) -> V | D | None:
         entry = self._data.get(key)
         if entry is None:
             return default
-        if entry[1] <= self.timer():
+        if entry[1] <= self._timer():
             self._remove(key)
             return default
         return entry[0]
@@ -66,22 +80,22 @@ class TTLMap(Generic[K, V]):
 
     def put(self, key: K, value: V) -> bool:
         """Set ``key``; False when nothing was stored (``ttl`` ≤ 0 caches nothing, as cachetools)."""
-        if self.ttl <= 0:
+        if self._ttl <= 0:
             self.pop(key)
             return False
         data = self._data
-        now = self.timer()
+        now = self._timer()
         old = data.pop(key, None)
         if old is not None and self.on_drop is not None:
             self.on_drop(key, old[0])
-        data[key] = (value, now + self.ttl)
+        data[key] = (value, now + self._ttl)
         # The oldest entry is the first to expire. Dropping at most one expired entry per set keeps
         # each set O(1) and is enough: memory stays bounded by maxsize, and get() never returns
         # an expired entry whether or not it was dropped yet.
         first = next(iter(data))
         if data[first][1] <= now:
             self._remove(first)
-        elif len(data) > self.maxsize:
+        elif len(data) > self._maxsize:
             self._remove(first)
             if self.on_evict is not None:
                 self.on_evict()
@@ -93,7 +107,7 @@ class TTLMap(Generic[K, V]):
             return default
         if self.on_drop is not None:
             self.on_drop(key, entry[0])
-        return entry[0] if entry[1] > self.timer() else default
+        return entry[0] if entry[1] > self._timer() else default
 
     def clear(self) -> None:
         self._data.clear()

@@ -85,9 +85,8 @@ async def test_a_token_change_drops_every_cached_secret_of_it(tmp_path: Path) ->
     store = await _store_with_token(tmp_path)
     try:
         assert await store.rotate_token("tok_1", "h2", "gw_live_def", old_not_after=1e12)
-        cache = AuthCache(store, CacheConfig(ttl=60))
         clock = Clock()
-        cache.tokens.timer = clock
+        cache = AuthCache(store, CacheConfig(ttl=60), timer=clock)
         assert await cache.find_token("h1") is not None
         clock.now += 50
         assert await cache.find_token("h2") is not None
@@ -191,9 +190,8 @@ async def test_zero_ttl_keeps_the_index_empty(tmp_path: Path) -> None:
 async def test_a_secret_cached_again_after_expiry_stays_indexed(tmp_path: Path) -> None:
     store = await _store_with_token(tmp_path)
     try:
-        cache = AuthCache(store, CacheConfig(ttl=60))
         clock = Clock()
-        cache.tokens.timer = clock
+        cache = AuthCache(store, CacheConfig(ttl=60), timer=clock)
         assert await cache.find_token("h1") is not None
         clock.now += 61
         assert await cache.find_token("h1") is not None  # expired: looked up and cached again
