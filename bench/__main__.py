@@ -35,6 +35,7 @@ from bench.servers import (
     start_floor,
     start_gateway,
     start_nginx_proxy,
+    start_parserrelay,
     start_rawrelay,
     start_upstream,
 )
@@ -551,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--ceiling",
         action="store_true",
-        help="also run bench/rawrelay.py (bare uvloop, no HTTP library) in cache-hit: the Python ceiling",
+        help="also run, in cache-hit, bench/rawrelay.py (bare uvloop, no HTTP library: the Python "
+        "ceiling) and bench/parserrelay.py (aiohttp's C parser on bare uvloop, no web layer)",
     )
     p.add_argument(
         "--profile",
@@ -635,12 +637,15 @@ def main(argv: list[str] | None = None) -> int:
         floor = (
             None if args.no_floor else start_floor(procs, tmp, server_cpus, upstream, args.workers)
         )
-        relay = (
-            start_rawrelay(procs, tmp, server_cpus, upstream, args.workers)
+        ceilings = (
+            [
+                start_parserrelay(procs, tmp, server_cpus, upstream, args.workers),
+                start_rawrelay(procs, tmp, server_cpus, upstream, args.workers),
+            ]
             if args.ceiling
-            else None
+            else []
         )
-        extras = [x for x in (floor, relay) if x is not None]
+        extras = [x for x in (floor, *ceilings) if x is not None]
         res["servers"] = {s.name: s.url for s in [*contenders, *extras]}
         log("servers: " + " ".join(f"{k}={v}" for k, v in res["servers"].items()))
 
@@ -669,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
         conns, th = args.connections, wrk_threads
         scenarios: list[Scenario] = []
         if "cache-hit" in chosen:
-            ceiling = [Target(relay.name, relay, env=auth)] if relay else []
+            ceiling = [Target(c.name, c, env=auth) for c in ceilings]
             scenarios.append(
                 Scenario(
                     "cache-hit", [*with_floor, *ceiling], conns, th, "small JSON, one cached token"
@@ -737,10 +742,11 @@ def main(argv: list[str] | None = None) -> int:
                     floor_m["rps"], m["nginx-proxy"]["rps"]
                 )
                 ratios["gateway/aiohttp-floor req/s"] = _ratio(m["gateway"]["rps"], floor_m["rps"])
-            if "raw-relay" in m and "nginx-proxy" in m:
-                ratios["raw-relay/nginx-proxy req/s"] = _ratio(
-                    m["raw-relay"]["rps"], m["nginx-proxy"]["rps"]
-                )
+            for relay in ("parser-relay", "raw-relay"):
+                if relay in m and "nginx-proxy" in m:
+                    ratios[f"{relay}/nginx-proxy req/s"] = _ratio(
+                        m[relay]["rps"], m["nginx-proxy"]["rps"]
+                    )
             for label in m:
                 if label.startswith("gateway@"):
                     ratios[f"gateway/{label} req/s"] = _ratio(m["gateway"]["rps"], m[label]["rps"])

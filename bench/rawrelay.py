@@ -59,7 +59,8 @@ class _Client(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
-        asyncio.get_running_loop().create_task(self._connect())
+        # Kept: the loop holds tasks weakly, and connection_lost cancels one still connecting.
+        self.connecting = asyncio.get_running_loop().create_task(self._connect())
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -81,6 +82,7 @@ class _Client(asyncio.Protocol):
                 self.up.write(head)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.connecting.cancel()  # a no-op once connected
         if self.up is not None:
             self.up.close()
 

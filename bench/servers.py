@@ -268,6 +268,19 @@ def start_rawrelay(
     return Server("raw-relay", proc, port, log)
 
 
+def start_parserrelay(
+    procs: Processes, tmp: Path, cpus: str | None, upstream: Server, workers: int
+) -> Server:
+    """Option 2's floor (:mod:`bench.parserrelay`): aiohttp's C parser on a bare uvloop protocol."""
+    port = free_port()
+    log = tmp / "parserrelay.stderr"
+    argv = [sys.executable, "-m", "bench.parserrelay", "--port", str(port)]
+    argv += ["--upstream", upstream.url, "--workers", str(workers)]
+    proc = procs.start("parser-relay", argv, cpus=cpus, stderr=log)
+    wait_for(lambda: _port_open(port) or _died(proc, log), 30, "the parser relay")
+    return Server("parser-relay", proc, port, log)
+
+
 def _died(proc: subprocess.Popen[bytes], log: Path) -> bool:
     if proc.poll() is not None:
         raise RuntimeError(f"process exited early ({proc.returncode}): {log.read_text()[-2000:]}")

@@ -115,7 +115,7 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
 
 def test_baseline_and_ceiling_contenders(tmp_path: Path) -> None:
     """``--baseline REV`` runs the older gateway beside this one and also loads both at once;
-    ``--ceiling`` adds the bare-uvloop relay to cache-hit.
+    ``--ceiling`` adds the two relays (aiohttp parser on bare uvloop; bare uvloop) to cache-hit.
 
     The paired rounds are what make a before/after readable on a noisy host: both must have
     served load in the same window, with each one's CPU measured on its own processes.
@@ -145,10 +145,19 @@ def test_baseline_and_ceiling_contenders(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
     hit = res["scenarios"]["cache-hit"]
-    assert set(hit["median"]) == {"direct", "nginx-proxy", "gateway", "gateway@HEAD", "raw-relay"}
-    relay = hit["median"]["raw-relay"]
-    assert relay["requests"] > 0 and relay["non2xx"] == 0 and relay["socket_errors"] == 0
-    assert hit["ratios"]["raw-relay/nginx-proxy req/s"] > 0
+    assert set(hit["median"]) == {
+        "direct",
+        "nginx-proxy",
+        "gateway",
+        "gateway@HEAD",
+        "parser-relay",
+        "raw-relay",
+    }
+    for name in ("parser-relay", "raw-relay"):
+        relay = hit["median"][name]
+        # Every request relayed and answered 2xx: a relay that broke would show here.
+        assert relay["requests"] > 0 and relay["non2xx"] == 0 and relay["socket_errors"] == 0
+        assert hit["ratios"][f"{name}/nginx-proxy req/s"] > 0
     paired = res["paired"]
     assert (paired["a"], paired["b"]) == ("gateway", "gateway@HEAD")
     for rnd in paired["rounds"]:
