@@ -18,10 +18,11 @@ import asyncio
 import multiprocessing
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import uvloop
 from aiohttp import web
+from aiohttp.http_parser import RawResponseMessage
 from multidict import CIMultiDict
 
 from gateway.upstream import UpstreamPool
@@ -34,21 +35,7 @@ def _serve(sock: socket.socket, upstream: str) -> None:
         pool = UpstreamPool(upstream)
 
         async def relay(request: web.BaseRequest) -> web.StreamResponse:
-            headers = CIMultiDict(
-                (k, v) for k, v in request.headers.items() if k.lower() not in SKIP
-            )
-            proto, message, payload = await pool.send(
-                request.method,
-                request.raw_path,
-                headers,
-                connect_timeout=5,
-                read_timeout=60,
-                head_timeout=60,
-            )
-            try:
-                body = await payload.read()
-            finally:
-                pool.release(proto)
+            message, body = await exchange(pool, request.method, request.raw_path, request.headers)
             return web.Response(
                 status=message.code,
                 body=body,
@@ -56,14 +43,24 @@ def _serve(sock: socket.socket, upstream: str) -> None:
             )
 
         server = web.Server(relay, access_log=None)
-        loop = asyncio.get_running_loop()
-        await loop.create_server(server, sock=sock)
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        await stop.wait()
-        pool.close()
+        await asyncio.get_running_loop().create_server(server, sock=sock)
+        await until_sigterm(pool)
 
     uvloop.run(main())
+
+
+async def exchange(
+    pool: UpstreamPool, method: str, target: str, incoming: Mapping[str, str]
+) -> tuple[RawResponseMessage, bytes]:
+    """One request over ``pool``: every header but ``SKIP`` forwarded, the body read whole."""
+    headers = CIMultiDict((k, v) for k, v in incoming.items() if k.lower() not in SKIP)
+    proto, message, payload = await pool.send(
+        method, target, headers, connect_timeout=5, read_timeout=60, head_timeout=60
+    )
+    try:
+        return message, await payload.read()
+    finally:
+        pool.release(proto)
 
 
 def run_workers(serve: Callable[..., None], port: int, workers: int, *args: object) -> None:
@@ -92,14 +89,24 @@ def run_workers(serve: Callable[..., None], port: int, workers: int, *args: obje
         proc.join()
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[0])
+def relay_cli(prog: str, doc: str | None, serve: Callable[[socket.socket, str], None]) -> None:
+    """The command line the floor and the parser relay share: ``--port``, ``--upstream``,
+    ``--workers``; then ``serve(sock, upstream)`` in every worker."""
+    p = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--upstream", required=True)
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
-    run_workers(_serve, args.port, args.workers, args.upstream)
+    run_workers(serve, args.port, args.workers, args.upstream)
+
+
+async def until_sigterm(pool: UpstreamPool) -> None:
+    """Serve until SIGTERM, then close ``pool``'s upstream connections."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    pool.close()
 
 
 if __name__ == "__main__":
-    main()
+    relay_cli("python -m bench.floor", __doc__, _serve)

@@ -18,9 +18,7 @@ Run: ``python -m bench.parserrelay --port P --upstream http://127.0.0.1:U --work
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 import socket
 from collections import deque
 
@@ -30,7 +28,7 @@ from aiohttp.http_parser import HttpRequestParser, RawRequestMessage
 from aiohttp.http_writer import _serialize_headers
 from multidict import CIMultiDict
 
-from bench.floor import SKIP, run_workers
+from bench.floor import exchange, relay_cli, until_sigterm
 from gateway.upstream import UpstreamPool
 
 _BAD = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -72,21 +70,7 @@ class _Conn(BaseProtocol):
         try:
             while self.queue and self.transport is not None:
                 msg = self.queue.popleft()
-                headers = CIMultiDict(
-                    (k, v) for k, v in msg.headers.items() if k.lower() not in SKIP
-                )
-                proto, message, payload = await self.pool.send(
-                    msg.method,
-                    msg.path,
-                    headers,
-                    connect_timeout=5,
-                    read_timeout=60,
-                    head_timeout=60,
-                )
-                try:
-                    body = await payload.read()
-                finally:
-                    self.pool.release(proto)
+                message, body = await exchange(self.pool, msg.method, msg.path, msg.headers)
                 out = CIMultiDict(
                     {
                         "Content-Type": message.headers.get("Content-Type", ""),
@@ -118,24 +102,10 @@ def _serve(sock: socket.socket, upstream: str) -> None:
         loop = asyncio.get_running_loop()
         pool = UpstreamPool(upstream)
         await loop.create_server(lambda: _Conn(loop, pool), sock=sock)
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        await stop.wait()
-        pool.close()
+        await until_sigterm(pool)
 
     uvloop.run(main())
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.parserrelay", description=__doc__.split("\n\n")[0]
-    )
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--upstream", required=True)
-    p.add_argument("--workers", type=int, default=2)
-    args = p.parse_args()
-    run_workers(_serve, args.port, args.workers, args.upstream)
-
-
 if __name__ == "__main__":
-    main()
+    relay_cli("python -m bench.parserrelay", __doc__, _serve)

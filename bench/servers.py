@@ -229,56 +229,40 @@ def start_gateway(
     return Server(name, proc, port, log), metrics
 
 
+def _start_relay(
+    procs: Processes, tmp: Path, cpus: str | None, name: str, module: str, args: list[str]
+) -> Server:
+    """``python -m module --port P *args`` (a bench relay), once its port opens."""
+    port = free_port()
+    log = tmp / f"{name}.stderr"
+    argv = [sys.executable, "-m", module, "--port", str(port), *args]
+    proc = procs.start(name, argv, cpus=cpus, stderr=log)
+    wait_for(lambda: _port_open(port) or _died(proc, log), 30, f"the {name}")
+    return Server(name, proc, port, log)
+
+
 def start_floor(
     procs: Processes, tmp: Path, cpus: str | None, upstream: Server, workers: int
 ) -> Server:
     """The aiohttp floor (:mod:`bench.floor`): a bare aiohttp relay over the gateway's exchange."""
-    port = free_port()
-    log = tmp / "floor.stderr"
-    proc = procs.start(
-        "aiohttp-floor",
-        [
-            sys.executable,
-            "-m",
-            "bench.floor",
-            "--port",
-            str(port),
-            "--upstream",
-            upstream.url,
-            "--workers",
-            str(workers),
-        ],
-        cpus=cpus,
-        stderr=log,
-    )
-    wait_for(lambda: _port_open(port) or _died(proc, log), 30, "the aiohttp floor")
-    return Server("aiohttp-floor", proc, port, log)
+    args = ["--upstream", upstream.url, "--workers", str(workers)]
+    return _start_relay(procs, tmp, cpus, "aiohttp-floor", "bench.floor", args)
 
 
 def start_rawrelay(
     procs: Processes, tmp: Path, cpus: str | None, upstream: Server, workers: int
 ) -> Server:
     """The Python ceiling (:mod:`bench.rawrelay`): a relay on bare uvloop, no HTTP library."""
-    port = free_port()
-    log = tmp / "rawrelay.stderr"
-    argv = [sys.executable, "-m", "bench.rawrelay", "--port", str(port)]
-    argv += ["--upstream-port", str(upstream.port), "--workers", str(workers)]
-    proc = procs.start("raw-relay", argv, cpus=cpus, stderr=log)
-    wait_for(lambda: _port_open(port) or _died(proc, log), 30, "the raw relay")
-    return Server("raw-relay", proc, port, log)
+    args = ["--upstream-port", str(upstream.port), "--workers", str(workers)]
+    return _start_relay(procs, tmp, cpus, "raw-relay", "bench.rawrelay", args)
 
 
 def start_parserrelay(
     procs: Processes, tmp: Path, cpus: str | None, upstream: Server, workers: int
 ) -> Server:
     """Option 2's floor (:mod:`bench.parserrelay`): aiohttp's C parser on a bare uvloop protocol."""
-    port = free_port()
-    log = tmp / "parserrelay.stderr"
-    argv = [sys.executable, "-m", "bench.parserrelay", "--port", str(port)]
-    argv += ["--upstream", upstream.url, "--workers", str(workers)]
-    proc = procs.start("parser-relay", argv, cpus=cpus, stderr=log)
-    wait_for(lambda: _port_open(port) or _died(proc, log), 30, "the parser relay")
-    return Server("parser-relay", proc, port, log)
+    args = ["--upstream", upstream.url, "--workers", str(workers)]
+    return _start_relay(procs, tmp, cpus, "parser-relay", "bench.parserrelay", args)
 
 
 def _died(proc: subprocess.Popen[bytes], log: Path) -> bool:

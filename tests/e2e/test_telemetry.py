@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -22,9 +20,9 @@ from gateway import tokens
 from gateway.telemetry import metrics_app
 from tests.conftest import GatewayFactory
 from tests.e2e.core_config import CORE
-from tests.support.harness import RunningGateway, Upstream, eventually
+from tests.support.harness import RunningGateway, Upstream, eventually, wait_answering
 from tests.support.require import binary_or_skip
-from tests.support.served import cli, free_port
+from tests.support.served import cli, free_port, stop_session
 
 
 def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -232,15 +230,7 @@ async def served(tmp_path: Path, upstream: Upstream) -> AsyncIterator[dict[str, 
     )
     url = f"http://127.0.0.1:{ports['port']}"
     try:
-
-        async def up() -> bool:
-            try:
-                async with aiohttp.ClientSession() as s, s.get(f"{url}/api/x") as r:
-                    return r.status == 401
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(up, within=30, interval=0.1)
+        await wait_answering(url)
         yield {
             "url": url,
             "cfg": cfg,
@@ -249,12 +239,7 @@ async def served(tmp_path: Path, upstream: Upstream) -> AsyncIterator[dict[str, 
             "log": tmp_path / "gateway.log",
         }
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_session(proc)
         log.close()
 
 

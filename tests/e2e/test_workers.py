@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.support.harness import Upstream, eventually
-from tests.support.served import cli, free_port
+from tests.support.harness import Upstream, eventually, wait_answering
+from tests.support.served import cli, free_port, stop_session
 
 CONFIG = """
 listeners: {proxy: "127.0.0.1:{port}"}
@@ -60,26 +60,9 @@ def start_serve(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def wait_up(url: str) -> None:
-    async def up() -> bool:
-        try:
-            async with aiohttp.ClientSession() as s, s.get(f"{url}/api/x") as r:
-                return r.status == 401
-        except aiohttp.ClientError:
-            return False
-
-    await eventually(up, within=30, interval=0.1)
-
-
 def stop_serve(proc: subprocess.Popen[bytes], log: Path) -> None:
     """SIGTERM the whole session; the supervisor must exit 0 (every worker drained cleanly)."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == 0, log.read_text()
+    assert stop_session(proc) == 0, log.read_text()
 
 
 @pytest.fixture
@@ -94,7 +77,7 @@ async def served(tmp_path: Path, upstream: Upstream) -> AsyncIterator[tuple[str,
     proc = start_serve(cfg, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        await wait_up(url)
+        await wait_answering(url)
         yield url, cfg, [proc.pid]
     finally:
         stop_serve(proc, log)
@@ -262,7 +245,7 @@ async def test_sighup_while_workers_start_kills_nothing(tmp_path: Path, upstream
                 await asyncio.sleep(0.005)
         else:
             raise AssertionError(f"the gateway never came up:\n{log.read_text()}")
-        await wait_up(url)
+        await wait_answering(url)
         assert proc.poll() is None, log.read_text()
         assert len(worker_pids(proc.pid)) == 2, log.read_text()
         assert sent > 1  # signals really landed during start-up

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 from aiohttp import web
 
@@ -163,6 +164,19 @@ async def eventually(
         if time.monotonic() - start > within:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
+
+
+async def wait_answering(url: str, within: float = 30) -> None:
+    """Wait until a gateway started as a process answers ``{url}/api/x`` (401: no credential)."""
+
+    async def up() -> bool:
+        try:
+            async with aiohttp.ClientSession() as s, s.get(f"{url}/api/x") as r:
+                return r.status == 401
+        except aiohttp.ClientError:
+            return False
+
+    await eventually(up, within=within, interval=0.1)
 
 
 def body_json(data: bytes) -> Any:

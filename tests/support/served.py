@@ -25,6 +25,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_session(proc: subprocess.Popen[bytes], grace: float = 15) -> int | None:
+    """SIGTERM a gateway started in its own session (supervisor and workers alike); SIGKILL what
+    is still there after ``grace`` seconds. Returns the exit status (negative: killed)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return proc.returncode
+
+
 def cli(cfg: Path, *args: str) -> Any:
     """Run the gateway CLI with ``--json`` and return what it printed."""
     out = subprocess.run(
