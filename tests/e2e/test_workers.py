@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,8 +17,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.support.harness import Upstream, eventually, wait_answering
-from tests.support.served import cli, free_port, stop_session
+from tests.support.harness import Upstream, answers, eventually
+from tests.support.served import Served, cli, free_port, stop_session
 
 CONFIG = """
 listeners: {proxy: "127.0.0.1:{port}"}
@@ -48,39 +46,36 @@ async def upstream() -> AsyncIterator[Upstream]:
     await up.stop()
 
 
-def start_serve(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``gateway serve --workers 2`` as its own session; warnings and errors go to ``log``."""
-    with log.open("ab") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(cfg), "serve", "--workers", "2"],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            env={**os.environ, "GATEWAY_LOG_LEVEL": "WARNING"},
-            start_new_session=True,
-        )
-
-
-def stop_serve(proc: subprocess.Popen[bytes], log: Path) -> None:
-    """SIGTERM the whole session; the supervisor must exit 0 (every worker drained cleanly)."""
-    assert stop_session(proc) == 0, log.read_text()
-
-
-@pytest.fixture
-async def served(tmp_path: Path, upstream: Upstream) -> AsyncIterator[tuple[str, Path, list[int]]]:
-    """(url, config path, [supervisor pid]); the processes' log is ``gateway.log`` beside the config."""
+def write_config(tmp_path: Path, upstream: Upstream) -> tuple[Path, int]:
     port = free_port()
     cfg = tmp_path / "gateway.yaml"
     text = CONFIG.replace("{port}", str(port)).replace("{db}", str(tmp_path / "g.db"))
     cfg.write_text(text.replace("{up}", upstream.url))
+    return cfg, port
+
+
+def stop(served: Served) -> None:
+    """SIGTERM the whole session; the supervisor must exit 0 (every worker drained cleanly)."""
+    assert served.proc is not None
+    assert stop_session(served.proc) == 0, served.log_text()
+
+
+@pytest.fixture
+async def served(tmp_path: Path, upstream: Upstream) -> AsyncIterator[Served]:
+    """``gateway serve --workers 2`` as a user runs it, in its own session (workers included)."""
+    cfg, port = write_config(tmp_path, upstream)
     await asyncio.to_thread(cli, cfg, "workspace", "create", "--name", "Acme", "--slug", "acme")
-    log = tmp_path / "gateway.log"
-    proc = start_serve(cfg, log)
-    url = f"http://127.0.0.1:{port}"
+    srv = Served(cfg, port, "--workers", "2")
     try:
-        await wait_answering(url)
-        yield url, cfg, [proc.pid]
+        await srv.start(start_new_session=True)
+
+        async def both_listening() -> bool:  # each installs its SIGHUP handler before this line
+            return all(f"worker {i} listening" in srv.log_text() for i in range(2))
+
+        await eventually(both_listening, within=30, interval=0.05)
+        yield srv
     finally:
-        stop_serve(proc, log)
+        stop(srv)
 
 
 async def statuses(url: str, token: str, n: int) -> list[int]:
@@ -98,10 +93,8 @@ async def statuses(url: str, token: str, n: int) -> list[int]:
     return list(await asyncio.gather(*(one() for _ in range(n))))
 
 
-async def test_cli_revocation_reaches_every_worker_within_a_second(
-    served: tuple[str, Path, list[int]],
-) -> None:
-    url, cfg, _ = served
+async def test_cli_revocation_reaches_every_worker_within_a_second(served: Served) -> None:
+    url, cfg = served.url, served.cfg
     created = await asyncio.to_thread(
         cli, cfg, "token", "create", "--workspace", "acme", "--name", "w", "--scope", "items:read"
     )
@@ -134,8 +127,9 @@ def peak_rss_mib(pid: int) -> float:
     raise AssertionError("no VmHWM")
 
 
-async def test_large_upload_streams_without_buffering(served: tuple[str, Path, list[int]]) -> None:
-    url, cfg, (supervisor,) = served
+async def test_large_upload_streams_without_buffering(served: Served) -> None:
+    assert served.proc is not None
+    url, cfg, supervisor = served.url, served.cfg, served.proc.pid
     created = await asyncio.to_thread(
         cli, cfg, "token", "create", "--workspace", "acme", "--name", "u", "--scope", "items:read"
     )
@@ -183,11 +177,10 @@ def rewrite_unseen(path: Path, old: str, new: str) -> None:
     )
 
 
-async def test_sighup_to_the_supervisor_reloads_every_worker(
-    served: tuple[str, Path, list[int]],
-) -> None:
+async def test_sighup_to_the_supervisor_reloads_every_worker(served: Served) -> None:
     """`kill -HUP <supervisor>` is how users reload `serve --workers N`: every worker must reload."""
-    url, cfg, (supervisor,) = served
+    assert served.proc is not None
+    url, cfg, supervisor = served.url, served.cfg, served.proc.pid
     created = await asyncio.to_thread(
         cli, cfg, "token", "create", "--workspace", "acme", "--name", "h", "--scope", "items:read"
     )
@@ -200,7 +193,7 @@ async def test_sighup_to_the_supervisor_reloads_every_worker(
         return set(await statuses(url, token, 20)) == {403}
 
     await eventually(all_forbidden, within=5.0)
-    log = (cfg.parent / "gateway.log").read_text()
+    log = served.log_text()
     assert log.count("config reloaded (SIGHUP)") == 2, log  # once in each worker
     assert len(worker_pids(supervisor)) == 2
 
@@ -211,13 +204,9 @@ async def test_sighup_while_workers_start_kills_nothing(tmp_path: Path, upstream
     SIGHUP's default action is to terminate. Once the supervisor has taken SIGHUP over (visible
     in /proc as caught or ignored), every SIGHUP from then on must leave all processes running.
     """
-    port = free_port()
-    cfg = tmp_path / "gateway.yaml"
-    text = CONFIG.replace("{port}", str(port)).replace("{db}", str(tmp_path / "g.db"))
-    cfg.write_text(text.replace("{up}", upstream.url))
-    log = tmp_path / "gateway.log"
-    proc = start_serve(cfg, log)
-    url = f"http://127.0.0.1:{port}"
+    cfg, port = write_config(tmp_path, upstream)
+    srv = Served(cfg, port, "--workers", "2")
+    proc = srv.spawn(start_new_session=True)
     try:
 
         def hup_handled() -> bool:
@@ -226,7 +215,7 @@ async def test_sighup_while_workers_start_kills_nothing(tmp_path: Path, upstream
             return bool((int(masks["SigIgn"], 16) | int(masks["SigCgt"], 16)) & 1)  # bit 0: HUP
 
         async def supervisor_ready() -> bool:
-            assert proc.poll() is None, log.read_text()
+            assert proc.poll() is None, srv.log_text()
             return hup_handled()
 
         await eventually(supervisor_ready, within=30, interval=0.005)
@@ -234,20 +223,13 @@ async def test_sighup_while_workers_start_kills_nothing(tmp_path: Path, upstream
         for _ in range(3000):  # bounded: until the gateway answers, at most ~15 s of signals
             os.kill(proc.pid, signal.SIGHUP)
             sent += 1
-            try:
-                async with (
-                    aiohttp.ClientSession() as s,
-                    s.get(f"{url}/api/x", timeout=aiohttp.ClientTimeout(total=1)) as r,
-                ):
-                    if r.status == 401:
-                        break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.005)
+            if await answers(srv.url):
+                break
+            await asyncio.sleep(0.005)
         else:
-            raise AssertionError(f"the gateway never came up:\n{log.read_text()}")
-        await wait_answering(url)
-        assert proc.poll() is None, log.read_text()
-        assert len(worker_pids(proc.pid)) == 2, log.read_text()
+            raise AssertionError(f"the gateway never came up:\n{srv.log_text()}")
+        assert proc.poll() is None, srv.log_text()
+        assert len(worker_pids(proc.pid)) == 2, srv.log_text()
         assert sent > 1  # signals really landed during start-up
     finally:
-        stop_serve(proc, log)
+        stop(srv)

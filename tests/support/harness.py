@@ -166,17 +166,21 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+async def answers(url: str) -> bool:
+    """Whether a gateway at ``url`` answers ``/api/x`` with its 401 (no credential) right now."""
+    try:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"{url}/api/x", timeout=aiohttp.ClientTimeout(total=1)) as r,
+        ):
+            return r.status == 401
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
 async def wait_answering(url: str, within: float = 30) -> None:
-    """Wait until a gateway started as a process answers ``{url}/api/x`` (401: no credential)."""
-
-    async def up() -> bool:
-        try:
-            async with aiohttp.ClientSession() as s, s.get(f"{url}/api/x") as r:
-                return r.status == 401
-        except aiohttp.ClientError:
-            return False
-
-    await eventually(up, within=within, interval=0.1)
+    """Wait until a gateway started as a process answers (see :func:`answers`)."""
+    await eventually(lambda: answers(url), within=within, interval=0.1)
 
 
 def body_json(data: bytes) -> Any:

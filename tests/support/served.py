@@ -68,6 +68,12 @@ class Served:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, **popen: Any) -> Served:
+        self.spawn(**popen)
+        await self.wait_listening()
+        return self
+
+    def spawn(self, **popen: Any) -> subprocess.Popen[bytes]:
+        """Start the process and return at once (:meth:`start` also waits for the port)."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "--config", str(self.cfg), "serve", *self.extra],
             stdout=subprocess.DEVNULL,
@@ -76,8 +82,7 @@ class Served:
             **popen,
         )
         threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
-        await self.wait_listening()
-        return self
+        return self.proc
 
     async def wait_listening(self, within: float = 20.0, port: int | None = None) -> None:
         """Until ``port`` (default: the proxy port) accepts connections."""
