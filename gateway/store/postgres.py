@@ -31,6 +31,7 @@ import asyncpg
 
 from gateway.errors import StoreUnavailable
 from gateway.store.base import (
+    AuditEntry,
     AuditEvent,
     Change,
     Membership,
@@ -476,12 +477,15 @@ class PostgresStore:
             r.grant_id,
         )
 
-    async def create_token(self, record: TokenRecord, token_hash: str) -> None:
+    async def create_token(
+        self, record: TokenRecord, token_hash: str, audit: AuditEntry | None = None
+    ) -> None:
         async with self._tx() as c:
             await self._insert_token(c, record)
             await c.execute(
                 "INSERT INTO token_secrets VALUES ($1, $2, NULL)", token_hash, record.id
             )
+            await self._audit(c, audit)
             await self._change(c, "token", record.id)
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
@@ -500,7 +504,7 @@ class PostgresStore:
         )
         return [_token(r) for r in rows]
 
-    async def revoke_token(self, token_id: str, at: float) -> bool:
+    async def revoke_token(self, token_id: str, at: float, audit: AuditEntry | None = None) -> bool:
         async with self._tx() as c:
             done = await c.fetchval(
                 "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL "
@@ -509,11 +513,17 @@ class PostgresStore:
                 token_id,
             )
             if done:
+                await self._audit(c, audit)
                 await self._change(c, "token", token_id)
             return bool(done)
 
     async def rotate_token(
-        self, token_id: str, new_hash: str, new_visible_prefix: str, old_not_after: float
+        self,
+        token_id: str,
+        new_hash: str,
+        new_visible_prefix: str,
+        old_not_after: float,
+        audit: AuditEntry | None = None,
     ) -> bool:
         async with self._tx() as c:
             done = await c.fetchval(
@@ -532,6 +542,7 @@ class PostgresStore:
                 token_id,
             )
             await c.execute("INSERT INTO token_secrets VALUES ($1, $2, NULL)", new_hash, token_id)
+            await self._audit(c, audit)
             await self._change(c, "token", token_id)
             return True
 
@@ -599,19 +610,29 @@ class PostgresStore:
         workspace_id: str | None,
         detail: str | None = None,
     ) -> None:
+        entry = AuditEntry(
+            action, at, actor, address, token_id, visible_prefix, workspace_id, detail
+        )
         async with self._tx() as c:
-            await c.execute(
-                "INSERT INTO audit_log (at, action, actor, address, token_id, visible_prefix, "
-                "workspace_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                at,
-                action,
-                actor,
-                address,
-                token_id,
-                visible_prefix,
-                workspace_id,
-                detail,
-            )
+            await self._audit(c, entry)
+
+    @staticmethod
+    async def _audit(c: asyncpg.Connection, e: AuditEntry | None) -> None:
+        """Inside a transaction, before its change-feed row (which takes the ordering lock)."""
+        if e is None:
+            return
+        await c.execute(
+            "INSERT INTO audit_log (at, action, actor, address, token_id, visible_prefix, "
+            "workspace_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            e.at,
+            e.action,
+            e.actor,
+            e.address,
+            e.token_id,
+            e.visible_prefix,
+            e.workspace_id,
+            e.detail,
+        )
 
     async def list_audit(
         self, *, workspace_id: str | None = None, limit: int = 100

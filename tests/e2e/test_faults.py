@@ -287,6 +287,14 @@ async def test_sigkill_during_token_creation_loses_nothing_it_acknowledged(
             "(SELECT 1 FROM token_secrets s WHERE s.token_id = t.id)"
         ).fetchone()[0]
         assert orphans == 0
+        # Issue 23: a token and its audit event commit together, so neither outlives the other.
+        unaudited, events_without_token = db.execute(
+            "SELECT (SELECT count(*) FROM tokens t WHERE t.name LIKE 'k%' AND NOT EXISTS "
+            "  (SELECT 1 FROM audit_log a WHERE a.token_id = t.id AND a.action = 'token.create')),"
+            " (SELECT count(*) FROM audit_log a WHERE NOT EXISTS "
+            "  (SELECT 1 FROM tokens t WHERE t.id = a.token_id))"
+        ).fetchone()
+        assert (unaudited, events_without_token) == (0, 0)
     restarted = await Served(cfg, port).start()
     try:
         statuses = await asyncio.gather(
