@@ -42,6 +42,7 @@ from gateway.store.base import (
     User,
     Workspace,
 )
+from gateway.store.diskfull import DiskFullLog
 from gateway.store.sqlite import _IMPORT_MUST_BE_EMPTY, migrations
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ class PostgresStore:
         self.connect_timeout = connect_timeout
         self.query_timeout = query_timeout
         self._pool: asyncpg.Pool | None = None
+        self.disk = DiskFullLog("PostgreSQL")
 
     def _server_settings(self) -> dict[str, str]:
         # Named per schema so operators (and tests) can find this gateway's sessions.
@@ -224,8 +226,12 @@ class PostgresStore:
         try:
             async with pool.acquire() as conn, conn.transaction():
                 yield conn
+        except asyncpg.exceptions.DiskFullError as exc:
+            self.disk.failed(str(exc))  # 53100: the server's disk (or a quota) is full
+            raise StoreUnavailable(reason="store_disk_full") from exc
         except _ALL_ERRORS as exc:
             raise StoreUnavailable(reason="store_write") from exc
+        self.disk.wrote()
 
     async def ping(self) -> None:
         await self._one("SELECT 1")

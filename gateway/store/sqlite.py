@@ -33,6 +33,7 @@ from gateway.store.base import (
     User,
     Workspace,
 )
+from gateway.store.diskfull import DiskFullLog
 
 __all__ = ["SQLiteStore"]
 
@@ -144,6 +145,7 @@ class SQLiteStore:
         # a read see another request's uncommitted, possibly rolled-back, writes.
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self.disk = DiskFullLog("SQLite")
         # A third, plain sqlite3 connection for token lookups on the event loop's own thread: an
         # indexed read of a warm file costs ~45 µs of CPU, where the hand-off to aiosqlite's
         # thread and back costs ~150 µs more on a busy core (two thread switches and a wake-up
@@ -252,7 +254,11 @@ class SQLiteStore:
                     raise
                 await db.execute("COMMIT")
             except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                    self.disk.failed(str(exc))
+                    raise StoreUnavailable(reason="store_disk_full") from exc
                 raise StoreUnavailable(reason="store_write") from exc
+            self.disk.wrote()
 
     @property
     def _read_conn(self) -> aiosqlite.Connection:
