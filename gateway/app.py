@@ -358,6 +358,7 @@ def create_admin_app(gw: Gateway) -> web.Application:
                 gw.store.ping,
                 "readiness ping",
                 limit=min(gw.health.lookup_timeout, READY_TIMEOUT),
+                gated=False,  # a probe in its own right, and bounded: answers within a second
             )
         except StoreUnavailable:
             # Not ready (a load balancer should prefer other instances), but say whether cached

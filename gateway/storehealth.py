@@ -93,11 +93,17 @@ class StoreHealth:
         return True
 
     async def call(
-        self, op: Callable[[], Awaitable[T]], what: str, limit: float | None = None
+        self,
+        op: Callable[[], Awaitable[T]],
+        what: str,
+        limit: float | None = None,
+        *,
+        gated: bool = True,
     ) -> T:
         """``await op()`` bounded by the lookup timeout; ``StoreUnavailable`` when the store does
-        not answer in time, fails, or the circuit is open."""
-        if not self.admit():
+        not answer in time, fails, or the circuit is open. ``gated=False`` (the readiness check,
+        itself a probe) asks the store even while the circuit is open."""
+        if gated and not self.admit():
             raise StoreUnavailable(reason="store_down")
         probing = self.down_since is not None
         limit = self.lookup_timeout if limit is None else limit
