@@ -33,6 +33,8 @@ T = TypeVar("T")
 
 
 class StoreHealth:
+    """The circuit and the outage clock, shared by one process's caches and change feed."""
+
     def __init__(
         self,
         lookup_timeout: float = 0.5,

@@ -263,13 +263,27 @@ class PostgresStore:
         resyncs from the change sequence then. ``on_state(True/False)`` reports the connection.
         """
         backoff = 0.1
+        # One line per outage, not one per failed reconnect attempt: logged when a connection
+        # that was up fails, or on the first failure of all.
+        logged = False
+        connected = False
+
+        def report(up: bool) -> None:
+            nonlocal connected
+            connected = connected or up
+            if on_state is not None:
+                on_state(up)
+
         while True:
+            connected = False
             try:
-                await self._listen_once(on_change, on_state)
+                await self._listen_once(on_change, report)
             except _LISTEN_ERRORS as exc:
-                log.warning(
-                    "change listener connection lost (%s); reconnecting", type(exc).__name__
-                )
+                if connected or not logged:
+                    log.warning(
+                        "change listener connection lost (%s); reconnecting", type(exc).__name__
+                    )
+                logged = True
             else:
                 backoff = 0.1  # it was up, then went away: reconnect promptly
             if on_state is not None:
