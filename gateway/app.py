@@ -35,6 +35,7 @@ from gateway.pipeline.workspace import WorkspaceResolver
 from gateway.proxy import Forwarder, make_client_session
 from gateway.responses import error_response, json_response
 from gateway.store import Store, open_store
+from gateway.storehealth import StoreHealth
 from gateway.upstream import UpstreamPools
 
 __all__ = ["GATEWAY", "Gateway", "Runtime", "create_admin_app", "create_proxy_app"]
@@ -42,6 +43,10 @@ __all__ = ["GATEWAY", "Gateway", "Runtime", "create_admin_app", "create_proxy_ap
 log = logging.getLogger("gateway")
 access_log = logging.getLogger("gateway.access")
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
+# A change-feed read may return a thousand rows: it gets at least this long before it counts as
+# an outage. /readyz answers within READY_TIMEOUT whatever the store does.
+FEED_READ_TIMEOUT = 1.0
+READY_TIMEOUT = 0.8
 
 # An extra pipeline check after scopes (allowed domains, rate limits, …): raise to refuse.
 Check = Callable[[web.Request, RequestContext], Awaitable[None]]
@@ -75,10 +80,17 @@ class Gateway:
             config.store, connect_timeout=opts.connect_timeout, query_timeout=opts.query_timeout
         )
         self.hasher = tokens.TokenHasher(config.pepper)
-        self.cache = AuthCache(self.store, config.cache)
+        # Issue 23: one view of the store's health for the request path and the change feed.
+        self.health = StoreHealth(opts.lookup_timeout, opts.probe_interval, opts.outage_grace)
+        self.cache = AuthCache(self.store, config.cache, health=self.health)
         self.feed = ChangeFeed(
-            self.store, [self.cache], config.cache.poll_interval, opts.outage_grace
+            self.store,
+            [self.cache],
+            config.cache.poll_interval,
+            self.health,
+            timeout=max(opts.lookup_timeout, FEED_READ_TIMEOUT),
         )
+        self.health.on_probe_ok = self.feed.wake
         self.usage = UsageRecorder(self.store, config.cache.usage_flush_interval)
         self.session: aiohttp.ClientSession | None = None
         self.pools = UpstreamPools()  # kept across reloads: idle upstream connections stay warm
@@ -342,7 +354,12 @@ def create_admin_app(gw: Gateway) -> web.Application:
             else "reconnecting"
         )
         try:
-            await gw.store.ping()
+            await gw.health.call(
+                gw.store.ping,
+                "readiness ping",
+                limit=min(gw.health.lookup_timeout, READY_TIMEOUT),
+                gated=False,  # a probe in its own right, and bounded: answers within a second
+            )
         except StoreUnavailable:
             # Not ready (a load balancer should prefer other instances), but say whether cached
             # decisions are still being served within store.outage_grace.

@@ -6,6 +6,12 @@ Lookups go negative cache → positive cache → store. Every cached value is bo
 membership or role change, or workspace deletion made by any process (another worker, the CLI,
 another instance) wins over the cache within a second. Expiry itself needs no feed: it is compared
 with the clock on every request.
+
+Store outages (see :mod:`gateway.storehealth`): every store lookup is bounded and goes through the
+circuit breaker, and while the store is down any entry still held is served, even past its TTL
+(stale-while-unavailable), until ``outage_grace`` after the last change-feed read. That is safe
+because the feed had dropped every entry a change touched up to that read; TTLs only bound how
+long an entry lives while the feed is healthy.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any, TypeVar
 from gateway.config import CacheConfig
 from gateway.errors import StoreUnavailable
 from gateway.store.base import Change, Membership, Store, TokenRecord, Workspace
+from gateway.storehealth import StoreHealth, bounded
 from gateway.ttlmap import TTLMap
 
 T = TypeVar("T")
@@ -34,10 +41,15 @@ class AuthCache:
     """Positive and negative caches for tokens, workspaces and memberships."""
 
     def __init__(
-        self, store: Store, config: CacheConfig, timer: Callable[[], float] = time.monotonic
+        self,
+        store: Store,
+        config: CacheConfig,
+        timer: Callable[[], float] = time.monotonic,
+        health: StoreHealth | None = None,
     ) -> None:
         self.store = store
         self.config = config
+        self.health = health or StoreHealth(timer=timer)
         self._on_hit: Callable[[str], None] = lambda kind: None
         self._on_miss: Callable[[str], None] = lambda kind: None
         self.tokens: TTLMap[str, tuple[TokenRecord, float | None]] = TTLMap(
@@ -53,9 +65,6 @@ class AuthCache:
         self.memberships: TTLMap[tuple[str, str], Membership | None] = TTLMap(
             config.size, config.ttl, timer
         )
-        # Set by the change feed while the store is unreachable: a cache miss then fails closed
-        # at once instead of waiting out connect timeouts on every request.
-        self.store_down = False
         # Counts changes applied; a lookup that saw it move while it waited does not cache.
         self._epoch = 0
         # Store lookups in progress, by key (see _single_flight).
@@ -80,6 +89,8 @@ class AuthCache:
 
     def cached_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
         """The token from the positive cache, without a coroutine; ``None`` when not cached."""
+        if self.health.down_since is not None:
+            return self._stale_token(token_hash)
         hit = self.tokens.get(token_hash)
         if hit is not None:
             self._on_hit("token")
@@ -91,17 +102,27 @@ class AuthCache:
         The caller has just read the positive cache (authn does so without a coroutine on the hot
         path), so it is not read again here; a token cached since is simply looked up anew.
         """
+        if not self.health.cached_ok():
+            raise StoreUnavailable(reason="store_down")  # past the grace: no cached answer either
         if token_hash in self.negative:
             self._on_hit("negative")
             return None
         self._on_miss("token")
-        self._fail_fast()
         epoch = self._epoch
-        found = await self.store.find_token(token_hash)
-        if epoch != self._epoch:
+        try:
+            found = await self.health.call(
+                lambda: self.store.find_token(token_hash), "token lookup"
+            )
+        except StoreUnavailable:
+            stale = self._stale_token(token_hash)  # the outage began with this very lookup
+            if stale is None:
+                raise
+            return stale
+        if epoch != self._epoch or self.health.down_since is not None:
             # A change arrived while the store was asked (a revocation, say): the answer may
             # predate it, so it serves this request but is not cached, or it would outlive the
-            # change for a whole TTL.
+            # change for a whole TTL. Nor is a probe's answer during an outage: the feed has not
+            # caught up yet.
             return found
         if found is None:
             self.negative[token_hash] = True
@@ -114,6 +135,15 @@ class AuthCache:
         else:
             hashes.add(token_hash)
         return found
+
+    def _stale_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
+        """During an outage within the grace: the cached entry, whatever its age."""
+        if not self.health.cached_ok():
+            return None
+        hit = self.tokens.peek(token_hash)
+        if hit is not None:
+            self._on_hit("token")
+        return hit
 
     def _unindex(self, token_hash: str, found: tuple[TokenRecord, float | None]) -> None:
         """``tokens`` dropped ``token_hash``: forget it in the id index too."""
@@ -144,21 +174,32 @@ class AuthCache:
         fetch: Callable[[], Awaitable[T]],
     ) -> T:
         """Cached value of ``ck`` (``None`` answers are cached too), else one shared lookup."""
-        hit = cache.get(ck, _ABSENT)
+        health = self.health
+        if health.down_since is None:
+            hit = cache.get(ck, _ABSENT)
+        elif health.cached_ok():
+            hit = cache.peek(ck, _ABSENT)  # stale-while-unavailable
+        else:
+            raise StoreUnavailable(reason="store_down")
         if hit is not _ABSENT:
             self._on_hit(kind)
             return hit  # type: ignore[return-value]
         self._on_miss(kind)
-        self._fail_fast()
 
         async def fetch_and_cache() -> T:
             epoch = self._epoch
-            value = await fetch()
-            if epoch == self._epoch:  # see find_token
+            value = await health.call(fetch, f"{kind} lookup")
+            if epoch == self._epoch and health.down_since is None:  # see find_token
                 cache[ck] = value
             return value
 
-        return await self._single_flight((kind, *ck), fetch_and_cache)
+        try:
+            return await self._single_flight((kind, *ck), fetch_and_cache)
+        except StoreUnavailable:
+            hit = cache.peek(ck, _ABSENT) if health.cached_ok() else _ABSENT
+            if hit is _ABSENT:
+                raise
+            return hit  # type: ignore[return-value]
 
     async def _single_flight(self, key: tuple[str, ...], fetch: Callable[[], Awaitable[T]]) -> T:
         """One store lookup per key at a time: concurrent misses of one key share it.
@@ -179,10 +220,6 @@ class AuthCache:
             del self._inflight[key]
         if not task.cancelled():
             task.exception()  # retrieved here: every caller may have left before it ended
-
-    def _fail_fast(self) -> None:
-        if self.store_down:
-            raise StoreUnavailable(reason="store_down")
 
     def apply(self, change: Change) -> None:
         """Drop whatever ``change`` may have made stale."""
@@ -218,23 +255,28 @@ class ChangeFeed:
     store notification, e.g. PostgreSQL NOTIFY) only makes it sooner. A lost notification or a
     dropped listening connection therefore delays a revocation by at most one interval.
 
-    When the store cannot be read, cached decisions keep serving for ``outage_grace`` seconds
-    after the last successful resync (changes made elsewhere in that window are invisible here);
-    past that every cache is dropped and stays dropped until the store answers again, so unknown
-    and formerly cached tokens alike fail closed with 503.
+    Each read is bounded (``timeout``), so a store that hangs is noticed within one interval plus
+    that bound. Every successful read is the "last contact" ``outage_grace`` counts from (kept by
+    :class:`~gateway.storehealth.StoreHealth`): during an outage cached decisions keep serving for
+    ``outage_grace`` after it (changes made elsewhere in that window are invisible here); past
+    that every cache is dropped and stays dropped until the store answers again, so unknown and
+    formerly cached tokens alike fail closed with 503.
     """
 
     def __init__(
-        self, store: Store, caches: list[AuthCache], interval: float, outage_grace: float = 0.0
+        self,
+        store: Store,
+        caches: list[AuthCache],
+        interval: float,
+        health: StoreHealth | None = None,
+        timeout: float = 1.0,
     ) -> None:
         self.store = store
         self.caches = caches
         self.interval = interval
-        self.outage_grace = outage_grace
+        self.health = health or StoreHealth()
+        self.timeout = timeout
         self.seq = 0
-        self.last_ok = 0.0
-        # monotonic time the store first failed in the current outage; None while healthy
-        self.down_since: float | None = None
         # whether a push channel (LISTEN) is live; None when the store has none
         self.listening: bool | None = None
         self._wake = asyncio.Event()
@@ -242,7 +284,7 @@ class ChangeFeed:
 
     async def start(self) -> None:
         self.seq = await self.store.latest_change()
-        self.last_ok = time.monotonic()
+        self.health.synced()
         self._task = asyncio.create_task(self._run(), name="change-feed")
 
     async def stop(self) -> None:
@@ -262,15 +304,16 @@ class ChangeFeed:
     @property
     def serving_stale(self) -> bool:
         """True while the store is unreachable and caches are still used within the grace."""
-        return self.down_since is not None and (
-            time.monotonic() - self.last_ok <= self.outage_grace
-        )
+        return self.health.serving_stale
 
     async def poll_once(self) -> int:
         """Apply every change since the last poll; returns how many were applied."""
         applied = 0
         while True:
-            changes = await self.store.changes_since(self.seq)
+            try:
+                changes = await bounded(lambda: self.store.changes_since(self.seq), self.timeout)
+            except TimeoutError:
+                raise StoreUnavailable(reason="store_timeout") from None
             if not changes:
                 break
             for change in changes:
@@ -278,15 +321,7 @@ class ChangeFeed:
                     cache.apply(change)
             self.seq = changes[-1].seq
             applied += len(changes)
-        self.last_ok = time.monotonic()
-        if self.down_since is not None:
-            log.warning(
-                "store reachable again after %.1fs; caches resynced",
-                self.last_ok - self.down_since,
-            )
-            self.down_since = None
-            for cache in self.caches:
-                cache.store_down = False
+        self.health.synced()
         return applied
 
     async def _run(self) -> None:
@@ -296,21 +331,14 @@ class ChangeFeed:
             self._wake.clear()
             try:
                 await self.poll_once()
-            except StoreUnavailable:
-                self._outage()
+            except StoreUnavailable as exc:
+                self._outage(exc)
             except Exception:  # pragma: no cover - logged, and the loop must survive
                 log.exception("change feed poll failed")
 
-    def _outage(self) -> None:
-        now = time.monotonic()
-        if self.down_since is None:
-            self.down_since = now
-            for cache in self.caches:
-                cache.store_down = True
-            log.warning(
-                "store unreachable; cached decisions serve for up to %.1fs", self.outage_grace
-            )
-        if now - self.last_ok > self.outage_grace:
+    def _outage(self, exc: StoreUnavailable) -> None:
+        self.health.failed(f"change feed read: {exc.reason}")
+        if not self.health.cached_ok():
             # We cannot see changes, so nothing cached may outlive the grace.
             for cache in self.caches:
                 cache.clear()

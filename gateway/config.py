@@ -308,12 +308,16 @@ class StoreOptions:
     """How the gateway treats its store beyond the URL (``store:`` given as a mapping)."""
 
     # While the store is unreachable, cached decisions keep serving this long (seconds) after the
-    # last successful resync; then every cache is dropped and requests fail closed with 503. The
-    # cache TTL still applies, so the effective bound is min(outage_grace, cache.ttl). 0: no grace.
+    # last successful change-feed read, even entries past their cache TTL (stale-while-
+    # unavailable); then every cache is dropped and requests fail closed with 503. 0: no grace.
     outage_grace: float = 30.0
     # Network stores only: how long one connect / one query may take before it counts as an outage.
     connect_timeout: float = 2.0
     query_timeout: float = 5.0
+    # Issue 23: a store lookup on the request path (cache miss, /readyz) gets this long before the
+    # request gets 503 and the circuit opens; while open, one probe per probe_interval goes through.
+    lookup_timeout: float = 0.5
+    probe_interval: float = 1.0
 
 
 RATE_LIMIT_DIMENSIONS = ("token", "workspace", "route", "address")
@@ -880,11 +884,13 @@ def _read_store(raw: Any, r: _Reader) -> tuple[str, StoreOptions]:
             outage_grace=r.get(m, "outage_grace", "store", float, d.outage_grace),
             connect_timeout=r.get(m, "connect_timeout", "store", float, d.connect_timeout),
             query_timeout=r.get(m, "query_timeout", "store", float, d.query_timeout),
+            lookup_timeout=r.get(m, "lookup_timeout", "store", float, d.lookup_timeout),
+            probe_interval=r.get(m, "probe_interval", "store", float, d.probe_interval),
         )
         path = "store.url"
         if opts.outage_grace < 0:
             r.error("store.outage_grace", "must be zero or positive", opts.outage_grace)
-        for key in ("connect_timeout", "query_timeout"):
+        for key in ("connect_timeout", "query_timeout", "lookup_timeout", "probe_interval"):
             if getattr(opts, key) <= 0:
                 r.error(f"store.{key}", "must be positive", getattr(opts, key))
     if url and not _STORE_URL.match(url):

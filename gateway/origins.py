@@ -86,7 +86,9 @@ class _Preflight:
     async def domains(self) -> frozenset[str]:
         # A stale answer only lets a browser *send* a request that is still checked in full.
         if time.monotonic() - self._fetched > PREFLIGHT_CACHE_SECONDS:
-            self._domains = await self.gw.store.allowed_domains_in_use()
+            self._domains = await self.gw.health.call(
+                self.gw.store.allowed_domains_in_use, "allowed-domains lookup"
+            )
             self._fetched = time.monotonic()
         return self._domains
 

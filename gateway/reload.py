@@ -5,6 +5,12 @@ flight finish on the config they started with and no connection is touched. A fi
 load is refused with every problem logged (key path and value) and the old config keeps serving.
 Settings bound to sockets or open resources (listeners, store, pepper, cache sizes, limits) only
 change on restart; a reload that changes them is refused and says so.
+
+The file watcher loads a changed file only once it has been stable across two checks (same size,
+mtime and inode one ``interval`` apart): an editor or a copy writing the file in place is not
+caught half-way, which would serve a config with only its first routes. A writer that pauses
+longer than the interval can still be caught, so the safe way to deploy a config is to write a
+new file beside it and rename it over the old one (atomic on POSIX).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ class Reloader:
         self.path = path
         self.interval = interval
         self._stamp = self._read_stamp()
+        # A changed stamp seen once, waiting to be seen again unchanged before it is loaded.
+        self._pending: tuple[int, int, int] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def _read_stamp(self) -> tuple[int, int, int] | None:
@@ -76,12 +84,23 @@ class Reloader:
         log.warning("config reloaded (%s): %d routes", why, len(new.routes))
         return True
 
+    def check(self) -> bool:
+        """One look at the file: reload it if it changed and has stayed as it was since the last
+        look; ``True`` when a new config was applied."""
+        stamp = self._read_stamp()
+        if stamp is None or stamp == self._stamp:
+            self._pending = None
+            return False
+        if stamp != self._pending:
+            self._pending = stamp  # still being written, perhaps: look again next time
+            return False
+        self._pending = None
+        return self.reload("file changed")
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            stamp = self._read_stamp()
-            if stamp is not None and stamp != self._stamp:
-                self.reload("file changed")
+            self.check()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="config-watch")

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from gateway import tokens
 from gateway.config import Config, TokenType
 from gateway.errors import InvalidArgument, NotFound, PlanRequired
-from gateway.store.base import Membership, Store, TokenRecord, User, Workspace
+from gateway.store.base import AuditEntry, Membership, Store, TokenRecord, User, Workspace
 
 __all__ = ["Actor", "Services", "iso", "parse_duration", "parse_expiry"]
 
@@ -277,8 +277,9 @@ class Services:
             allowed_domains=tuple(domains),
             created_by=actor.id,
         )
-        await self.store.create_token(record, self.hasher(plaintext))
-        await self._audit("token.create", record, actor)
+        await self.store.create_token(
+            record, self.hasher(plaintext), audit=_audit("token.create", record, actor)
+        )
         return record, plaintext
 
     @staticmethod
@@ -306,8 +307,9 @@ class Services:
 
     async def revoke_token(self, token_id: str, actor: Actor | None = None) -> TokenRecord:
         t = await self.token(token_id)
-        if await self.store.revoke_token(t.id, time.time()):
-            await self._audit("token.revoke", t, actor or Actor())
+        await self.store.revoke_token(
+            t.id, time.time(), audit=_audit("token.revoke", t, actor or Actor())
+        )
         return await self.token(token_id)
 
     async def rotate_token(
@@ -317,28 +319,30 @@ class Services:
         if t.state(time.time()) != "active":
             raise InvalidArgument("Only an active token can be rotated.", reason="rotate_inactive")
         plaintext = tokens.mint(t.type_prefix)
+        prefix = plaintext[: tokens.VISIBLE_PREFIX_LENGTH]
         ok = await self.store.rotate_token(
             t.id,
             self.hasher(plaintext),
-            plaintext[: tokens.VISIBLE_PREFIX_LENGTH],
+            prefix,
             time.time() + grace_seconds,
+            audit=_audit("token.rotate", t, actor or Actor(), prefix),
         )
         if not ok:
             raise InvalidArgument("Only an active token can be rotated.", reason="rotate_inactive")
-        record = await self.token(token_id)
-        await self._audit("token.rotate", record, actor or Actor())
-        return record, plaintext
+        return await self.token(token_id), plaintext
 
-    async def _audit(self, action: str, t: TokenRecord, actor: Actor) -> None:
-        await self.store.add_audit(
-            action,
-            at=time.time(),
-            actor=actor.id,
-            address=actor.address,
-            token_id=t.id,
-            visible_prefix=t.visible_prefix,
-            workspace_id=t.workspace_id,
-        )
+
+def _audit(action: str, t: TokenRecord, actor: Actor, prefix: str | None = None) -> AuditEntry:
+    """The audit event the store writes in the same transaction as the change (issue 23)."""
+    return AuditEntry(
+        action,
+        at=time.time(),
+        actor=actor.id,
+        address=actor.address,
+        token_id=t.id,
+        visible_prefix=prefix or t.visible_prefix,
+        workspace_id=t.workspace_id,
+    )
 
 
 def token_view(t: TokenRecord, now: float | None = None) -> dict[str, object]:

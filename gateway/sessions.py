@@ -208,7 +208,7 @@ class SessionVerifier:
         hit = self._users.get(sub)
         if hit is not None:
             return hit
-        user = await self.gw.store.get_user(sub)
+        user = await self.gw.health.call(lambda: self.gw.store.get_user(sub), "user lookup")
         if user is None:
             raise _invalid("jwt_unknown_user")
         self._users[sub] = user.id

@@ -65,12 +65,16 @@ class TTLMap(Generic[K, V]):
 
     def get(self, key: K, default: D | None = None) -> V | D | None:
         entry = self._data.get(key)
-        if entry is None:
-            return default
-        if entry[1] <= self._timer():
-            self._remove(key)
+        if entry is None or entry[1] <= self._timer():
+            # An expired entry stays until a newer one pushes it out: :meth:`peek` may still
+            # serve it while the store is unreachable (stale-while-unavailable).
             return default
         return entry[0]
+
+    def peek(self, key: K, default: D | None = None) -> V | D | None:
+        """The value held for ``key`` whether or not it has expired."""
+        entry = self._data.get(key)
+        return default if entry is None else entry[0]
 
     def __contains__(self, key: K) -> bool:
         return self.get(key, _MISSING) is not _MISSING

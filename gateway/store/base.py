@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from gateway.oauth.store import ClientRecord, CodeRecord, GrantRecord, RefreshRecord
 
 __all__ = [
+    "AuditEntry",
     "AuditEvent",
     "Change",
     "Membership",
@@ -107,6 +108,22 @@ class AuditEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An audit event to write in the same transaction as the change it records (issue 23): a
+    token create, revoke or rotate that commits always has its event, and one that does not
+    never has."""
+
+    action: str
+    at: float
+    actor: str | None
+    address: str | None
+    token_id: str | None
+    visible_prefix: str | None
+    workspace_id: str | None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SecretRecord:
     """One stored secret hash of a token (a rotated token has several until their grace ends)."""
 
@@ -178,14 +195,24 @@ class Store(Protocol):
         self, *, workspace_id: str | None = None, user_id: str | None = None
     ) -> Sequence[Membership]: ...
 
-    async def create_token(self, record: TokenRecord, token_hash: str) -> None: ...
+    # ``audit``: an event written in the same transaction (only when the change is made).
+    async def create_token(
+        self, record: TokenRecord, token_hash: str, audit: AuditEntry | None = None
+    ) -> None: ...
     async def get_token(self, token_id: str) -> TokenRecord | None: ...
     async def list_tokens(
         self, *, workspace_id: str | None = None, user_id: str | None = None
     ) -> Sequence[TokenRecord]: ...
-    async def revoke_token(self, token_id: str, at: float) -> bool: ...
+    async def revoke_token(
+        self, token_id: str, at: float, audit: AuditEntry | None = None
+    ) -> bool: ...
     async def rotate_token(
-        self, token_id: str, new_hash: str, new_visible_prefix: str, old_not_after: float
+        self,
+        token_id: str,
+        new_hash: str,
+        new_visible_prefix: str,
+        old_not_after: float,
+        audit: AuditEntry | None = None,
     ) -> bool: ...
     async def set_token_expiry(self, token_id: str, expires_at: float | None) -> bool: ...
     async def record_usage(self, last_used: Mapping[str, float]) -> None: ...

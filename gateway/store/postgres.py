@@ -31,6 +31,7 @@ import asyncpg
 
 from gateway.errors import StoreUnavailable
 from gateway.store.base import (
+    AuditEntry,
     AuditEvent,
     Change,
     Membership,
@@ -41,6 +42,7 @@ from gateway.store.base import (
     User,
     Workspace,
 )
+from gateway.store.diskfull import DiskFullLog
 from gateway.store.sqlite import _IMPORT_MUST_BE_EMPTY, migrations
 
 if TYPE_CHECKING:
@@ -130,6 +132,7 @@ class PostgresStore:
         self.connect_timeout = connect_timeout
         self.query_timeout = query_timeout
         self._pool: asyncpg.Pool | None = None
+        self.disk = DiskFullLog("PostgreSQL")
 
     def _server_settings(self) -> dict[str, str]:
         # Named per schema so operators (and tests) can find this gateway's sessions.
@@ -223,8 +226,12 @@ class PostgresStore:
         try:
             async with pool.acquire() as conn, conn.transaction():
                 yield conn
+        except asyncpg.exceptions.DiskFullError as exc:
+            self.disk.failed(str(exc))  # 53100: the server's disk (or a quota) is full
+            raise StoreUnavailable(reason="store_disk_full") from exc
         except _ALL_ERRORS as exc:
             raise StoreUnavailable(reason="store_write") from exc
+        self.disk.wrote()
 
     async def ping(self) -> None:
         await self._one("SELECT 1")
@@ -256,13 +263,27 @@ class PostgresStore:
         resyncs from the change sequence then. ``on_state(True/False)`` reports the connection.
         """
         backoff = 0.1
+        # One line per outage, not one per failed reconnect attempt: logged when a connection
+        # that was up fails, or on the first failure of all.
+        logged = False
+        connected = False
+
+        def report(up: bool) -> None:
+            nonlocal connected
+            connected = connected or up
+            if on_state is not None:
+                on_state(up)
+
         while True:
+            connected = False
             try:
-                await self._listen_once(on_change, on_state)
+                await self._listen_once(on_change, report)
             except _LISTEN_ERRORS as exc:
-                log.warning(
-                    "change listener connection lost (%s); reconnecting", type(exc).__name__
-                )
+                if connected or not logged:
+                    log.warning(
+                        "change listener connection lost (%s); reconnecting", type(exc).__name__
+                    )
+                logged = True
             else:
                 backoff = 0.1  # it was up, then went away: reconnect promptly
             if on_state is not None:
@@ -476,12 +497,15 @@ class PostgresStore:
             r.grant_id,
         )
 
-    async def create_token(self, record: TokenRecord, token_hash: str) -> None:
+    async def create_token(
+        self, record: TokenRecord, token_hash: str, audit: AuditEntry | None = None
+    ) -> None:
         async with self._tx() as c:
             await self._insert_token(c, record)
             await c.execute(
                 "INSERT INTO token_secrets VALUES ($1, $2, NULL)", token_hash, record.id
             )
+            await self._audit(c, audit)
             await self._change(c, "token", record.id)
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
@@ -500,7 +524,7 @@ class PostgresStore:
         )
         return [_token(r) for r in rows]
 
-    async def revoke_token(self, token_id: str, at: float) -> bool:
+    async def revoke_token(self, token_id: str, at: float, audit: AuditEntry | None = None) -> bool:
         async with self._tx() as c:
             done = await c.fetchval(
                 "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL "
@@ -509,11 +533,17 @@ class PostgresStore:
                 token_id,
             )
             if done:
+                await self._audit(c, audit)
                 await self._change(c, "token", token_id)
             return bool(done)
 
     async def rotate_token(
-        self, token_id: str, new_hash: str, new_visible_prefix: str, old_not_after: float
+        self,
+        token_id: str,
+        new_hash: str,
+        new_visible_prefix: str,
+        old_not_after: float,
+        audit: AuditEntry | None = None,
     ) -> bool:
         async with self._tx() as c:
             done = await c.fetchval(
@@ -532,6 +562,7 @@ class PostgresStore:
                 token_id,
             )
             await c.execute("INSERT INTO token_secrets VALUES ($1, $2, NULL)", new_hash, token_id)
+            await self._audit(c, audit)
             await self._change(c, "token", token_id)
             return True
 
@@ -599,19 +630,29 @@ class PostgresStore:
         workspace_id: str | None,
         detail: str | None = None,
     ) -> None:
+        entry = AuditEntry(
+            action, at, actor, address, token_id, visible_prefix, workspace_id, detail
+        )
         async with self._tx() as c:
-            await c.execute(
-                "INSERT INTO audit_log (at, action, actor, address, token_id, visible_prefix, "
-                "workspace_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                at,
-                action,
-                actor,
-                address,
-                token_id,
-                visible_prefix,
-                workspace_id,
-                detail,
-            )
+            await self._audit(c, entry)
+
+    @staticmethod
+    async def _audit(c: asyncpg.Connection, e: AuditEntry | None) -> None:
+        """Inside a transaction, before its change-feed row (which takes the ordering lock)."""
+        if e is None:
+            return
+        await c.execute(
+            "INSERT INTO audit_log (at, action, actor, address, token_id, visible_prefix, "
+            "workspace_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            e.at,
+            e.action,
+            e.actor,
+            e.address,
+            e.token_id,
+            e.visible_prefix,
+            e.workspace_id,
+            e.detail,
+        )
 
     async def list_audit(
         self, *, workspace_id: str | None = None, limit: int = 100

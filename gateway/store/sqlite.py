@@ -22,6 +22,7 @@ import aiosqlite
 
 from gateway.errors import StoreUnavailable
 from gateway.store.base import (
+    AuditEntry,
     AuditEvent,
     Change,
     Membership,
@@ -32,6 +33,7 @@ from gateway.store.base import (
     User,
     Workspace,
 )
+from gateway.store.diskfull import DiskFullLog
 
 __all__ = ["SQLiteStore"]
 
@@ -143,6 +145,7 @@ class SQLiteStore:
         # a read see another request's uncommitted, possibly rolled-back, writes.
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self.disk = DiskFullLog("SQLite")
         # A third, plain sqlite3 connection for token lookups on the event loop's own thread: an
         # indexed read of a warm file costs ~45 µs of CPU, where the hand-off to aiosqlite's
         # thread and back costs ~150 µs more on a busy core (two thread switches and a wake-up
@@ -251,7 +254,11 @@ class SQLiteStore:
                     raise
                 await db.execute("COMMIT")
             except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                    self.disk.failed(str(exc))
+                    raise StoreUnavailable(reason="store_disk_full") from exc
                 raise StoreUnavailable(reason="store_write") from exc
+            self.disk.wrote()
 
     @property
     def _read_conn(self) -> aiosqlite.Connection:
@@ -423,10 +430,12 @@ class SQLiteStore:
         await db.execute("INSERT INTO token_secrets VALUES (?, ?, NULL)", (token_hash, r.id))
         await self._change(db, "token", r.id)
 
-    async def create_token(self, record: TokenRecord, token_hash: str) -> None:
-        r = record
+    async def create_token(
+        self, record: TokenRecord, token_hash: str, audit: AuditEntry | None = None
+    ) -> None:
         async with self._tx() as db:
-            await self.insert_token(db, r, token_hash)
+            await self.insert_token(db, record, token_hash)
+            await self._audit(db, audit)
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
         row = await self._one(f"SELECT {_TOKEN_COLUMNS} FROM tokens t WHERE t.id = ?", (token_id,))
@@ -443,18 +452,24 @@ class SQLiteStore:
         )
         return [_token(r) for r in rows]
 
-    async def revoke_token(self, token_id: str, at: float) -> bool:
+    async def revoke_token(self, token_id: str, at: float, audit: AuditEntry | None = None) -> bool:
         async with self._tx() as db:
             cur = await db.execute(
                 "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (at, token_id),
             )
             if cur.rowcount:
+                await self._audit(db, audit)
                 await self._change(db, "token", token_id)
             return bool(cur.rowcount)
 
     async def rotate_token(
-        self, token_id: str, new_hash: str, new_visible_prefix: str, old_not_after: float
+        self,
+        token_id: str,
+        new_hash: str,
+        new_visible_prefix: str,
+        old_not_after: float,
+        audit: AuditEntry | None = None,
     ) -> bool:
         async with self._tx() as db:
             cur = await db.execute(
@@ -470,6 +485,7 @@ class SQLiteStore:
                 (old_not_after, token_id),
             )
             await db.execute("INSERT INTO token_secrets VALUES (?, ?, NULL)", (new_hash, token_id))
+            await self._audit(db, audit)
             await self._change(db, "token", token_id)
             return True
 
@@ -532,12 +548,31 @@ class SQLiteStore:
         workspace_id: str | None,
         detail: str | None = None,
     ) -> None:
+        entry = AuditEntry(
+            action, at, actor, address, token_id, visible_prefix, workspace_id, detail
+        )
         async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO audit_log (at, action, actor, address, token_id, visible_prefix, "
-                "workspace_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (at, action, actor, address, token_id, visible_prefix, workspace_id, detail),
-            )
+            await self._audit(db, entry)
+
+    @staticmethod
+    async def _audit(db: aiosqlite.Connection, e: AuditEntry | None) -> None:
+        """Inside a transaction: one audit event (nothing for ``None``)."""
+        if e is None:
+            return
+        await db.execute(
+            "INSERT INTO audit_log (at, action, actor, address, token_id, visible_prefix, "
+            "workspace_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                e.at,
+                e.action,
+                e.actor,
+                e.address,
+                e.token_id,
+                e.visible_prefix,
+                e.workspace_id,
+                e.detail,
+            ),
+        )
 
     async def list_audit(
         self, *, workspace_id: str | None = None, limit: int = 100

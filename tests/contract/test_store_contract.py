@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ import pytest
 
 from gateway.errors import StoreUnavailable
 from gateway.store import Membership, Store, TokenRecord, User, Workspace, open_store
+from gateway.store.base import AuditEntry
 from tests.support.stores import fresh_postgres_schema
 
 if TYPE_CHECKING:
@@ -236,6 +238,41 @@ async def test_every_decision_change_is_in_the_feed(store: Store) -> None:
     assert await store.latest_change() == seqs[-1]
     assert [c.seq for c in await store.changes_since(seqs[2], limit=2)] == seqs[3:5]
     assert await store.changes_since(seqs[-1]) == []
+
+
+async def test_a_token_change_and_its_audit_event_commit_together(store: Store) -> None:
+    """Issue 23: create, revoke and rotate write their audit event in the same transaction, so
+    a change that commits has its event and one that does not has none (a SIGKILL between two
+    transactions used to lose the event of an acknowledged change)."""
+    await seed(store)
+    ev = AuditEntry("token.create", T0, "usr_1", "10.0.0.1", "tok_1", "gw_live_tok_1", "ws_a")
+    await store.create_token(token("tok_1"), "h1", audit=ev)
+    assert await store.revoke_token("tok_1", T0 + 1, audit=replace(ev, action="token.revoke"))
+    # nothing changed, so nothing is recorded
+    assert not await store.revoke_token("tok_1", T0 + 2, audit=replace(ev, action="token.revoke"))
+    await store.create_token(token("tok_2"), "h2")
+    rotated = replace(ev, action="token.rotate", token_id="tok_2", visible_prefix="gw_live_new")
+    assert await store.rotate_token("tok_2", "h3", "gw_live_new", T0 + 5, audit=rotated)
+    events = list(reversed(await store.list_audit()))
+    assert [(e.action, e.token_id) for e in events] == [
+        ("token.create", "tok_1"),
+        ("token.revoke", "tok_1"),
+        ("token.rotate", "tok_2"),
+    ]
+    assert events[2].visible_prefix == "gw_live_new" and events[0].address == "10.0.0.1"
+    # An event that cannot be written takes its change down with it.
+    unwritable = replace(ev, action=None, token_id="tok_3")  # action is NOT NULL
+    with pytest.raises(StoreUnavailable):
+        await store.create_token(token("tok_3"), "h4", audit=unwritable)
+    assert await store.get_token("tok_3") is None and await store.find_token("h4") is None
+    with pytest.raises(StoreUnavailable):
+        await store.revoke_token("tok_2", T0 + 6, audit=unwritable)
+    revoked = await store.get_token("tok_2")
+    assert revoked is not None and revoked.revoked_at is None
+    with pytest.raises(StoreUnavailable):
+        await store.rotate_token("tok_2", "h5", "gw_live_x", T0 + 7, audit=unwritable)
+    assert await store.find_token("h5") is None
+    assert len(await store.list_audit()) == 3
 
 
 async def test_audit_log(store: Store) -> None:

@@ -8,6 +8,8 @@ would with ENOSPC-like errors), and SIGKILL while tokens are being created throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import resource
 import signal
 import sqlite3
@@ -287,6 +289,14 @@ async def test_sigkill_during_token_creation_loses_nothing_it_acknowledged(
             "(SELECT 1 FROM token_secrets s WHERE s.token_id = t.id)"
         ).fetchone()[0]
         assert orphans == 0
+        # Issue 23: a token and its audit event commit together, so neither outlives the other.
+        unaudited, events_without_token = db.execute(
+            "SELECT (SELECT count(*) FROM tokens t WHERE t.name LIKE 'k%' AND NOT EXISTS "
+            "  (SELECT 1 FROM audit_log a WHERE a.token_id = t.id AND a.action = 'token.create')),"
+            " (SELECT count(*) FROM audit_log a WHERE NOT EXISTS "
+            "  (SELECT 1 FROM tokens t WHERE t.id = a.token_id))"
+        ).fetchone()
+        assert (unaudited, events_without_token) == (0, 0)
     restarted = await Served(cfg, port).start()
     try:
         statuses = await asyncio.gather(
@@ -382,3 +392,45 @@ async def test_an_upstream_trickling_its_response_head_times_out(
         stop.set()
         server.close()
         await asyncio.wait_for(asyncio.gather(*handlers), 5)
+
+
+async def test_a_full_disk_is_logged_once_as_such_and_writes_get_503(
+    tmpfs: Path,
+    make_gateway: GatewayFactory,
+    upstream: Upstream,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 23: a real full file system under the SQLite store (a tmpfs filled to the last
+    byte): writes get 503, reads keep serving, and the log says the disk is full, once."""
+    caplog.set_level(logging.WARNING, logger="gateway.store")
+    g = await make_gateway(
+        CORE,
+        store=f"sqlite:///{tmpfs}/g.db",
+        up=upstream.url,
+        sandbox=upstream.url,
+        timeout=2,
+        trusted="10.0.0.1/32",
+    )
+    await g.services.create_workspace("Acme", "acme")
+    _, token = await g.services.create_token(workspace="acme", name="t", scopes=["items:read"])
+    _, admin = await g.services.create_token(workspace="acme", name="a", scopes=["admin:all"])
+    filler = tmpfs / "filler"
+    with filler.open("wb") as f, contextlib.suppress(OSError):  # ENOSPC: the disk is full
+        for _ in range(64):  # bounded: 64 MiB, far more than the 8 MiB file system
+            f.write(b"\0" * (1 << 20))
+            f.flush()
+    auth = {"Authorization": f"Bearer {admin}"}
+    create = f"{g.admin_url}/admin/workspaces/acme/tokens"
+    async with aiohttp.ClientSession() as s:
+        for i in range(3):
+            async with s.post(create, headers=auth, json={"name": f"n{i}"}) as r:
+                body = await r.json()
+            assert r.status == 503 and body["error"]["code"] == "STORE_UNAVAILABLE"
+        assert await _status(f"{g.url}/api/items/1", token) == 200  # reads still served
+        full = [r.getMessage() for r in caplog.records if "the disk is full" in r.getMessage()]
+        assert len(full) == 1, full
+        assert "database or disk is full" in full[0]
+        filler.unlink()
+        async with s.post(create, headers=auth, json={"name": "after"}) as r:
+            assert r.status == 201, await r.text()
+    assert any("can write again" in r.getMessage() for r in caplog.records)

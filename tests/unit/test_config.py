@@ -337,6 +337,21 @@ store:
     assert plain.store == "sqlite:///x.db" and plain.store_options.outage_grace == 30.0
 
 
+def test_store_lookup_timeout_and_probe_interval() -> None:
+    cfg = load_text(
+        MINIMAL + "store: {url: 'sqlite:///x.db', lookup_timeout: 0.2, probe_interval: 3}\n"
+    )
+    assert cfg.store_options.lookup_timeout == 0.2 and cfg.store_options.probe_interval == 3.0
+    plain = load_text(MINIMAL + "store: sqlite:///x.db\n")
+    assert plain.store_options.lookup_timeout == 0.5  # well under a second by default
+    with pytest.raises(ConfigError) as exc:
+        load_text(
+            MINIMAL + "store: {url: 'sqlite:///x.db', lookup_timeout: 0, probe_interval: -1}\n"
+        )
+    rendered = str(exc.value)
+    assert "store.lookup_timeout" in rendered and "store.probe_interval" in rendered
+
+
 def test_store_problems_name_their_key() -> None:
     with pytest.raises(ConfigError) as exc:
         load_text(
