@@ -3,6 +3,9 @@
 Every process is started in its own session (process group) and registered with a
 :class:`Processes` stack; leaving the ``with`` block — normally, on an exception, on Ctrl-C or on
 SIGTERM — sends SIGTERM to every group, then SIGKILL to whatever is still alive after a grace period.
+An exit that runs no ``finally`` (SIGKILL, a crashed interpreter) is covered by
+:mod:`bench.watchdog`, a process of its own that stops every group still running once the
+benchmark is gone.
 CPU and RSS are read from ``/proc/<pid>/stat`` and ``/proc/<pid>/status`` for a server's whole
 process tree (nginx master + workers, gateway supervisor + workers).
 """
@@ -14,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -105,6 +109,7 @@ class Processes:
         self.grace = grace
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._old_term: object = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Processes:
         # SIGTERM behaves like Ctrl-C: unwind through the finally blocks and stop everything.
@@ -112,6 +117,15 @@ class Processes:
             raise KeyboardInterrupt
 
         self._old_term = signal.signal(signal.SIGTERM, on_term)
+        # Its own session, so a Ctrl-C or a group kill aimed at the benchmark does not reach it.
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-m", "bench.watchdog"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=Path(__file__).resolve().parents[1],
+            start_new_session=True,
+        )
         return self
 
     def __exit__(
@@ -124,6 +138,7 @@ class Processes:
         old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             self.stop_all()
+            self._close_watchdog()
         finally:
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, self._old_term)  # type: ignore[arg-type]
@@ -154,7 +169,27 @@ class Processes:
                 start_new_session=True,
             )
         self.procs.append((name, proc))
+        self._tell_watchdog(f"+{proc.pid}")
         return proc
+
+    def _tell_watchdog(self, line: str) -> None:
+        dog = self._watchdog
+        if dog is not None and dog.stdin is not None:
+            dog.stdin.write(line.encode() + b"\n")
+            dog.stdin.flush()
+
+    def _close_watchdog(self) -> None:
+        """Every group is stopped: end the watchdog's input, and it exits with nothing to do."""
+        dog, self._watchdog = self._watchdog, None
+        if dog is None:
+            return
+        if dog.stdin is not None:
+            dog.stdin.close()
+        try:
+            dog.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            dog.kill()
+            dog.wait()
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
         for entry in list(self.procs):
@@ -168,6 +203,7 @@ class Processes:
             proc.wait()
         # The group may hold children that outlived their parent (e.g. nginx workers).
         _signal_group(proc, signal.SIGKILL)
+        self._tell_watchdog(f"-{proc.pid}")
 
     def stop_all(self) -> None:
         procs = [p for _, p in reversed(self.procs)]

@@ -7,7 +7,9 @@ started, also when interrupted with Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -15,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.procs import process_tree
 from tests.support.require import binary_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,34 +175,104 @@ def test_baseline_and_ceiling_contenders(tmp_path: Path) -> None:
     assert "Paired before/after: gateway and gateway@HEAD" in report
 
 
-def test_ctrl_c_stops_every_server(tmp_path: Path) -> None:
-    _requires()
+def _start_mid_sitting() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """``bench --quick`` with its servers up and wrk about to run: the moment to interrupt it.
+
+    The benchmark runs in a session of its own so the test can always reach whatever it started.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench", "--quick", "--duration", "30", "--scenarios", "cache-hit"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     servers: dict[str, str] = {}
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("servers: "):
+            servers = dict(kv.split("=", 1) for kv in line.split()[1:])
+        if "== cache-hit" in line:  # servers up, wrk about to run: interrupt mid-sitting
+            break
+    return proc, servers
+
+
+def _wait_closed(urls: list[str], timeout: float) -> list[str]:
+    """The URLs still listening after up to ``timeout`` seconds of polling."""
+    deadline = time.monotonic() + timeout
+    while True:
+        open_ = [u for u in urls if _listening(u)]
+        if not open_ or time.monotonic() > deadline:
+            return open_
+        time.sleep(0.1)
+
+
+def _live(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (a zombie awaiting its reaper has stopped)."""
+    live = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            live.append(pid)
+    return live
+
+
+# Deadlines sized for a loaded 2-core machine (load ~10 has been seen): the benchmark stops its
+# servers with a 10 s grace each, and a loaded host can take several seconds to reap nginx.
+STOP_DEADLINE = 120
+
+
+def test_ctrl_c_stops_every_server(tmp_path: Path) -> None:
+    _requires()
+    proc, servers = _start_mid_sitting()
+    started: list[int] = []
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("servers: "):
-                servers = dict(kv.split("=", 1) for kv in line.split()[1:])
-            if "== cache-hit" in line:  # servers up, wrk about to run: interrupt mid-sitting
-                break
         assert servers, "the benchmark never reported its servers"
         assert all(_listening(u) for u in servers.values())
-        started = time.monotonic()
+        started = process_tree(proc.pid)[1:]
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-        assert time.monotonic() - started < 60
+        proc.wait(timeout=STOP_DEADLINE)
+        # Ctrl-C unwinds through the benchmark's own cleanup: nothing is left once it has exited.
+        for url in servers.values():
+            assert not _listening(url), f"{url} still listening after Ctrl-C"
+        assert _live(started) == []
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-    for url in servers.values():
-        assert not _listening(url), f"{url} still listening after Ctrl-C"
+        _reap(proc, started)
+
+
+def test_sigkill_of_the_benchmark_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A benchmark killed outright runs no cleanup of its own; its watchdog must stop every server
+    group (nginx masters and workers, gateway supervisor and workers, the floor) by itself."""
+    _requires()
+    proc, servers = _start_mid_sitting()
+    started: list[int] = []
+    try:
+        assert servers, "the benchmark never reported its servers"
+        assert all(_listening(u) for u in servers.values())
+        # Every server process, recorded while the benchmark is still their parent.
+        started = process_tree(proc.pid)[1:]
+        proc.kill()
+        proc.wait(timeout=STOP_DEADLINE)
+        still = _wait_closed(list(servers.values()), STOP_DEADLINE)
+        assert still == [], f"still listening after the benchmark was killed: {still}"
+        deadline = time.monotonic() + STOP_DEADLINE
+        while _live(started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _live(started) == [], "processes outlived the killed benchmark"
+    finally:
+        _reap(proc, started)
+
+
+def _reap(proc: subprocess.Popen[str], started: list[int]) -> None:
+    """On any exit path, a failed assertion included: kill the benchmark's session and every
+    server group it had started, so a failing test still leaves nothing running."""
+    for pgid in [proc.pid, *started]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
