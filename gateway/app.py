@@ -32,6 +32,7 @@ from gateway.pipeline.authn import Authenticator, SessionVerifier
 from gateway.pipeline.routing import Router
 from gateway.pipeline.run import run
 from gateway.pipeline.workspace import WorkspaceResolver
+from gateway.listen import SERVER
 from gateway.proxy import Forwarder, make_client_session
 from gateway.responses import error_response, json_response
 from gateway.store import Store, open_store
@@ -296,6 +297,7 @@ async def edge(gw: Gateway, request: web.Request, handler: Handler) -> web.Strea
 async def _response_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Request id and extra context headers on every response, streamed ones included."""
     ctx = RequestContext.of(request)
+    response.headers["Server"] = SERVER  # aiohttp's default names Python's and its own versions
     response.headers["X-Request-Id"] = ctx.request_id
     for name, value in ctx.response_headers.items():
         response.headers[name] = value
