@@ -10,8 +10,9 @@ the gateway owns or trusts is decided here:
 * ``X-Forwarded-For/-Proto/-Host``, ``Forwarded``, ``X-Real-IP``: dropped and rebuilt;
 * other client-address headers (``X-Client-IP``, ``True-Client-IP``, ``CF-Connecting-IP``,
   ``X-Forwarded-Port/-Prefix/-Server``, ``X-Host``, …): kept only from a trusted proxy;
-* the credential headers: dropped unless the route keeps the credential; cookies the gateway
-  accepts as a credential (session JWT, dashboard session): removed from ``Cookie``, others kept;
+* the credential headers (and ``X-Authorization``): dropped unless the route keeps the credential;
+  cookies the gateway accepts as a credential (session JWT, dashboard session) are removed from
+  ``Cookie``, the others kept;
 * method overrides (``X-HTTP-Method-Override``, ``X-HTTP-Method``, ``X-Method-Override``):
   kept only on routes with ``method_override``; URL overrides (``X-Original-URL``,
   ``X-Rewrite-URL``): always dropped.
@@ -101,6 +102,8 @@ URL_OVERRIDE_HEADERS = frozenset({"x-original-url", "x-rewrite-url", "x-original
 GATEWAY_OWNED = frozenset({"expect", "x-request-id"})
 # Read by the gateway and forwarded in their `-` spelling only (a `_` twin is dropped).
 READ_BY_GATEWAY = frozenset({"content-type", "origin", "cookie"})
+# Read as `Authorization` by frameworks behind servers that strip that header: a credential too.
+CREDENTIAL_ALIASES = frozenset({"x-authorization"})
 NAMESPACE = "x-gateway-"
 # The dashboard's session cookie (gateway.dashboard.sessions.COOKIE, which imports the app and so
 # cannot be imported here; tests/unit/test_headerpolicy.py holds the two equal).
@@ -120,7 +123,7 @@ class HeaderPolicy:
         self, config: Config, credential_headers: Iterable[str], credential_cookies: Iterable[str]
     ) -> None:
         self.identity_keys = frozenset(header_key(n) for n in config.identity_headers.names())
-        self.credential_keys = frozenset(header_key(n) for n in credential_headers)
+        self.credential_keys = CREDENTIAL_ALIASES | {header_key(n) for n in credential_headers}
         self.credential_cookies = frozenset(credential_cookies)
         workspace = config.workspace.header
         self.guarded = READ_BY_GATEWAY | (
