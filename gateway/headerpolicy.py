@@ -129,17 +129,18 @@ class HeaderPolicy:
         self.guarded = READ_BY_GATEWAY | (
             {header_key(workspace)} if workspace is not None else set()
         )
-        self._verdicts: dict[str, int] = {}
+        # Names classified so far (bounded): the forwarder reads it directly on the hot path.
+        self.verdicts: dict[str, int] = {}
 
     def verdict(self, key: str) -> int:
         """The verdict for a lower-cased header name."""
         try:
-            return self._verdicts[key]
+            return self.verdicts[key]
         except KeyError:
             pass
         verdict = self._classify(key)
-        if len(self._verdicts) < _REMEMBER:
-            self._verdicts[key] = verdict
+        if len(self.verdicts) < _REMEMBER:
+            self.verdicts[key] = verdict
         return verdict
 
     def _classify(self, key: str) -> int:

@@ -124,13 +124,16 @@ class Forwarder:
         ``X-Forwarded-*``, the request id and the identity headers."""
         incoming = request.headers
         listed = _connection_listed(incoming)
-        verdict = self.policy.verdict
+        policy = self.policy
+        known = policy.verdicts  # one dict lookup per header; a method call only for new names
         peer = request.remote or ""
         trusted = self._trusted_peer(peer)
         out: CIMultiDict[str] = CIMultiDict()
         for name, value in incoming.items():
             key = name.lower()
-            v = verdict(key)
+            v = known.get(key)
+            if v is None:
+                v = policy.verdict(key)
             if v:  # anything but KEEP: one comparison on the common path
                 if v == DROP:
                     continue
@@ -144,7 +147,7 @@ class Forwarder:
                     if not route.method_override:
                         continue
                 elif not route.keep_credential:  # COOKIE
-                    value = self.policy.strip_cookies(value)
+                    value = policy.strip_cookies(value)
                     if not value:
                         continue
             if listed is not None and key in listed:
