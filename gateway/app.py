@@ -27,12 +27,12 @@ from gateway.context import RequestContext
 from gateway.deadline import Deadlines
 from gateway.errors import AuthenticationError, GatewayError, StoreUnavailable, UpstreamTimeout
 from gateway.extensions import load_all
+from gateway.listen import SERVER
 from gateway.logbuffer import direct_sink
 from gateway.pipeline.authn import Authenticator, SessionVerifier
 from gateway.pipeline.routing import Router
 from gateway.pipeline.run import run
 from gateway.pipeline.workspace import WorkspaceResolver
-from gateway.listen import SERVER
 from gateway.proxy import Forwarder, make_client_session
 from gateway.responses import error_response, json_response
 from gateway.store import Store, open_store

@@ -667,7 +667,7 @@ def _read_upstreams(raw: Any, r: _Reader) -> dict[str, Upstream]:
 
 
 def _positive_or_none(m: Mapping[str, Any], key: str, path: str, r: _Reader) -> int | None:
-    value = r.get(m, key, path, int, None)
+    value: int | None = r.get(m, key, path, int, None)
     if value is not None and value <= 0:
         r.error(f"{path}.{key}", "must be a positive number (or left out for no cap)", value)
         return None

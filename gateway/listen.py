@@ -173,7 +173,8 @@ class GatewayRequestHandler(RequestHandler):
     def __init__(self, *args: Any, max_header_bytes: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_header_bytes = max_header_bytes
-        self._parser = StrictParser(self._parser)
+        # Duck-typed: StrictParser forwards everything but feed_data to the parser it wraps.
+        self._parser = StrictParser(self._parser)  # type: ignore[assignment]
 
     def handle_error(
         self,

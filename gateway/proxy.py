@@ -194,9 +194,8 @@ class Forwarder:
 
     async def form_body(self, request: web.Request, limit: int | None = None) -> bytes:
         """The urlencoded request body, read once (each wait bounded) and kept on the request."""
-        cached = request.get(FORM_BODY)
-        if cached is not None:
-            return cached
+        if FORM_BODY in request:
+            return request[FORM_BODY]
         cap = FORM_MAX if limit is None else min(limit, FORM_MAX)
         reader = _Body(request.content, cap, self.body_pause)
         try:
@@ -222,42 +221,39 @@ class Forwarder:
     ) -> web.StreamResponse:
         name = route.upstream or ""
         cap = self.caps.get(name)
-        if cap is None:
-            return await self._exchange(
-                request, route, name, base_url, path, identity, request_id, timing
-            )
-        # Each request in flight holds one upstream connection: past the cap, refuse at once
-        # rather than queue (a queue would hold the client's connection instead).
-        busy = self.in_flight.get(name, 0)
-        if busy >= cap:
-            raise UpstreamBusy(reason="upstream_busy", headers={"Retry-After": "1"})
-        self.in_flight[name] = busy + 1
+        if cap is not None:
+            # Each request in flight holds one upstream connection: past the cap, refuse at
+            # once rather than queue (a queue would hold the client's connection instead).
+            busy = self.in_flight.get(name, 0)
+            if busy >= cap:
+                raise UpstreamBusy(reason="upstream_busy", headers={"Retry-After": "1"})
+            self.in_flight[name] = busy + 1
         try:
-            return await self._exchange(
-                request, route, name, base_url, path, identity, request_id, timing
+            query = request.raw_path.partition("?")[2]
+            if query and "method" in query and not route.method_override:
+                query = strip_method_param(query)  # `_method` (any escaping): as the headers
+            target = self.target_path(route, path) + (f"?{query}" if query else "")
+            headers = self.build_headers(request, route, identity, request_id)
+            if not request.body_exists and (pool := self.pools.get(base_url)) is not None:
+                return await self._forward_lean(request, pool, name, target, headers, timing)
+            return await self._forward_full(
+                request, route, name, base_url + target, headers, timing
             )
         finally:
-            self.in_flight[name] -= 1
+            if cap is not None:
+                self.in_flight[name] -= 1
 
-    async def _exchange(
+    async def _forward_full(
         self,
         request: web.Request,
         route: Route,
         name: str,
-        base_url: str,
-        path: str,
-        identity: Identity | None,
-        request_id: str,
+        url_text: str,
+        headers: CIMultiDict[str],
         timing: dict[str, float],
     ) -> web.StreamResponse:
-        query = request.raw_path.partition("?")[2]
-        if query and "method" in query and not route.method_override:
-            query = strip_method_param(query)  # `_method` (any escaping): as the headers
-        target = self.target_path(route, path) + (f"?{query}" if query else "")
-        headers = self.build_headers(request, route, identity, request_id)
-        if not request.body_exists and (pool := self.pools.get(base_url)) is not None:
-            return await self._forward_lean(request, pool, name, target, headers, timing)
-        url = URL(base_url + target, encoded=True)
+        """A request with a body (or to a non-pooled upstream) through the ClientSession."""
+        url = URL(url_text, encoded=True)
         limit = route.max_body_bytes if route.max_body_bytes is not None else self.default_max_body
         reader: _Body | None = None
         body: bytes | AsyncIterator[bytes] | None = None

@@ -41,7 +41,9 @@ def requested_method(request: web.Request, form: bytes | None) -> str | None:
     if not methods:
         return None
     if len(methods) > 1:
-        raise BadRequest("The request asks for conflicting method overrides.", reason="override_conflict")
+        raise BadRequest(
+            "The request asks for conflicting method overrides.", reason="override_conflict"
+        )
     method = methods.pop()
     if method not in HTTP_METHODS:
         raise BadRequest("The method override names no HTTP method.", reason="override_unknown")
@@ -49,7 +51,11 @@ def requested_method(request: web.Request, form: bytes | None) -> str | None:
 
 
 async def overridden(
-    request: web.Request, match: Match, router: Router, forwarder: Forwarder, segments: tuple[str, ...]
+    request: web.Request,
+    match: Match,
+    router: Router,
+    forwarder: Forwarder,
+    segments: tuple[str, ...],
 ) -> Match:
     """``match`` redone for the overridden method (``match`` itself when there is no override)."""
     form = await forwarder.form_body(request) if forwarder.is_form(request) else None

@@ -252,7 +252,9 @@ async def test_expect_100_continue_gets_no_continue_before_a_refusal(
     gw_nc: RunningGateway, no_continue: NoContinueUpstream
 ) -> None:
     # Unauthenticated: the client is told 401 without first being invited to send its body.
-    head = request_bytes("POST", "/api/items", [("Content-Length", "5"), ("Expect", "100-continue")])
+    head = request_bytes(
+        "POST", "/api/items", [("Content-Length", "5"), ("Expect", "100-continue")]
+    )
     resp = await exchange(gw_nc.proxy_port, head)
     assert (resp.status, resp.code) == (401, "UNAUTHORIZED")
     # A scope refusal likewise.
