@@ -10,7 +10,10 @@ Requests the parser rejects (malformed framing, control characters, oversized li
 headers, smuggling attempts) never reach a handler or middleware; aiohttp answers them itself in
 plain text and logs the exception, whose message quotes up to 100 raw bytes of the offending line
 — a token, if the line was ``Authorization``. :class:`GatewayRequestHandler` answers those with the
-gateway's JSON error instead and logs only the error class, never the bytes.
+gateway's JSON error instead and logs only the error class, never the bytes. Its parser is wrapped
+in :class:`StrictParser`, which refuses what both of aiohttp's parsers accept but an HTTP/1.1 edge
+must not pass on (HTTP/0.9 and bare-LF request lines, versions other than 1.0 and 1.1, transfer
+codings other than ``chunked``), and every answer says ``Server: gateway``, without versions.
 """
 
 from __future__ import annotations

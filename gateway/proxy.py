@@ -1,11 +1,16 @@
 """The forwarder: streams an authorized request upstream and the response back.
 
-Headers are rebuilt, never passed through blindly: hop-by-hop headers (and any named in
-``Connection``) are dropped; every client-sent header that collides with an identity header — in any
-letter case, and spelled with ``_`` for ``-``, which WSGI upstreams read as the same name — is
-removed before the gateway's own are added; the credential is removed unless the route keeps it;
-``X-Forwarded-*`` from a client is trusted only when it connects from a configured proxy address.
-Bodies stream both ways in chunks; only small responses with a known length are read whole, since
+Headers are rebuilt, never passed through blindly: which client headers pass is decided by
+:mod:`gateway.headerpolicy` (hop-by-hop and gateway-owned names, identity and credential headers
+and cookies, client-address headers from untrusted peers, method and URL overrides — compared in any
+letter case and with ``_`` read as ``-``); headers named in ``Connection`` are dropped; then the
+gateway adds ``X-Forwarded-*`` (trusting a client's only from a configured proxy address), the
+request id and the identity headers. ``_method`` is stripped from the query and from urlencoded
+form bodies unless the route honours overrides.
+
+Bodies stream both ways in chunks; each wait for request-body bytes is bounded by
+``limits.body_read_timeout`` (408), and an upstream's ``max_connections`` caps its requests in
+flight (503 ``UPSTREAM_BUSY``). Only small responses with a known length are read whole, since
 that is cheaper than chunked relaying and bounded by :data:`SMALL_BODY`.
 """
 
