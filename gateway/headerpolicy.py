@@ -185,5 +185,9 @@ def credential_cookies(config: Config) -> frozenset[str]:
     if config.sessions is not None and config.sessions.cookie:
         names.add(config.sessions.cookie)
     if config.dashboard is not None:
-        names.update({DASHBOARD_SESSION_COOKIE, config.dashboard.session_jwt_cookie})
+        names.add(DASHBOARD_SESSION_COOKIE)
+        if config.sessions is not None:
+            # The dashboard reads a session JWT from this cookie only through the session
+            # verifier; without one it is just a cookie of the app's (default name "session").
+            names.add(config.dashboard.session_jwt_cookie)
     return frozenset(names)

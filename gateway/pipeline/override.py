@@ -6,6 +6,8 @@ than the request line's. Everywhere else the forwarder strips them, so they cann
 upstream does behind the gateway's back. A route that opts in keeps them, and then the route (and
 so the scopes) is chosen for the overridden method: ``POST`` + ``_method=DELETE`` needs what
 ``DELETE`` needs. The overridden method's route must opt in as well, or the request is refused.
+On such a route an urlencoded form body is read (at most 1 MiB, each wait bounded by
+``limits.body_read_timeout``) before authentication, since the ``_method`` in it decides the route.
 """
 
 from __future__ import annotations

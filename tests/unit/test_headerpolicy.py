@@ -111,3 +111,10 @@ def test_bad_edge_config_names_the_key(fragment: str, key: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_text(text + fragment + "\n")
     assert key in str(err.value)
+
+
+def test_the_session_jwt_cookie_is_a_credential_only_with_a_session_verifier() -> None:
+    with_sessions = load_text(BASE)
+    assert credential_cookies(with_sessions) == {"sb-access-token", "gw_dashboard", "session"}
+    without = load_text("\n".join(ln for ln in BASE.splitlines() if not ln.startswith("sessions:")))
+    assert credential_cookies(without) == {"gw_dashboard"}  # "session" is then the app's own
