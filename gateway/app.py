@@ -27,6 +27,7 @@ from gateway.context import RequestContext
 from gateway.deadline import Deadlines
 from gateway.errors import AuthenticationError, GatewayError, StoreUnavailable, UpstreamTimeout
 from gateway.extensions import load_all
+from gateway.listen import SERVER
 from gateway.logbuffer import direct_sink
 from gateway.pipeline.authn import Authenticator, SessionVerifier
 from gateway.pipeline.routing import Router
@@ -308,6 +309,7 @@ async def edge(gw: Gateway, request: web.Request, handler: Handler) -> web.Strea
 async def _response_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Request id and extra context headers on every response, streamed ones included."""
     ctx = RequestContext.of(request)
+    response.headers["Server"] = SERVER  # aiohttp's default names Python's and its own versions
     response.headers["X-Request-Id"] = ctx.request_id
     for name, value in ctx.response_headers.items():
         response.headers[name] = value

@@ -28,7 +28,9 @@ class CatchAll(web.AbstractResource):
 
     def __init__(self, handler: Handler) -> None:
         super().__init__(name=None)
-        self.route = ResourceRoute("*", handler, self)
+        # `Expect: 100-continue` is answered by the pipeline once the request is authorized
+        # (gateway.proxy.answer_expect), not by aiohttp before anything was checked.
+        self.route = ResourceRoute("*", handler, self, expect_handler=_expect_later)
 
     @property
     def canonical(self) -> str:
@@ -54,6 +56,10 @@ class CatchAll(web.AbstractResource):
 
     def __iter__(self) -> Iterator[ResourceRoute]:
         yield self.route
+
+
+async def _expect_later(request: web.Request) -> None:
+    return None
 
 
 def install(app: web.Application, handler: Handler) -> None:

@@ -47,6 +47,8 @@ T = TypeVar("T")
 _MISSING: Any = object()
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Served only on routes that name them (a route without `methods` does not take them).
+EXPLICIT_METHODS = frozenset({"TRACE", "CONNECT"})
 TOKEN_KINDS = frozenset({"api_key", "pat", "oauth_access", "workspace_key"})
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _SCOPE = re.compile(r"^[A-Za-z0-9_.:*-]+$")
@@ -137,6 +139,9 @@ class Upstream:
     environments: Mapping[str, str] = field(default_factory=dict)
     connect_timeout: float = 5.0
     timeout: float = 30.0
+    # Requests in flight to this upstream per worker (each holds one connection); past it 503
+    # UPSTREAM_BUSY instead of opening more. None: no cap.
+    max_connections: int | None = None
 
     def url_for(self, environment: str | None) -> str | None:
         """The base URL for ``environment``; ``None`` when that environment has no upstream."""
@@ -162,6 +167,8 @@ class Route:
     # Auth methods accepted on this route ("token", "session", "oauth"); empty means all.
     auth_methods: frozenset[str] = frozenset()
     max_body_bytes: int | None = None
+    # Honour X-HTTP-Method-Override & co. and `_method`: the scope check then uses that method.
+    method_override: bool = False
     index: int = 0
 
 
@@ -233,6 +240,9 @@ class LimitsConfig:
     idle_timeout: float = 75.0
     # Open connections per worker; past it a new connection gets 503 TOO_MANY_CONNECTIONS.
     max_connections: int | None = 10000
+    # Longest pause (seconds) between two pieces of a request body; past it 408 REQUEST_TIMEOUT
+    # and the upstream request is abandoned, so a trickled body cannot hold an upstream connection.
+    body_read_timeout: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -635,7 +645,9 @@ def _read_upstreams(raw: Any, r: _Reader) -> dict[str, Upstream]:
         path = f"upstreams.{name}"
         if isinstance(item, str):
             item = {"url": item}
-        m = r.mapping(item, path, {"url", "environments", "connect_timeout", "timeout"})
+        m = r.mapping(
+            item, path, {"url", "environments", "connect_timeout", "timeout", "max_connections"}
+        )
         url = _url(m.get("url"), f"{path}.url", r)
         envs: dict[str, str] = {}
         env_raw = r.mapping(
@@ -653,8 +665,17 @@ def _read_upstreams(raw: Any, r: _Reader) -> dict[str, Upstream]:
             environments=envs,
             connect_timeout=r.get(m, "connect_timeout", path, float, 5.0),
             timeout=r.get(m, "timeout", path, float, 30.0),
+            max_connections=_positive_or_none(m, "max_connections", path, r),
         )
     return out
+
+
+def _positive_or_none(m: Mapping[str, Any], key: str, path: str, r: _Reader) -> int | None:
+    value: int | None = r.get(m, key, path, int, None)
+    if value is not None and value <= 0:
+        r.error(f"{path}.{key}", "must be a positive number (or left out for no cap)", value)
+        return None
+    return value
 
 
 _PATH_PATTERN = re.compile(
@@ -711,6 +732,7 @@ ROUTE_KEYS = {
     "handler",
     "auth_methods",
     "max_body_bytes",
+    "method_override",
 }
 
 
@@ -734,7 +756,7 @@ def _read_routes(raw: Any, r: _Reader, upstreams: Mapping[str, Upstream]) -> tup
         if m.get("methods") is not None:
             listed = [s.upper() for s in _str_list(m["methods"], f"{path}.methods", r)]
             for meth in listed:
-                if meth not in HTTP_METHODS:
+                if meth not in HTTP_METHODS and meth not in EXPLICIT_METHODS:
                     r.error(f"{path}.methods", f"unknown HTTP method {meth}", meth)
             methods = frozenset(listed)
         handler = r.get(m, "handler", path, str, None)
@@ -772,6 +794,7 @@ def _read_routes(raw: Any, r: _Reader, upstreams: Mapping[str, Upstream]) -> tup
                 handler=handler,
                 auth_methods=auth_methods,
                 max_body_bytes=r.get(m, "max_body_bytes", path, int, None),
+                method_override=r.get(m, "method_override", path, bool, False),
                 index=i,
             )
         )
@@ -859,6 +882,7 @@ def _read_limits(raw: Any, r: _Reader) -> LimitsConfig:
         max_headers=r.get(m, "max_headers", "limits", int, d.max_headers),
         idle_timeout=r.get(m, "idle_timeout", "limits", float, d.idle_timeout),
         max_connections=r.get(m, "max_connections", "limits", int, d.max_connections),
+        body_read_timeout=r.get(m, "body_read_timeout", "limits", float, d.body_read_timeout),
     )
     for key in LimitsConfig.__dataclass_fields__:
         value = getattr(out, key)

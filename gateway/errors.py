@@ -21,10 +21,13 @@
     │   └── CsrfFailed                403 CSRF_FAILED (dashboard form/call without its CSRF token)
     ├── RouteNotFound                 404 NOT_FOUND
     ├── MethodNotAllowed              405 METHOD_NOT_ALLOWED
+    ├── BodyTimeout                   408 REQUEST_TIMEOUT (the client paused its body too long)
     ├── PayloadTooLarge               413 PAYLOAD_TOO_LARGE
+    ├── ExpectationFailed             417 EXPECTATION_FAILED (an Expect other than 100-continue)
     ├── RateLimited                   429 RATE_LIMITED
     ├── UpstreamUnavailable           502 UPSTREAM_UNAVAILABLE
     ├── StoreUnavailable              503 STORE_UNAVAILABLE
+    ├── UpstreamBusy                  503 UPSTREAM_BUSY (the upstream's connection cap is reached)
     ├── RateLimiterUnavailable        503 RATE_LIMIT_UNAVAILABLE (Redis down, fail_closed)
     └── UpstreamTimeout               504 UPSTREAM_TIMEOUT
 
@@ -41,8 +44,10 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "AuthenticationError",
     "BadRequest",
+    "BodyTimeout",
     "CsrfFailed",
     "EnvironmentUnavailable",
+    "ExpectationFailed",
     "GatewayError",
     "InsufficientScope",
     "InvalidArgument",
@@ -61,6 +66,7 @@ __all__ = [
     "RouteNotFound",
     "StoreUnavailable",
     "UpgradeNotAllowed",
+    "UpstreamBusy",
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "WorkspaceDenied",
@@ -180,6 +186,18 @@ class MethodNotAllowed(GatewayError):
     default_message = "This method is not allowed on this path."
 
 
+class BodyTimeout(GatewayError):
+    status = 408
+    code = "REQUEST_TIMEOUT"
+    default_message = "The request body stopped arriving; send it without long pauses."
+
+
+class ExpectationFailed(GatewayError):
+    status = 417
+    code = "EXPECTATION_FAILED"
+    default_message = "The only expectation this gateway meets is 100-continue."
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"
@@ -196,6 +214,12 @@ class UpstreamUnavailable(GatewayError):
     status = 502
     code = "UPSTREAM_UNAVAILABLE"
     default_message = "The upstream service is unavailable."
+
+
+class UpstreamBusy(GatewayError):
+    status = 503
+    code = "UPSTREAM_BUSY"
+    default_message = "The upstream service is at its connection limit; retry shortly."
 
 
 class StoreUnavailable(GatewayError):

@@ -10,7 +10,10 @@ Requests the parser rejects (malformed framing, control characters, oversized li
 headers, smuggling attempts) never reach a handler or middleware; aiohttp answers them itself in
 plain text and logs the exception, whose message quotes up to 100 raw bytes of the offending line
 — a token, if the line was ``Authorization``. :class:`GatewayRequestHandler` answers those with the
-gateway's JSON error instead and logs only the error class, never the bytes.
+gateway's JSON error instead and logs only the error class, never the bytes. Its parser is wrapped
+in :class:`StrictParser`, which refuses what both of aiohttp's parsers accept but an HTTP/1.1 edge
+must not pass on (HTTP/0.9 and bare-LF request lines, versions other than 1.0 and 1.1, transfer
+codings other than ``chunked``), and every answer says ``Server: gateway``, without versions.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ import socket
 from typing import Any
 
 from aiohttp import http_exceptions, web
+from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.web_protocol import RequestHandler
 
-__all__ = ["CappedSite", "GatewayRequestHandler", "bind"]
+__all__ = ["SERVER", "CappedSite", "EdgeRefusal", "GatewayRequestHandler", "StrictParser", "bind"]
+
+# What the gateway calls itself in `Server`: no product versions for a scanner to match.
+SERVER = "gateway"
 
 log = logging.getLogger("gateway.listen")
 
@@ -80,10 +87,75 @@ class _Refuse(asyncio.Protocol):
         self.timer.cancel()
 
 
+SERVED_VERSIONS = frozenset({HttpVersion10, HttpVersion11})
+
+
+class EdgeRefusal(http_exceptions.BadHttpMessage):
+    """A request both aiohttp parsers accept but this edge does not (see :class:`StrictParser`)."""
+
+    def __init__(self, status: int, code: str, text: str) -> None:
+        super().__init__(text)
+        self.status, self.error_code, self.text = status, code, text
+
+
+class StrictParser:
+    """aiohttp's request parser (C llhttp or pure Python), refusing what HTTP/1.1 proxies must not
+    pass on although the parser accepts it:
+
+    * HTTP/0.9 — a request line without a version. llhttp reads ``GET /x`` ended by CRLF *or a
+      bare LF* as HTTP/0.9 and then parses the following lines as headers, which would reach the
+      upstream; the Python parser already refuses both. → 400
+    * any version but 1.0 and 1.1 (``HTTP/2.0`` in an HTTP/1 request line: llhttp and the Python
+      parser accept it and aiohttp would answer ``HTTP/2.0 200``; the Python parser takes any
+      ``HTTP/d.d``). → 505
+    * a body framed by ``Transfer-Encoding`` other than the single coding ``chunked``: both
+      parsers treat ``gzip, chunked`` as chunked and would forward a body whose coding the
+      upstream is never told. → 501
+
+    Wraps the parser the handler made instead of replacing aiohttp's parsing; on a refusal it raises
+    :class:`EdgeRefusal` (which the handler answers like any parse error) and ignores the rest of
+    the connection's bytes.
+    """
+
+    __slots__ = ("_parser", "_refused", "message_consumed")
+
+    def __init__(self, parser: Any) -> None:
+        self._parser = parser
+        self._refused = False
+        self.message_consumed = parser.message_consumed  # per request: bound once, not looked up
+
+    def feed_data(self, data: bytes) -> tuple[Any, bool, bytes]:
+        if self._refused:
+            return (), False, b""
+        messages, upgraded, tail = self._parser.feed_data(data)
+        for message, _ in messages:
+            version = message.version
+            if version is not HttpVersion11 and version not in SERVED_VERSIONS:
+                self._refused = True
+                if version.major == 0:
+                    raise EdgeRefusal(400, "BAD_REQUEST", "The request line has no HTTP version.")
+                raise EdgeRefusal(
+                    505, "HTTP_VERSION_NOT_SUPPORTED", "Only HTTP/1.0 and HTTP/1.1 are served here."
+                )
+            if message.chunked:
+                coding = message.headers.get("Transfer-Encoding", "")
+                if coding.strip().lower() != "chunked":
+                    self._refused = True
+                    raise EdgeRefusal(
+                        501, "NOT_IMPLEMENTED", "Transfer-Encoding must be exactly chunked."
+                    )
+        return messages, upgraded, tail
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+
 def _parse_refusal(
     exc: BaseException | None, status: int, max_header_bytes: int
 ) -> tuple[int, str, str]:
     """(status, code, message) for a request the HTTP parser refused."""
+    if isinstance(exc, EdgeRefusal):
+        return exc.status, exc.error_code, exc.text
     if isinstance(exc, http_exceptions.LineTooLong):
         # The parser reports the limit it hit: the header-field limit, or the request-line one.
         if str(exc.args[1]) == str(max_header_bytes):
@@ -104,6 +176,8 @@ class GatewayRequestHandler(RequestHandler):
     def __init__(self, *args: Any, max_header_bytes: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_header_bytes = max_header_bytes
+        # Duck-typed: StrictParser forwards everything but feed_data to the parser it wraps.
+        self._parser = StrictParser(self._parser)  # type: ignore[assignment]
 
     def handle_error(
         self,
@@ -126,6 +200,7 @@ class GatewayRequestHandler(RequestHandler):
             status=status,
             body=json.dumps({"error": {"code": code, "message": text}}).encode(),
             content_type="application/json",
+            headers={"Server": SERVER},
         )
         resp.force_close()
         return resp

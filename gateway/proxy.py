@@ -1,11 +1,16 @@
 """The forwarder: streams an authorized request upstream and the response back.
 
-Headers are rebuilt, never passed through blindly: hop-by-hop headers (and any named in
-``Connection``) are dropped; every client-sent header that collides with an identity header — in any
-letter case, and spelled with ``_`` for ``-``, which WSGI upstreams read as the same name — is
-removed before the gateway's own are added; the credential is removed unless the route keeps it;
-``X-Forwarded-*`` from a client is trusted only when it connects from a configured proxy address.
-Bodies stream both ways in chunks; only small responses with a known length are read whole, since
+Headers are rebuilt, never passed through blindly: which client headers pass is decided by
+:mod:`gateway.headerpolicy` (hop-by-hop and gateway-owned names, identity and credential headers
+and cookies, client-address headers from untrusted peers, method and URL overrides — compared in any
+letter case and with ``_`` read as ``-``); headers named in ``Connection`` are dropped; then the
+gateway adds ``X-Forwarded-*`` (trusting a client's only from a configured proxy address), the
+request id and the identity headers. ``_method`` is stripped from the query and from urlencoded
+form bodies unless the route honours overrides.
+
+Bodies stream both ways in chunks; each wait for request-body bytes is bounded by
+``limits.body_read_timeout`` (408), and an upstream's ``max_connections`` caps its requests in
+flight (503 ``UPSTREAM_BUSY``). Only small responses with a known length are read whole, since
 that is cheaper than chunked relaying and bounded by :data:`SMALL_BODY`.
 """
 
@@ -17,48 +22,45 @@ import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
+from urllib.parse import unquote_plus
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http import HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gateway.config import Config, IdentityHeaders, Route
-from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import (
+    BodyTimeout,
+    ExpectationFailed,
+    PayloadTooLarge,
+    UpstreamBusy,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from gateway.headerpolicy import (
+    CLIENT_ADDRESS,
+    CREDENTIAL,
+    DROP,
+    HOP_BY_HOP,
+    METHOD_OVERRIDE,
+    HeaderPolicy,
+    credential_cookies,
+)
 from gateway.identity import Identity
 from gateway.upstream import UpstreamPool, UpstreamPools
 
-__all__ = ["Forwarder", "header_key", "make_client_session"]
+__all__ = ["Forwarder", "answer_expect", "make_client_session"]
 
 log = logging.getLogger("gateway.proxy")
 
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
-FORWARDED = frozenset(
-    {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"}
-)
 SMALL_BODY = 64 * 1024
 CHUNK = 64 * 1024
-
-
-def header_key(name: str) -> str:
-    """The name as upstream frameworks compare it: case-folded, ``_`` read as ``-``."""
-    return name.lower().replace("_", "-")
+# An urlencoded form is read whole to drop its `_method`; bigger ones are refused (413).
+FORM_MAX = 1024 * 1024
+FORM_BODY: web.RequestKey[bytes] = web.RequestKey("gateway.form_body", bytes)
 
 
 def make_client_session(limit: int = 0) -> aiohttp.ClientSession:
@@ -86,11 +88,18 @@ class Forwarder:
         self.session = session
         self.pools = pools  # bodiless requests to http upstreams; the session serves the rest
         self.names: IdentityHeaders = config.identity_headers
-        self.identity_keys = frozenset(header_key(n) for n in config.identity_headers.names())
-        self.credential_keys = frozenset(header_key(n) for n in credential_headers)
+        self.policy = HeaderPolicy(config, credential_headers, credential_cookies(config))
         self.trusted = config.trusted_proxies
         self.upstreams = config.upstreams
         self.default_max_body = config.limits.max_body_bytes
+        self.body_pause = config.limits.body_read_timeout
+        # Upstreams with a connection cap, and how many requests each has in flight (this worker).
+        self.caps = {
+            name: up.max_connections
+            for name, up in config.upstreams.items()
+            if up.max_connections is not None
+        }
+        self.in_flight: dict[str, int] = {}
         # One timeout object per upstream, built at load time rather than per request:
         # sock_connect bounds connecting, sock_read every wait for upstream bytes; forward() adds
         # the upstream's timeout over sending the request and receiving the response head, and
@@ -116,21 +125,40 @@ class Forwarder:
     def build_headers(
         self, request: web.Request, route: Route, identity: Identity | None, request_id: str
     ) -> CIMultiDict[str]:
+        """The headers the upstream gets: the client's own (see :mod:`gateway.headerpolicy`),
+        ``X-Forwarded-*``, the request id and the identity headers."""
         incoming = request.headers
-        drop = _drop_set(incoming)
+        listed = _connection_listed(incoming)
+        policy = self.policy
+        known = policy.verdicts  # one dict lookup per header; a method call only for new names
+        peer = request.remote or ""
+        trusted = self._trusted_peer(peer)
         out: CIMultiDict[str] = CIMultiDict()
         for name, value in incoming.items():
             key = name.lower()
-            if key in drop or key in FORWARDED:
-                continue
-            norm = key.replace("_", "-")
-            if norm in self.identity_keys or norm == "x-request-id":
-                continue
-            if norm in self.credential_keys and not route.keep_credential:
+            v = known.get(key)
+            if v is None:
+                v = policy.verdict(key)
+            if v:  # anything but KEEP: one comparison on the common path
+                if v == DROP:
+                    continue
+                if v == CREDENTIAL:
+                    if not route.keep_credential:
+                        continue
+                elif v == CLIENT_ADDRESS:
+                    if not trusted:
+                        continue
+                elif v == METHOD_OVERRIDE:
+                    if not route.method_override:
+                        continue
+                elif not route.keep_credential:  # COOKIE
+                    value = policy.strip_cookies(value)
+                    if not value:
+                        continue
+            if listed is not None and key in listed:
                 continue
             out.add(name, value)
-        peer = request.remote or ""
-        if self._trusted_peer(peer):
+        if trusted:
             prior = ", ".join(incoming.getall("X-Forwarded-For", ()))
             out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
             out["X-Forwarded-Proto"] = incoming.get("X-Forwarded-Proto", request.scheme)
@@ -164,6 +192,26 @@ class Forwarder:
             path = route.add_prefix.rstrip("/") + path
         return path
 
+    @staticmethod
+    def is_form(request: web.Request) -> bool:
+        ctype = request.headers.get("Content-Type")
+        return ctype is not None and ctype.lower().startswith("application/x-www-form-urlencoded")
+
+    async def form_body(self, request: web.Request, limit: int | None = None) -> bytes:
+        """The urlencoded request body, read once (each wait bounded) and kept on the request."""
+        if FORM_BODY in request:
+            return request[FORM_BODY]
+        cap = FORM_MAX if limit is None else min(limit, FORM_MAX)
+        reader = _Body(request.content, cap, self.body_pause)
+        try:
+            data = b"".join([chunk async for chunk in reader.chunks()])
+        except PayloadTooLarge:
+            raise PayloadTooLarge(
+                f"A form body may be at most {cap} bytes here.", reason="form_length"
+            ) from None
+        request[FORM_BODY] = data
+        return data
+
     # -- the exchange ------------------------------------------------------------------------------
 
     async def forward(
@@ -177,29 +225,64 @@ class Forwarder:
         timing: dict[str, float],
     ) -> web.StreamResponse:
         name = route.upstream or ""
-        query = request.raw_path.partition("?")[2]
-        target = self.target_path(route, path) + (f"?{query}" if query else "")
-        headers = self.build_headers(request, route, identity, request_id)
-        if not request.body_exists and (pool := self.pools.get(base_url)) is not None:
-            return await self._forward_lean(request, pool, name, target, headers, timing)
-        url = URL(base_url + target, encoded=True)
+        cap = self.caps.get(name)
+        if cap is not None:
+            # Each request in flight holds one upstream connection: past the cap, refuse at
+            # once rather than queue (a queue would hold the client's connection instead).
+            busy = self.in_flight.get(name, 0)
+            if busy >= cap:
+                raise UpstreamBusy(reason="upstream_busy", headers={"Retry-After": "1"})
+            self.in_flight[name] = busy + 1
+        try:
+            query = request.raw_path.partition("?")[2]
+            if query and "method" in query and not route.method_override:
+                query = strip_method_param(query)  # `_method` (any escaping): as the headers
+            target = self.target_path(route, path) + (f"?{query}" if query else "")
+            headers = self.build_headers(request, route, identity, request_id)
+            if not request.body_exists and (pool := self.pools.get(base_url)) is not None:
+                return await self._forward_lean(request, pool, name, target, headers, timing)
+            return await self._forward_full(
+                request, route, name, base_url + target, headers, timing
+            )
+        finally:
+            if cap is not None:
+                self.in_flight[name] -= 1
+
+    async def _forward_full(
+        self,
+        request: web.Request,
+        route: Route,
+        name: str,
+        url_text: str,
+        headers: CIMultiDict[str],
+        timing: dict[str, float],
+    ) -> web.StreamResponse:
+        """A request with a body (or to a non-pooled upstream) through the ClientSession."""
+        url = URL(url_text, encoded=True)
         limit = route.max_body_bytes if route.max_body_bytes is not None else self.default_max_body
-        body: aiohttp.StreamReader | AsyncIterator[bytes] | None = (
-            request.content if request.body_exists else None
-        )
-        counter: _BodyLimit | None = None
-        if body is not None and request.content_length is not None:
-            if limit is not None and request.content_length > limit:
+        reader: _Body | None = None
+        body: bytes | AsyncIterator[bytes] | None = None
+        if request.body_exists:
+            if limit is not None and (request.content_length or 0) > limit:
                 # Refused before a byte reaches the upstream.
                 raise PayloadTooLarge(
                     f"The request body may be at most {limit} bytes on this route.",
                     reason="declared_length",
                 )
-            headers["Content-Length"] = str(request.content_length)
-        elif body is not None and limit is not None:
-            # Chunked: count while streaming and cut the upstream request at the limit.
-            counter = _BodyLimit(request.content, limit)
-            body = counter.chunks()
+            if self.is_form(request):
+                # A form's `_method` is an override like the headers: read the (bounded) form,
+                # drop it unless the route honours it, and send the rest with its own length.
+                body = await self.form_body(request, limit)
+                if not route.method_override:
+                    body = strip_form_method(body)
+                headers["Content-Length"] = str(len(body))
+            else:
+                reader = _Body(request.content, limit, self.body_pause)
+                if request.content_length is not None:
+                    headers["Content-Length"] = str(request.content_length)
+                # Relayed chunk by chunk, each wait bounded by limits.body_read_timeout, so a
+                # trickled body cannot hold an upstream connection for the whole request.
+                body = reader.chunks()
         started = time.perf_counter()
         try:
             # sock_read alone restarts with every byte, so an upstream trickling its response
@@ -215,23 +298,19 @@ class Forwarder:
                     compress=None,
                 )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            if reader is not None:
+                reader.raise_if_failed()
             raise UpstreamTimeout(reason="upstream_timeout") from exc
-        except (aiohttp.ClientError, PayloadTooLarge) as exc:
-            if counter is not None and counter.exceeded:
-                raise PayloadTooLarge(
-                    f"The request body may be at most {limit} bytes on this route.",
-                    reason="streamed_length",
-                ) from None
+        except (aiohttp.ClientError, PayloadTooLarge, BodyTimeout) as exc:
+            if reader is not None:
+                reader.raise_if_failed()
             raise UpstreamUnavailable(reason=_reason(exc)) from exc
         finally:
             timing["upstream"] = time.perf_counter() - started
-        if counter is not None and counter.exceeded:
+        if reader is not None and (reader.exceeded or reader.stalled):
             # The upstream answered before reading the whole body; still refuse the client.
             resp.close()
-            raise PayloadTooLarge(
-                f"The request body may be at most {limit} bytes on this route.",
-                reason="streamed_length",
-            )
+            reader.raise_if_failed()
         try:
             return await self._relay(request, resp.status, resp.reason, resp.headers, resp.content)
         finally:
@@ -327,22 +406,72 @@ class Forwarder:
         return stream
 
 
-class _BodyLimit:
-    """A chunked request body relayed while counting; stops at ``limit`` bytes."""
+async def answer_expect(request: web.Request) -> None:
+    """Answer ``Expect``: ``100 Continue`` on HTTP/1.1, 417 for any other expectation."""
+    if request.headers.get("Expect", "").strip().lower() != "100-continue":
+        raise ExpectationFailed(reason="expect_unknown")
+    if request.version == HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the response proper has not started
 
-    def __init__(self, source: aiohttp.StreamReader, limit: int) -> None:
+
+class _Body:
+    """A request body read for the upstream: counted against ``limit``, each wait bounded."""
+
+    __slots__ = ("exceeded", "limit", "pause", "seen", "source", "stalled")
+
+    def __init__(self, source: aiohttp.StreamReader, limit: int | None, pause: float) -> None:
         self.source = source
         self.limit = limit
+        self.pause = pause
         self.seen = 0
         self.exceeded = False
+        self.stalled = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in self.source.iter_chunked(CHUNK):
+        source, limit = self.source, self.limit
+        while True:
+            try:
+                async with asyncio.timeout(self.pause):
+                    chunk = await source.readany()
+            except TimeoutError:
+                self.stalled = True
+                raise BodyTimeout(reason="body_stalled") from None
+            if not chunk:
+                return
             self.seen += len(chunk)
-            if self.seen > self.limit:
+            if limit is not None and self.seen > limit:
                 self.exceeded = True
                 raise PayloadTooLarge(reason="streamed_length")
             yield chunk
+
+    def raise_if_failed(self) -> None:
+        """Raise the client-side reason the exchange failed, if it was the body's."""
+        if self.stalled:
+            raise BodyTimeout(reason="body_stalled")
+        if self.exceeded:
+            raise PayloadTooLarge(
+                f"The request body may be at most {self.limit} bytes on this route.",
+                reason="streamed_length",
+            )
+
+
+def strip_method_param(query: str) -> str:
+    """``query`` without its ``_method`` parameters, however they are escaped."""
+    kept = [p for p in query.split("&") if unquote_plus(p.partition("=")[0]) != "_method"]
+    return "&".join(kept)
+
+
+def strip_form_method(body: bytes) -> bytes:
+    """An urlencoded form without its ``_method`` fields (unchanged when it has none)."""
+    if b"method" not in body:
+        return body
+    kept = [
+        p
+        for p in body.split(b"&")
+        if unquote_plus(p.partition(b"=")[0].decode("latin-1")) != "_method"
+    ]
+    return b"&".join(kept)
 
 
 @functools.lru_cache(maxsize=4096)  # bounded: token scopes are arbitrary subsets
@@ -351,13 +480,19 @@ def _scope_list(scopes: frozenset[str]) -> str:
     return " ".join(sorted(scopes))
 
 
-def _drop_set(headers: CIMultiDictProxy[str]) -> frozenset[str]:
-    """Hop-by-hop names plus any the ``Connection`` header lists (copied only when it lists some)."""
+def _connection_listed(headers: CIMultiDictProxy[str]) -> frozenset[str] | None:
+    """Names the ``Connection`` header lists beyond the hop-by-hop ones (``None``: none)."""
     listed = headers.getall("Connection", ())
     if not listed:
-        return HOP_BY_HOP
-    extra = {t.strip().lower() for value in listed for t in value.split(",")}
-    return HOP_BY_HOP if extra <= HOP_BY_HOP else HOP_BY_HOP | extra
+        return None
+    extra = frozenset(t.strip().lower() for value in listed for t in value.split(","))
+    return None if extra <= HOP_BY_HOP else extra
+
+
+def _drop_set(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """Hop-by-hop names plus any the ``Connection`` header lists (copied only when it lists some)."""
+    extra = _connection_listed(headers)
+    return HOP_BY_HOP if extra is None else HOP_BY_HOP | extra
 
 
 def _reason(exc: BaseException) -> str:

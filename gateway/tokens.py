@@ -122,7 +122,9 @@ class TokenHasher:
         self._pepper = pepper.encode() if pepper else None
 
     def __call__(self, token: str) -> str:
-        data = token.encode()
+        # A client's raw non-UTF-8 byte arrives as a lone surrogate: hash it (it matches nothing)
+        # instead of failing to encode it, wherever a presented token is looked up.
+        data = token.encode("utf-8", "surrogatepass")
         if self._pepper is None:
             return hashlib.sha256(data).hexdigest()
         return hmac.new(self._pepper, data, hashlib.sha256).hexdigest()

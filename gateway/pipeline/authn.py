@@ -97,7 +97,9 @@ class Authenticator:
         cred = self.extract(request)
         if cred is None:
             raise AuthenticationError("A credential is required.", reason="missing")
-        if not cred.value:
+        if not cred.value or not cred.value.isascii():
+            # Every credential the gateway accepts is ASCII; anything else (a raw non-UTF-8
+            # byte arrives as a lone surrogate) is malformed, before any hashing encodes it.
             raise AuthenticationError("The credential is malformed.", reason="malformed")
         for tt in cred.types:
             if cred.value.startswith(tt.prefix):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gateway.config import Route
+from gateway.config import EXPLICIT_METHODS, HTTP_METHODS, Route
 from gateway.errors import MethodNotAllowed, RouteNotFound
 
 __all__ = ["Match", "Router"]
@@ -35,7 +35,10 @@ class Match:
 
 def _by_method(routes: list[Route], method: str) -> Route | None:
     for r in routes:
-        if r.methods is None or method in r.methods or (method == "HEAD" and "GET" in r.methods):
+        if r.methods is None:
+            if method not in EXPLICIT_METHODS:  # TRACE, CONNECT: only where a route names them
+                return r
+        elif method in r.methods or (method == "HEAD" and "GET" in r.methods):
             return r
     return None
 
@@ -98,10 +101,10 @@ class Router:
 
     def _collect_methods(self, node: _Node, segs: tuple[str, ...], i: int, out: set[str]) -> None:
         for r in node.glob:
-            out.update(r.methods or ())
+            out.update(r.methods or HTTP_METHODS)
         if i == len(segs):
             for r in node.routes:
-                out.update(r.methods or ())
+                out.update(r.methods or HTTP_METHODS)
             return
         child = node.literal.get(segs[i])
         if child is not None:

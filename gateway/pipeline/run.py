@@ -1,8 +1,9 @@
 """The pipeline, as one function: every step of a proxied request, in order, visibly.
 
-    normalize path → match route → (refuse foreign upgrades) → (failed-auth throttle)
+    normalize path → match route → (method override, where the route honours one)
+      → (refuse foreign upgrades) → (failed-auth throttle)
       → authenticate → workspace → scopes → checks (allowed domains, rate limits, …)
-      → built-in handler, or forward upstream
+      → (100 Continue) → built-in handler, or forward upstream
 
 Steps raise :class:`gateway.errors.GatewayError`; the edge middleware renders those. Each step is a
 plain function or object method that can be tested alone.
@@ -23,8 +24,10 @@ from gateway.errors import (
     RouteNotFound,
     UpgradeNotAllowed,
 )
+from gateway.pipeline.override import overridden
 from gateway.pipeline.paths import normalize
 from gateway.pipeline.scopes import check_scopes
+from gateway.proxy import answer_expect
 from gateway.websocket import is_websocket_upgrade, proxy_websocket
 
 if TYPE_CHECKING:
@@ -48,6 +51,8 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
         # sent, which will itself go through every step below.
         return await gw.preflight(request, rt, path.segments)
     match = rt.router.match(request.method, path.segments)
+    if match.route.method_override:
+        match = await overridden(request, match, rt.router, rt.forwarder, path.segments)
     route = match.route
     ctx.route, ctx.params = route, match.params
 
@@ -84,6 +89,11 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
         finally:
             # Refusals are timed too: a slow denial path is as interesting as a slow success.
             ctx.timing["auth"] = time.perf_counter() - auth_started
+
+    if "Expect" in request.headers:
+        # Only now, authorized, is the client asked for its body; the upstream never sees
+        # `Expect`, so one that never sends 100 cannot stall the client.
+        await answer_expect(request)
 
     if route.handler is not None:
         handler = HANDLERS.get(route.handler)

@@ -372,3 +372,168 @@ async def test_a_valid_chunked_body_is_forwarded_exactly_once_and_whole(
     assert resp.status == 200
     assert len(upstream.seen) == before + 1
     assert upstream.last.body == b"hello world"
+
+
+# -- only the upstream's own headers reach the upstream (issue 17 §3) --------------------------------
+
+# (name, value): each must be dropped whatever its case or `_` spelling. Values are distinct so
+# the assertion can tell which one leaked.
+NOT_FORWARDED = [
+    # the X-Gateway-* namespace, configured names or not
+    ("X-Gateway-User", "evil-user"),
+    ("X-Gateway-Role", "evil-role"),
+    ("x_gateway_role", "evil-role2"),
+    ("X-GATEWAY-IS-ADMIN", "evil-admin"),
+    ("X_Gateway_Scopes", "evil-scopes"),
+    # `_` twins of headers the gateway owns or trusts
+    ("X_Forwarded_For", "6.6.6.1"),
+    ("X_Forwarded_Host", "evil-host.example"),
+    ("X_Forwarded_Proto", "evil-proto"),
+    ("X_Real_IP", "6.6.6.2"),
+    ("X_Workspace_Id", "other"),
+    ("X_Request_Id", "evil-request-id"),
+    ("Transfer_Encoding", "evil-te"),
+    ("Content_Length", "999999"),
+    ("X_Api_Key", "evil-key"),
+    ("X_Authorization", "Bearer evil-x-authorization"),
+    ("X-Authorization", "Bearer evil-x-authorization2"),
+    ("Content_Type", "application/x-www-form-urlencoded; evil"),
+    # client-address headers from an untrusted client
+    ("X-Client-IP", "6.6.6.3"),
+    ("True-Client-IP", "6.6.6.4"),
+    ("CF-Connecting-IP", "6.6.6.5"),
+    ("X-Forwarded-Port", "6666"),
+    ("X-Forwarded-Prefix", "/evil-prefix"),
+    ("X-Forwarded-Server", "evil-server"),
+    ("X-Host", "evil-x-host.example"),
+    ("x_client_ip", "6.6.6.6"),
+    # method and URL overrides, on a route that does not opt in
+    ("X-HTTP-Method-Override", "DELETE"),
+    ("X-HTTP-Method", "PATCH"),
+    ("X-Method-Override", "PUT"),
+    ("X_HTTP_Method_Override", "OPTIONS"),
+    ("X-Original-URL", "/admin/evil-original"),
+    ("X-Rewrite-URL", "/admin/evil-rewrite"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), NOT_FORWARDED, ids=[n for n, _ in NOT_FORWARDED])
+async def test_headers_the_gateway_owns_or_distrusts_never_reach_upstream(
+    gw: RunningGateway, upstream: Upstream, tokens: Tokens, name: str, value: str
+) -> None:
+    headers = [
+        ("Authorization", f"Bearer {tokens.reader}"),
+        ("X-Workspace-Id", "acme"),
+        (name, value),
+    ]
+    resp = await exchange(gw.proxy_port, request_bytes("GET", "/api/items", headers))
+    assert resp.status == 200, resp.body
+    seen = upstream.last
+    assert name.lower() not in seen.header_names()
+    assert all(value not in v for vs in seen.headers.values() for v in vs), seen.headers
+    assert seen.method == "GET" and seen.path == "/api/items"
+    # What the gateway checked is what the upstream reads.
+    assert seen.header("X-Workspace-Id") == "acme"
+    assert seen.header("X-Forwarded-For") == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "query", ["_method=DELETE", "%5Fmethod=DELETE", "%5fmethod=DELETE", "a=1&_method=DELETE&b=2"]
+)
+async def test_method_override_in_the_query_is_stripped(
+    gw: RunningGateway, upstream: Upstream, tokens: Tokens, query: str
+) -> None:
+    headers = [("Authorization", f"Bearer {tokens.reader}")]
+    resp = await exchange(gw.proxy_port, request_bytes("GET", f"/api/items?{query}", headers))
+    assert resp.status == 200
+    assert "method" not in upstream.last.path.lower(), upstream.last.path
+    if query.startswith("a=1"):
+        assert upstream.last.path == "/api/items?a=1&b=2"
+
+
+async def test_method_override_in_a_form_body_is_stripped(
+    gw: RunningGateway, upstream: Upstream, tokens: Tokens
+) -> None:
+    _, writer = await gw.services.create_token(workspace="acme", name="w", scopes=["items:write"])
+    body = b"a=1&_method=DELETE&%5Fmethod=PUT&b=2"
+    headers = [
+        ("Authorization", f"Bearer {writer}"),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Content-Length", str(len(body))),
+    ]
+    resp = await exchange(gw.proxy_port, request_bytes("POST", "/api/items", headers, body))
+    assert resp.status == 200, resp.body
+    assert upstream.last.body == b"a=1&b=2"
+    assert upstream.last.header("Content-Length") == "7"
+
+
+# -- strict HTTP at the edge (issue 17 §4) ---------------------------------------------------------
+
+EDGE_REQUESTS = {
+    # llhttp reads a bare-LF request line as HTTP/0.9 and the lines after it as headers
+    "bare-lf-request-line": (
+        b"GET /public/x\nHost: 127.0.0.1\r\nX-Gateway-User-Id: evil\r\n\r\n",
+        400,
+        "BAD_REQUEST",
+    ),
+    "http-0.9": (b"GET /public/x\r\n\r\n", 400, "BAD_REQUEST"),
+    "http-2.0-in-http1-line": (
+        b"GET /public/x HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n",
+        505,
+        "HTTP_VERSION_NOT_SUPPORTED",
+    ),
+    "te-gzip-chunked": (
+        b"POST /public/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        b"0\r\n\r\n",
+        501,
+        "NOT_IMPLEMENTED",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_REQUESTS))
+async def test_requests_http11_forbids_are_refused_at_the_listener(
+    gw: RunningGateway, upstream: Upstream, case: str
+) -> None:
+    data, status, code = EDGE_REQUESTS[case]
+    before = len(upstream.seen)
+    resp = await exchange(gw.proxy_port, data, to_close=True)
+    assert (resp.status, resp.code) == (status, code), resp.body
+    assert resp.closed and resp.extra == b""
+    assert resp.headers.get("server") == "gateway"
+    assert len(upstream.seen) == before
+
+
+@pytest.mark.parametrize(("method", "target"), [("TRACE", "/public/x"), ("CONNECT", "/public/x")])
+async def test_trace_and_connect_are_405_where_no_route_names_them(
+    gw: RunningGateway, upstream: Upstream, method: str, target: str
+) -> None:
+    before = len(upstream.seen)
+    resp = await exchange(gw.proxy_port, request_bytes(method, target), to_close=True)
+    assert (resp.status, resp.code) == (405, "METHOD_NOT_ALLOWED"), resp.body
+    allowed = {m.strip() for m in resp.headers["allow"].split(",")}
+    assert "GET" in allowed and method not in allowed
+    assert len(upstream.seen) == before
+
+
+@pytest.mark.parametrize("raw", [b"gw_live_\xff\xfe", b"\xc3\x28", b"gw_live_" + b"\x80" * 46])
+async def test_a_non_utf8_credential_is_401_not_500(
+    gw: RunningGateway, upstream: Upstream, raw: bytes
+) -> None:
+    data = (
+        b"GET /api/items HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + raw + b"\r\n\r\n"
+    )
+    before = len(upstream.seen)
+    resp = await exchange(gw.proxy_port, data)
+    assert (resp.status, resp.code) == (401, "UNAUTHORIZED"), resp.body
+    assert len(upstream.seen) == before
+
+
+async def test_server_header_names_no_versions(
+    gw: RunningGateway, upstream: Upstream, tokens: Tokens
+) -> None:
+    relayed = await exchange(gw.proxy_port, request_bytes("GET", "/public/x"))
+    refused_ = await exchange(gw.proxy_port, request_bytes("GET", "/admin/x"))
+    unparsable = await exchange(gw.proxy_port, b"GET /x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
+    for resp in (relayed, refused_, unparsable):
+        assert resp.headers.get("server") == "gateway", resp.headers

@@ -274,6 +274,31 @@ async def test_supabase_session_jwts_act_as_the_user(
         assert (await call(http, "GET", f"{gw.url}/api/v1/issues", auth(bad)))[0] == 401
 
 
+# The session JWT is the credential in whichever form it comes: the `sb-access-token` cookie the
+# preset accepts it in (sessions.cookie) is stripped like the Authorization header; other cookies
+# reach the upstream untouched (issue 17 §3).
+async def test_the_session_cookie_never_reaches_the_upstream(
+    supabase: tuple[RunningGateway, ec.EllipticCurvePrivateKey, str],
+    upstream: Upstream,
+    http: aiohttp.ClientSession,
+) -> None:
+    gw, signing, issuer = supabase
+    uid = "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5"
+    await gw.services.create_user("cookie@acme.test", id=uid)
+    await gw.services.add_member("acme", uid, "viewer")
+    session = session_jwt(uid, key=signing, alg="ES256", kid="k1", iss=issuer)
+    headers = {**auth(session), "Cookie": f"theme=dark; sb-access-token={session}; lang=en"}
+    status, _ = await call(http, "GET", f"{gw.url}/api/v1/issues", headers)
+    assert status == 200
+    seen = upstream.last
+    assert seen.header("Cookie") == "theme=dark; lang=en"
+    assert all(session not in v for vs in seen.headers.values() for v in vs), seen.headers
+    # Only the credential cookie: a request with nothing else sends no Cookie at all.
+    headers = {**auth(session), "Cookie": f"sb-access-token={session}"}
+    assert (await call(http, "GET", f"{gw.url}/api/v1/issues", headers))[0] == 200
+    assert upstream.last.header("Cookie") is None
+
+
 # "Register an OAuth app", "Redirect to authorize", "Exchange code for tokens",
 # "Use the access token", "Access tokens expire after 1 hour", "Refreshing Tokens"
 async def test_oauth_flow_exactly_as_documented(

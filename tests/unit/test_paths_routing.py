@@ -139,3 +139,14 @@ def test_plain_path_fast_path_matches_the_general_normalizer(raw: str) -> None:
 )
 def test_fast_path_examples_match(raw: str) -> None:
     assert _outcome(normalize, raw) == _outcome(_normalize_general, raw)
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT"])
+def test_trace_and_connect_only_where_a_route_names_them(method: str) -> None:
+    router = Router([_r("any", "/open/**"), _r("named", "/diag/**", [method, "GET"])])
+    with pytest.raises(MethodNotAllowed) as refused:
+        _match(router, method, "/open/x")
+    allowed = set(refused.value.headers["Allow"].split(", "))
+    assert "GET" in allowed and method not in allowed
+    assert _match(router, "GET", "/open/x") == "any"
+    assert _match(router, method, "/diag/x") == "named"

@@ -64,3 +64,13 @@ def test_hash_is_sha256_of_whole_token_or_hmac_with_pepper() -> None:
 def test_visible_prefix_is_first_16_characters() -> None:
     t = tokens.mint("sk_live_")
     assert tokens.parse(t, "sk_live_").visible_prefix == t[:16]
+
+
+@pytest.mark.parametrize("pepper", [None, "pepper"])
+def test_a_non_utf8_token_hashes_instead_of_crashing(pepper: str | None) -> None:
+    # A raw 0xff from the wire arrives as "\udcff" (surrogateescape); the hash must not raise,
+    # so every door that looks a presented token up answers "unknown", not 500.
+    hasher = tokens.TokenHasher(pepper)
+    raw = "gw_" + b"\xff\xfe".decode("utf-8", "surrogateescape")
+    assert len(hasher(raw)) == 64
+    assert hasher(raw) != hasher("gw_")
