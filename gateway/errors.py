@@ -21,6 +21,7 @@
     │   └── CsrfFailed                403 CSRF_FAILED (dashboard form/call without its CSRF token)
     ├── RouteNotFound                 404 NOT_FOUND
     ├── MethodNotAllowed              405 METHOD_NOT_ALLOWED
+    ├── Conflict                      409 CONFLICT (the thing to create exists already)
     ├── PayloadTooLarge               413 PAYLOAD_TOO_LARGE
     ├── RateLimited                   429 RATE_LIMITED
     ├── UpstreamUnavailable           502 UPSTREAM_UNAVAILABLE
@@ -41,6 +42,7 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "AuthenticationError",
     "BadRequest",
+    "Conflict",
     "CsrfFailed",
     "EnvironmentUnavailable",
     "GatewayError",
@@ -139,13 +141,16 @@ class PermissionDenied(GatewayError):
 class InsufficientScope(PermissionDenied):
     default_message = "The token lacks a scope this endpoint requires."
 
-    def __init__(self, required: Iterable[str], *, all_of: bool) -> None:
+    def __init__(
+        self, required: Iterable[str], *, all_of: bool, message: str | None = None
+    ) -> None:
         self.required = tuple(required)
         self.all_of = all_of
         joined = " ".join(self.required)
         which = "all of" if all_of else "one of"
         super().__init__(
-            f"The token lacks the required scope ({which}: {joined}).", reason="insufficient_scope"
+            message or f"The token lacks the required scope ({which}: {joined}).",
+            reason="insufficient_scope",
         )
 
 
@@ -178,6 +183,12 @@ class MethodNotAllowed(GatewayError):
     status = 405
     code = "METHOD_NOT_ALLOWED"
     default_message = "This method is not allowed on this path."
+
+
+class Conflict(GatewayError):
+    status = 409
+    code = "CONFLICT"
+    default_message = "It exists already."
 
 
 class PayloadTooLarge(GatewayError):

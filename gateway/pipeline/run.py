@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway.authz import authorize_route
 from gateway.builtin import HANDLERS
 from gateway.context import RequestContext
 from gateway.errors import (
@@ -24,7 +25,6 @@ from gateway.errors import (
     UpgradeNotAllowed,
 )
 from gateway.pipeline.paths import normalize
-from gateway.pipeline.scopes import check_scopes
 from gateway.websocket import is_websocket_upgrade, proxy_websocket
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
                 )
             identity = await rt.workspaces.resolve(request, principal)
             ctx.identity = identity
-            check_scopes(rt.config.scopes, route, identity)
+            authorize_route(rt.config.scopes, route, identity)
             for check in rt.checks:
                 await check(request, ctx)
         finally:

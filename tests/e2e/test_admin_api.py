@@ -18,8 +18,10 @@ from tests.support.harness import RunningGateway, Upstream, eventually
 ADMIN_CORE = (
     CORE.replace(
         "known: [items:read, items:write, reports:read, admin:all]",
-        "known: [items:read, items:write, reports:read, workspace:admin, admin:all]",
-    )
+        "known: [items:read, items:write, reports:read, workspace:admin, tokens:read, "
+        "tokens:write, admin:all]",
+    ).replace("implies: {items:write: [items:read]}", "implies: {items:write: [items:read], "
+        "tokens:write: [tokens:read]}")
     + 'operator_workspace: "ops"\n'
 )
 
@@ -32,6 +34,10 @@ async def gw(make_gateway: GatewayFactory, upstream: Upstream) -> RunningGateway
     for name, slug in (("Ops", "ops"), ("Acme", "acme"), ("Other", "other")):
         await g.services.create_workspace(name, slug, f"ws_{slug}")
     return g
+
+
+# A workspace admin that may manage tokens and members, and mint tokens up to its own scopes.
+ADMIN = ["workspace:admin", "tokens:write", "items:write", "reports:read"]
 
 
 async def token(gw: RunningGateway, ws: str, scopes: list[str], **kw: Any) -> str:
@@ -54,7 +60,7 @@ async def api(
 
 async def test_who_may_call_what(gw: RunningGateway, http: aiohttp.ClientSession) -> None:
     operator = await token(gw, "ops", ["admin:all"])
-    acme_admin = await token(gw, "acme", ["workspace:admin"])
+    acme_admin = await token(gw, "acme", ADMIN)
     acme_reader = await token(gw, "acme", ["items:read"])
     assert (await api(http, gw, "GET", "/admin/workspaces/acme", None))[0] == 401
     status, body = await api(http, gw, "GET", "/admin/workspaces/acme", acme_reader)
@@ -82,7 +88,7 @@ async def test_who_may_call_what(gw: RunningGateway, http: aiohttp.ClientSession
 async def test_token_lifecycle_through_the_admin_api(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    admin = await token(gw, "acme", ["workspace:admin"])
+    admin = await token(gw, "acme", ADMIN)
     status, made = await api(
         http,
         gw,
@@ -117,7 +123,7 @@ async def test_token_lifecycle_through_the_admin_api(
 async def test_rotation_keeps_the_old_secret_for_the_grace_period_only(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    admin = await token(gw, "acme", ["workspace:admin"])
+    admin = await token(gw, "acme", ADMIN)
     rec, old = await gw.services.create_token(workspace="acme", name="svc", scopes=["items:read"])
     url = f"{gw.url}/api/items"
 
@@ -150,7 +156,7 @@ async def test_rotation_keeps_the_old_secret_for_the_grace_period_only(
 async def test_membership_changes_through_the_api_bound_pats_within_a_second(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    admin = await token(gw, "acme", ["workspace:admin"])
+    admin = await token(gw, "acme", ADMIN)
     status, user = await api(http, gw, "POST", "/admin/users", admin, {"email": "bo@example.com"})
     assert status == 201
     assert (
@@ -202,7 +208,7 @@ async def test_membership_changes_through_the_api_bound_pats_within_a_second(
 async def test_audit_log_records_create_rotate_revoke(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    admin = await token(gw, "acme", ["workspace:admin"])
+    admin = await token(gw, "acme", ADMIN)
     _, made = await api(
         http,
         gw,

@@ -49,9 +49,12 @@ token_types:
 workspace: {source: header, header: X-Workspace-Id, match: any, required: false}
 upstreams: {api: "{up}"}
 scopes:
-  known: [items:read, items:write, workspace:admin, admin:all]
-  implies: {items:write: [items:read]}
-roles: {owner: [admin:all], member: [items:read, items:write], viewer: [items:read]}
+  known: [items:read, items:write, workspace:admin, tokens:read, tokens:write, admin:all]
+  implies: {items:write: [items:read], tokens:write: [tokens:read]}
+roles:
+  owner: [admin:all]
+  member: [items:read, items:write, tokens:write]
+  viewer: [items:read, tokens:read]
 cache: {poll_interval: 0.1}
 operator_workspace: ops
 sessions:
@@ -698,7 +701,9 @@ async def test_admin_api_registers_lists_and_deletes_apps_and_revokes_grants(
     s = w.gw.services
     await s.create_workspace("Ops", "ops", "ws_ops")
     _, operator = await s.create_token(workspace="ops", name="op", scopes=["admin:all"])
-    _, acme_admin = await s.create_token(workspace="acme", name="a", scopes=["workspace:admin"])
+    _, acme_admin = await s.create_token(
+        workspace="acme", name="a", scopes=["workspace:admin", "tokens:write", "items:write"]
+    )
     _, reader = await s.create_token(workspace="acme", name="r", scopes=["items:read"])
     admin = w.gw.admin_url
 
