@@ -80,6 +80,12 @@ async def caller_of(request: web.Request, *, needs: str = ADMIN_SCOPE) -> Caller
     token = principal.token
     if token is None:
         raise PermissionDenied("The admin API takes a token credential.", reason="admin_no_token")
+    if principal.token_type is not None and principal.token_type.routes:
+        # A type limited to some routes (a public browser key) is no admin credential.
+        raise PermissionDenied(
+            f"{principal.token_type.name} credentials may not use the admin API.",
+            reason="type_route",
+        )
     home = await gw.cache.get_workspace(token.workspace_id, "id")
     if home is None or home.deleted_at is not None:
         raise PermissionDenied(reason="admin_workspace_gone")
