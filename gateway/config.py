@@ -1251,6 +1251,24 @@ def oauth_routes(oauth: OAuthConfig, start: int) -> tuple[Route, ...]:
     )
 
 
+LEAK_REVOKE_PATH = "/credentials/revoke"
+
+
+def leak_routes(start: int) -> tuple[Route, ...]:
+    """``POST /credentials/revoke``: anyone reports leaked tokens (:mod:`gateway.leaks`)."""
+    return (
+        Route(
+            name="credentials-revoke",
+            path=LEAK_REVOKE_PATH,
+            methods=frozenset({"POST"}),
+            public=True,
+            handler="revoke_leaked",
+            max_body_bytes=128 * 1024,  # 1,000 tokens; gateway.leaks.MAX_BODY
+            index=start,
+        ),
+    )
+
+
 SESSIONS_KEYS = {
     "algorithms",
     "issuer",
@@ -1394,6 +1412,8 @@ def load_text(text: str, source: str = "<string>") -> Config:
         # The authorization server's endpoints are ordinary routes (public ones authenticate the
         # client or the signed-in user themselves), so deny-by-default and path checks apply.
         routes = routes + oauth_routes(oauth, len(routes))
+    # Leaked-token revocation (issue 17 §7): public, on every gateway (gateway/leaks.py).
+    routes = routes + leak_routes(len(routes))
     _warn_shadowed(routes, r)
     _check_type_routes(token_types, routes, r)
     rate_limits = _read_rate_limits(top.get("rate_limits"), r, routes, token_types)

@@ -51,12 +51,12 @@ def _view(t: TokenRecord) -> dict[str, Any]:
     }
 
 
-async def read_json_object(request: web.Request) -> dict[str, Any]:
+async def read_json_object(request: web.Request, max_bytes: int = MAX_BODY) -> dict[str, Any]:
     """The request body as a JSON object, or 400 INVALID_ARGUMENT saying what is wrong."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
+    if request.content_length is not None and request.content_length > max_bytes:
         raise InvalidArgument("The request body is too large.", reason="body_too_large")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
         raise InvalidArgument("The request body is too large.", reason="body_too_large")
     try:
         data = json.loads(raw or b"null")
