@@ -136,7 +136,7 @@ async def me_tokens(request: web.Request, ctx: RequestContext) -> web.StreamResp
             raise InvalidArgument("scopes must be a list of strings.", reason="scopes")
         expires_in, expires_at = body.get("expiresIn"), body.get("expiresAt")
         for key, value in (("expiresIn", expires_in), ("expiresAt", expires_at)):
-            if value is not None and not isinstance(value, str):
+            if key in body and not isinstance(value, str):  # null too: the schema says string
                 raise InvalidArgument(f"{key} must be a string.", reason="expiry")
         unknown = sorted(set(body) - {"name", "scopes", "expiresIn", "expiresAt"})
         if unknown:

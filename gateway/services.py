@@ -40,11 +40,11 @@ from gateway.store.base import Membership, Store, TokenRecord, User, Workspace
 if TYPE_CHECKING:
     from gateway.app import Runtime
 
-__all__ = ["Actor", "Services", "iso", "parse_duration", "parse_expiry"]
+__all__ = ["USER_ID", "Actor", "Services", "iso", "parse_duration", "parse_expiry"]
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DOMAIN = re.compile(
@@ -68,11 +68,11 @@ def parse_duration(text: str) -> float:
 
 
 def parse_expiry(expires_in: str | None, expires_at: str | None, now: float) -> float | None:
-    if expires_in and expires_at:
+    if expires_in is not None and expires_at is not None:
         raise InvalidArgument("Give an expiry duration or a date, not both.", reason="expiry")
-    if expires_in:
+    if expires_in is not None:  # given but empty is an error, not "no expiry"
         return now + parse_duration(expires_in)
-    if expires_at:
+    if expires_at is not None:
         try:
             dt = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
         except ValueError:
@@ -127,7 +127,10 @@ class Services:
     ) -> Workspace:
         if not name.strip():
             raise InvalidArgument("name is required.", reason="name")
-        slug = slug or re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        if slug is None:  # given but empty is refused below, not replaced
+            # From the name; a name with no ASCII letter or digit still gets a valid one.
+            slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64].strip("-")
+            slug = slug or f"ws-{secrets.token_hex(4)}"
         if not _SLUG.match(slug):
             raise InvalidArgument(
                 f"Invalid slug {slug!r}: lowercase letters, digits and '-'.", reason="slug"
@@ -173,7 +176,7 @@ class Services:
         email = email.strip().lower()
         if not _EMAIL.match(email):
             raise InvalidArgument(f"Invalid email {email!r}.", reason="email")
-        if id is not None and not _USER_ID.match(id):
+        if id is not None and not USER_ID.match(id):
             raise InvalidArgument(
                 f"Invalid user id {id!r}: 1-64 letters, digits, '-' or '_'.", reason="user_id"
             )

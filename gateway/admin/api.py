@@ -131,12 +131,12 @@ def _ws_view(ws: Workspace) -> dict[str, Any]:
 
 
 def str_field(body: dict[str, Any], key: str, required: bool = False) -> str | None:
-    value = body.get(key)
-    if value is None:
+    if key not in body:
         if required:
             raise InvalidArgument(f"{key} is required.", reason=key)
         return None
-    if not isinstance(value, str):
+    value = body[key]
+    if not isinstance(value, str):  # null included: the schema says string
         raise InvalidArgument(f"{key} must be a string.", reason=key)
     return value
 
@@ -317,10 +317,11 @@ async def rotate_token(request: web.Request) -> web.Response:
 async def audit(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     ws = await workspace_of(caller, request.match_info["ws"])
-    try:
-        limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
-    except ValueError:
-        raise InvalidArgument("limit must be an integer.", reason="limit") from None
+    raw = request.query.get("limit", "100")
+    # As the schema says: an integer from 1 to 1000; anything else is refused, not clamped.
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise InvalidArgument("limit must be an integer from 1 to 1000.", reason="limit")
+    limit = int(raw)
     events = await caller.services.store.list_audit(workspace_id=ws.id, limit=limit)
     return json_response(
         {

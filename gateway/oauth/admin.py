@@ -24,6 +24,7 @@ from gateway.errors import InvalidArgument, NotFound
 from gateway.oauth.service import OAuthService, client_view, grant_view
 from gateway.oauth.store import ClientRecord
 from gateway.responses import json_response
+from gateway.services import USER_ID
 from gateway.selfservice import read_json_object
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ async def list_grants(request: web.Request) -> web.Response:
     svc = _service(request)
     ws = await workspace_of(caller, request.match_info["ws"])
     user = request.query.get("user")
+    if user is not None and not USER_ID.match(user):
+        raise InvalidArgument("user must be a user id (1-64 letters, digits, '-', '_').", reason="user")
     grants = await svc.active_grants(user_id=user, workspace_id=ws.id)
     out = []
     for g in grants:

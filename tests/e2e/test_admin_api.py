@@ -257,3 +257,34 @@ async def test_audit_log_records_create_rotate_revoke(
     assert [e["action"] for e in cli_events] == ["token.revoke", "token.rotate", "token.create"]
     # no secret anywhere in the log
     assert made["token"] not in out.stdout and made["token"] not in json.dumps(log)
+
+
+# Issue 17 §6: what schemathesis found, each pinned (tests/e2e/test_openapi.py now also runs the
+# negative_data_rejection and unsupported_method checks over the whole document).
+async def test_handlers_agree_with_the_openapi_document(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    operator = await token(gw, "ops", ["admin:all"])
+    auth = {"Authorization": f"Bearer {operator}"}
+    async with http.request("TRACE", f"{gw.admin_url}/admin/workspaces", headers=auth) as r:
+        assert r.status == 405
+        assert {m.strip() for m in r.headers["Allow"].split(",")} >= {"GET", "POST"}
+    body = {"email": "dup@example.com"}
+    assert (await api(http, gw, "POST", "/admin/users", operator, body))[0] == 201
+    status, err = await api(http, gw, "POST", "/admin/users", operator, body)
+    assert (status, err["error"]["code"]) == (409, "CONFLICT")
+    for limit in ("35184372088833", "0", "-1", "1e3", "١٠"):
+        path = f"/admin/workspaces/acme/audit?limit={limit}"
+        assert (await api(http, gw, "GET", path, operator))[0] == 400, limit
+    assert (await api(http, gw, "GET", "/admin/workspaces/acme/audit?limit=1000", operator))[0] == 200
+    # a name the schema allows is accepted; an empty slug the schema refuses is refused
+    status, made = await api(http, gw, "POST", "/admin/workspaces", operator, {"name": "×ø"})
+    assert status == 201 and made["slug"].startswith("ws-")
+    status, _ = await api(
+        http, gw, "POST", "/admin/workspaces", operator, {"name": "Named", "slug": ""}
+    )
+    assert status == 400
+    status, _ = await api(
+        http, gw, "POST", "/admin/workspaces", operator, {"name": "Named", "plan": None}
+    )
+    assert status == 400

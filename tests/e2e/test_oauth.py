@@ -789,3 +789,17 @@ async def test_cli_manages_apps_and_grants(world: World, http: aiohttp.ClientSes
     assert gateway_cli(w, "oauth-grant", "list", "--user", "ann@example.com") == []
     gateway_cli(w, "oauth-app", "delete", made["client_id"])
     assert [a["client_id"] for a in gateway_cli(w, "oauth-app", "list")] == [w.app.id]
+
+
+async def test_admin_grant_listing_refuses_a_malformed_user_filter(
+    world: World, http: aiohttp.ClientSession
+) -> None:
+    s = world.gw.services
+    await s.create_workspace("Ops", "ops", "ws_ops")
+    _, operator = await s.create_token(workspace="ops", name="op", scopes=["admin:all"])
+    headers = {"Authorization": f"Bearer {operator}"}
+    base = f"{world.gw.admin_url}/admin/workspaces/acme/oauth-grants"
+    async with http.get(base + "?user=%00%0A", headers=headers) as r:
+        assert r.status == 400  # before issue 17: 200, the schema's pattern not checked
+    async with http.get(base + "?user=usr_ok", headers=headers) as r:
+        assert r.status == 200
