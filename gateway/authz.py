@@ -97,9 +97,7 @@ def authorize_route(rules: ScopeRules, route: Route, identity: Identity) -> None
     authorize(rules, identity, all_of=route.scopes_all, any_of=route.scopes_any, route=route)
 
 
-def bound(
-    rules: ScopeRules, caller: Identity, requested: frozenset[str] | None
-) -> frozenset[str]:
+def bound(rules: ScopeRules, caller: Identity, requested: frozenset[str] | None) -> frozenset[str]:
     """The scopes a credential created (or re-keyed) by ``caller`` may hold.
 
     ``None`` (asked for nothing) gives the caller's own scopes in force; an explicit set must be

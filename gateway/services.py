@@ -216,7 +216,7 @@ class Services:
             if t.revoked_at is None and await self.store.revoke_token(t.id, now):
                 await self._audit("token.revoke", t, actor, detail="member_removed")
         if self.config.oauth is not None:
-            from gateway.oauth.service import OAuthService  # noqa: PLC0415 (oauth imports us)
+            from gateway.oauth.service import OAuthService
 
             oauth = OAuthService(self.store, self.config)
             for g in await oauth.active_grants(user_id=u.id, workspace_id=ws.id):
@@ -301,6 +301,7 @@ class Services:
                         "The user is not a member of this workspace.", reason="member"
                     ) from None
         requested = None if scopes is None else self.check_scopes(scopes)
+        granted: frozenset[str] | None
         if caller is not None and owner is not None and requested is None:
             # Asked for nothing: what the creator and the owner both hold.
             granted = Powers.joint(self.config.scopes, caller, owner)

@@ -208,7 +208,9 @@ async def create_user(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     body = await read_json_object(request)
     only(body, {"email", "name"})
-    user = await caller.services.create_user(str_field(body, "email", True) or "", str_field(body, "name"))
+    user = await caller.services.create_user(
+        str_field(body, "email", True) or "", str_field(body, "name")
+    )
     return json_response({"id": user.id, "email": user.email, "name": user.name}, status=201)
 
 
@@ -269,7 +271,9 @@ async def create_token(request: web.Request) -> web.Response:
         scopes=str_list(body, "scopes") if "scopes" in body else None,
         type=str_field(body, "type"),
         user=str_field(body, "user"),
-        expires_at=parse_expiry(str_field(body, "expires_in"), str_field(body, "expires_at"), time.time()),
+        expires_at=parse_expiry(
+            str_field(body, "expires_in"), str_field(body, "expires_at"), time.time()
+        ),
         allowed_domains=str_list(body, "allowed_domains"),
         actor=caller.actor,
         caller=caller.identity,

@@ -24,8 +24,8 @@ from gateway.errors import InvalidArgument, NotFound
 from gateway.oauth.service import OAuthService, client_view, grant_view
 from gateway.oauth.store import ClientRecord
 from gateway.responses import json_response
-from gateway.services import USER_ID
 from gateway.selfservice import read_json_object
+from gateway.services import USER_ID
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -64,7 +64,9 @@ async def create_app(request: web.Request) -> web.Response:
         raise InvalidArgument("public must be true or false.", reason="public")
     scopes = str_list(body, "scopes")
     # An app never asks users for more than its registrar holds (an empty list means "any").
-    bound(svc.config.scopes, caller.identity, frozenset(scopes) if scopes else caller.identity.scopes)
+    bound(
+        svc.config.scopes, caller.identity, frozenset(scopes) if scopes else caller.identity.scopes
+    )
     client, secret = await svc.create_client(
         str_field(body, "name", True) or "",
         str_list(body, "redirect_uris"),
@@ -98,7 +100,9 @@ async def list_grants(request: web.Request) -> web.Response:
     ws = await workspace_of(caller, request.match_info["ws"])
     user = request.query.get("user")
     if user is not None and not USER_ID.match(user):
-        raise InvalidArgument("user must be a user id (1-64 letters, digits, '-', '_').", reason="user")
+        raise InvalidArgument(
+            "user must be a user id (1-64 letters, digits, '-', '_').", reason="user"
+        )
     grants = await svc.active_grants(user_id=user, workspace_id=ws.id)
     out = []
     for g in grants:

@@ -1,7 +1,7 @@
 """Issue 17 §1: no credential may mint or manage a credential more powerful than itself.
 
 The two escalations found with the Spedy preset (``config/spedy.yaml``), reproduced as a hostile
-client would, then the rules around them. The full kind × operation × size matrix is in
+client would, then the rules around them. The full kind x operation x size matrix is in
 ``test_management_matrix.py``.
 """
 
@@ -76,7 +76,9 @@ async def test_an_oauth_token_with_tickets_read_cannot_mint_an_admin_pat(
     token = await oauth_token(gw, "ann@acme.test", "acme-corp", ["tickets:read"])
     base = gw.url
     assert (await call(http, "GET", f"{base}/api/v1/tickets", h(token)))[0] == 200
-    status, body = await call(http, "POST", f"{base}/api/v1/me/tokens", h(token), json={"name": "x"})
+    status, body = await call(
+        http, "POST", f"{base}/api/v1/me/tokens", h(token), json={"name": "x"}
+    )
     # Before issue 17: 201 with a spedy_pat_ holding admin:all, which then got 200 on customers.
     assert status == 403 and body["error"]["code"] == "FORBIDDEN"
     assert "tokens:write" in body["error"]["message"]

@@ -1,4 +1,4 @@
-"""Issue 17 §1, the matrix: every credential kind × every management operation × a request
+"""Issue 17 §1, the matrix: every credential kind x every management operation x a request
 narrower than, equal to or wider than the caller. No cell may end with a credential that can do
 more than the one that asked.
 
@@ -345,7 +345,9 @@ def _admin_world(
         return rec.id, plain
 
     async def list_ids() -> tuple[int, set[str]]:
-        status, body = await call(http, "GET", f"{g.admin_url}/admin/workspaces/{ws_key}/tokens", auth)
+        status, body = await call(
+            http, "GET", f"{g.admin_url}/admin/workspaces/{ws_key}/tokens", auth
+        )
         return status, {t["id"] for t in body["tokens"]} if status == 200 else set()
 
     async def revoke(token_id: str) -> tuple[int, Any]:
@@ -353,7 +355,11 @@ def _admin_world(
 
     async def rotate(token_id: str) -> tuple[int, Any]:
         status, out = await call(
-            http, "POST", f"{g.admin_url}/admin/tokens/{token_id}/rotate", auth, json={"grace": "0s"}
+            http,
+            "POST",
+            f"{g.admin_url}/admin/tokens/{token_id}/rotate",
+            auth,
+            json={"grace": "0s"},
         )
         if status == 200:
             out["secret"] = out["token"]
@@ -427,7 +433,9 @@ async def _velocity(
         yield _admin_world(g, http, cred, "acme", "api_key", power, levels, member_id=bob.id)
 
 
-async def _workspace_key(make_gateway: GatewayFactory, upstream: Upstream, http: aiohttp.ClientSession) -> World:
+async def _workspace_key(
+    make_gateway: GatewayFactory, upstream: Upstream, http: aiohttp.ClientSession
+) -> World:
     g = await make_gateway(WORKSPACE_KEY_CONFIG, up=upstream.url)
     svc = g.services
     await svc.create_workspace("Acme", "acme", "ws_acme")
@@ -562,8 +570,11 @@ async def test_matrix(world: World, kind: str, op: str, size: str) -> None:
             status, body = await w.create(None if size == "narrower" else scopes)
         else:
             target, _ = await w.seed(scopes)
-            status, body = await {"list": lambda: w.list_ids(), "revoke": lambda: w.revoke(target),
-                                  "rotate": lambda: w.rotate(target)}[op]()  # type: ignore[misc]
+            status, body = await {
+                "list": lambda: w.list_ids(),
+                "revoke": lambda: w.revoke(target),
+                "rotate": lambda: w.rotate(target),
+            }[op]()  # type: ignore[misc]
             assert await w.active(target)
         assert status == 403, (status, body)
         return
