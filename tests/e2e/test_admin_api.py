@@ -294,3 +294,14 @@ async def test_handlers_agree_with_the_openapi_document(
         http, gw, "POST", "/admin/workspaces", operator, {"name": "Named", "plan": None}
     )
     assert status == 400
+
+
+async def test_a_workspace_admin_cannot_hand_out_a_role_above_its_own(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    admin = await token(gw, "acme", ADMIN)
+    await gw.services.create_user("eve@example.com")
+    path = "/admin/workspaces/acme/members/eve@example.com"
+    status, body = await api(http, gw, "PUT", path, admin, {"role": "owner"})
+    assert status == 403 and "admin:all" in body["error"]["message"]
+    assert (await api(http, gw, "PUT", path, admin, {"role": "member"}))[0] == 200
