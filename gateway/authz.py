@@ -105,13 +105,7 @@ def bound(rules: ScopeRules, caller: Identity, requested: frozenset[str] | None)
     """
     if requested is None:
         return caller.scopes
-    lacking = missing(rules, caller.scopes, requested)
-    if lacking:
-        raise InsufficientScope(
-            lacking,
-            all_of=True,
-            message=f"The new credential would hold scopes the caller lacks: {' '.join(lacking)}.",
-        )
+    _refuse_beyond(rules, caller, requested, "The new credential would hold")
     return requested
 
 
@@ -125,12 +119,14 @@ def require_covers(
 ) -> None:
     """403 naming the scopes of ``power`` the caller lacks: touching (revoking, rotating,
     reading) a more powerful credential is refused like minting one."""
-    lacking = missing(rules, caller.scopes, power)
+    _refuse_beyond(rules, caller, power, f"That {what} holds")
+
+
+def _refuse_beyond(rules: ScopeRules, caller: Identity, scopes: frozenset[str], what: str) -> None:
+    lacking = missing(rules, caller.scopes, scopes)
     if lacking:
         raise InsufficientScope(
-            lacking,
-            all_of=True,
-            message=f"That {what} holds scopes the caller lacks: {' '.join(lacking)}.",
+            lacking, all_of=True, message=f"{what} scopes the caller lacks: {' '.join(lacking)}."
         )
 
 

@@ -5,32 +5,18 @@ Runs the real Spedy preset: a scanner posts what it found in a public repository
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import aiohttp
-import pytest
 
 from gateway import leaks, tokens
-from tests.e2e.preset_support import answers, call, run_preset
-from tests.support.harness import RunningGateway, Upstream, eventually
+from tests.e2e.preset_support import answers, call
+from tests.e2e.test_me_tokens import gw  # noqa: F401  (fixture: Spedy, ann a member of acme-corp)
+from tests.support.harness import RunningGateway, eventually
 
 HOST = "acme-corp.spedy.app"
 URL = "/credentials/revoke"
 
 
-@pytest.fixture
-async def gw(
-    upstream: Upstream, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> AsyncIterator[RunningGateway]:
-    async with run_preset("spedy", monkeypatch, tmp_path, UPSTREAM_URL=upstream.url) as g:
-        await g.services.create_workspace("Acme Corp", "acme-corp", plan="pro")
-        await g.services.create_user("ann@acme.test")
-        await g.services.add_member("acme-corp", "ann@acme.test", "member")
-        yield g
-
-
-async def pat(gw: RunningGateway) -> tuple[str, str]:
+async def pat(gw: RunningGateway) -> tuple[str, str]:  # noqa: F811
     rec, plain = await gw.services.create_token(
         workspace="acme-corp", name="leaky", type="spedy_pat", user="ann@acme.test"
     )
@@ -38,7 +24,8 @@ async def pat(gw: RunningGateway) -> tuple[str, str]:
 
 
 async def test_a_leaked_token_dies_within_a_second_and_the_owner_is_told(
-    gw: RunningGateway, http: aiohttp.ClientSession
+    gw: RunningGateway,  # noqa: F811
+    http: aiohttp.ClientSession,
 ) -> None:
     token_id, leaked = await pat(gw)
     _, kept = await pat(gw)
@@ -63,7 +50,8 @@ async def test_a_leaked_token_dies_within_a_second_and_the_owner_is_told(
 
 
 async def test_the_answer_never_says_which_tokens_existed(
-    gw: RunningGateway, http: aiohttp.ClientSession
+    gw: RunningGateway,  # noqa: F811
+    http: aiohttp.ClientSession,
 ) -> None:
     _, real = await pat(gw)
     unknown = tokens.mint("spedy_pat_")  # well-formed, checksum right, never issued
@@ -78,7 +66,8 @@ async def test_the_answer_never_says_which_tokens_existed(
 
 
 async def test_bad_requests_are_400_and_big_batches_refused(
-    gw: RunningGateway, http: aiohttp.ClientSession
+    gw: RunningGateway,  # noqa: F811
+    http: aiohttp.ClientSession,
 ) -> None:
     for payload in ({}, {"tokens": "x"}, {"tokens": [1]}, {"tokens": [], "more": 1}, []):
         status, body = await call(http, "POST", gw.url + URL, json=payload)
@@ -91,7 +80,8 @@ async def test_bad_requests_are_400_and_big_batches_refused(
 
 
 async def test_reports_are_rate_limited_per_client_address(
-    gw: RunningGateway, http: aiohttp.ClientSession
+    gw: RunningGateway,  # noqa: F811
+    http: aiohttp.ClientSession,
 ) -> None:
     statuses = [
         (await call(http, "POST", gw.url + URL, json={"tokens": []}))[0]

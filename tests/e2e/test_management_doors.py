@@ -7,39 +7,28 @@ client would, then the rules around them. The full kind x operation x size matri
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import aiohttp
-import pytest
 
 from gateway.oauth.pkce import challenge_for
 from gateway.oauth.service import OAuthService
-from tests.e2e.preset_support import call, run_preset
-from tests.support.harness import RunningGateway, Upstream
+from gateway.oauth.store import ClientRecord, GrantRecord
+from tests.e2e.preset_support import call
+from tests.e2e.test_me_tokens import gw  # noqa: F401  (fixture: Spedy, ann a member of acme-corp)
+from tests.support.harness import RunningGateway
 
 HOST = "acme-corp.spedy.app"
 REDIRECT = "https://app.example/callback"
-
-
-@pytest.fixture
-async def gw(
-    upstream: Upstream, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> AsyncIterator[RunningGateway]:
-    async with run_preset("spedy", monkeypatch, tmp_path, UPSTREAM_URL=upstream.url) as g:
-        svc = g.services
-        await svc.create_workspace("Acme Corp", "acme-corp", plan="pro")
-        await svc.create_user("ann@acme.test")
-        await svc.add_member("acme-corp", "ann@acme.test", "member")
-        yield g
 
 
 def h(token: str) -> dict[str, str]:
     return {"Host": HOST, "Authorization": f"Bearer {token}"}
 
 
-async def oauth_token(g: RunningGateway, email: str, org: str, scopes: list[str]) -> str:
-    """An access token from the real authorization-code + PKCE exchange, granted ``scopes``."""
+async def approved_grant(
+    g: RunningGateway, user_id: str, ws_id: str, scopes: list[str]
+) -> tuple[OAuthService, ClientRecord, str, GrantRecord, str]:
+    """A new public app and the user's consent to ``scopes`` through the real service:
+    (service, app, code, grant, PKCE verifier)."""
     svc = OAuthService(g.services.store, g.config)
     client, _ = await svc.create_client("Tool", [REDIRECT], scopes, public=True)
     verifier = "v" * 64
@@ -53,11 +42,17 @@ async def oauth_token(g: RunningGateway, email: str, org: str, scopes: list[str]
             "scope": " ".join(scopes),
         },
     )
+    m = await g.services.store.get_membership(user_id, ws_id)
+    assert m is not None
+    code, grant = await svc.approve(req, user_id, ws_id, m.role)
+    return svc, client, code, grant, verifier
+
+
+async def oauth_token(g: RunningGateway, email: str, org: str, scopes: list[str]) -> str:
+    """An access token from the real authorization-code + PKCE exchange, granted ``scopes``."""
     user = await g.services.user(email)
     ws = await g.services.workspace(org)
-    m = await g.services.store.get_membership(user.id, ws.id)
-    assert m is not None
-    code, _ = await svc.approve(req, user.id, ws.id, m.role)
+    svc, client, code, _, verifier = await approved_grant(g, user.id, ws.id, scopes)
     out = await svc.token(
         client,
         {
@@ -71,7 +66,8 @@ async def oauth_token(g: RunningGateway, email: str, org: str, scopes: list[str]
 
 
 async def test_an_oauth_token_with_tickets_read_cannot_mint_an_admin_pat(
-    gw: RunningGateway, http: aiohttp.ClientSession
+    gw: RunningGateway,  # noqa: F811
+    http: aiohttp.ClientSession,
 ) -> None:
     token = await oauth_token(gw, "ann@acme.test", "acme-corp", ["tickets:read"])
     base = gw.url
@@ -86,7 +82,8 @@ async def test_an_oauth_token_with_tickets_read_cannot_mint_an_admin_pat(
 
 
 async def test_a_read_only_pat_cannot_mint_a_wider_pat_nor_delete_the_users_other_pats(
-    gw: RunningGateway, http: aiohttp.ClientSession
+    gw: RunningGateway,  # noqa: F811
+    http: aiohttp.ClientSession,
 ) -> None:
     svc = gw.services
     full, full_token = await svc.create_token(
@@ -125,7 +122,8 @@ async def test_a_read_only_pat_cannot_mint_a_wider_pat_nor_delete_the_users_othe
 
 
 async def test_a_members_pat_lists_what_it_can_do_not_admin_all(
-    gw: RunningGateway, http: aiohttp.ClientSession
+    gw: RunningGateway,  # noqa: F811
+    http: aiohttp.ClientSession,
 ) -> None:
     _, token = await gw.services.create_token(
         workspace="acme-corp", name="seed", type="spedy_pat", user="ann@acme.test"

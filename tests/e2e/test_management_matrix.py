@@ -40,7 +40,7 @@ from gateway.oauth.service import OAuthService
 from gateway.store.base import TokenRecord
 from tests.conftest import GatewayFactory
 from tests.e2e.preset_support import call, run_preset
-from tests.e2e.test_management_doors import REDIRECT, oauth_token
+from tests.e2e.test_management_doors import REDIRECT, approved_grant, oauth_token
 from tests.support.harness import RunningGateway, Upstream
 from tests.support.oauth import JWKSServer, jwk_of, session_jwt
 
@@ -217,20 +217,7 @@ async def _spedy(
             return rec.id, plain
 
         async def seed_grant(scopes: list[str]) -> str:
-            osvc = OAuthService(svc.store, g.config)
-            client, _ = await osvc.create_client("Other app", [REDIRECT], scopes, public=True)
-            req = osvc.check_authorize(
-                client,
-                REDIRECT,
-                {
-                    "response_type": "code",
-                    "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                    "code_challenge_method": "S256",
-                    "scope": " ".join(scopes),
-                },
-            )
-            _, grant = await osvc.approve(req, ann.id, ws.id, "member")
-            return grant.id
+            return (await approved_grant(g, ann.id, ws.id, scopes))[3].id
 
         async def grant_list() -> tuple[int, set[str]]:
             status, body = await call(http, "GET", f"{g.url}/api/oauth/grants", headers)
@@ -371,21 +358,8 @@ def _admin_world(
 
     async def seed_grant(scopes: list[str]) -> str:
         assert member_id is not None
-        osvc = OAuthService(svc.store, g.config)
-        client, _ = await osvc.create_client("Other app", [REDIRECT], scopes, public=True)
-        req = osvc.check_authorize(
-            client,
-            REDIRECT,
-            {
-                "response_type": "code",
-                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                "code_challenge_method": "S256",
-                "scope": " ".join(scopes),
-            },
-        )
         ws = await svc.workspace(ws_key)
-        _, grant = await osvc.approve(req, member_id, ws.id, "member")
-        return grant.id
+        return (await approved_grant(g, member_id, ws.id, scopes))[3].id
 
     async def grant_list() -> tuple[int, set[str]]:
         status, body = await call(

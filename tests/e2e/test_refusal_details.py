@@ -12,23 +12,11 @@ import pytest
 from gateway.oauth.service import OAuthService
 from tests.e2e.preset_support import answers, call, run_preset
 from tests.e2e.test_management_doors import oauth_token
+from tests.e2e.test_me_tokens import gw  # noqa: F401  (fixture: Spedy, ann in acme-corp and globex)
 from tests.support.harness import RunningGateway, Upstream, eventually
 
 SPEDY = "acme-corp.spedy.app"
 WS = "64f1a2b3c4d5e6f7a8b9c0d1"
-
-
-@pytest.fixture
-async def spedy(
-    upstream: Upstream, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> AsyncIterator[RunningGateway]:
-    async with run_preset("spedy", monkeypatch, tmp_path, UPSTREAM_URL=upstream.url) as g:
-        await g.services.create_workspace("Acme Corp", "acme-corp", plan="pro")
-        await g.services.create_workspace("Globex", "globex", plan="pro")
-        await g.services.create_user("ann@acme.test")
-        await g.services.add_member("acme-corp", "ann@acme.test", "member")
-        await g.services.add_member("globex", "ann@acme.test", "member")
-        yield g
 
 
 @pytest.fixture
@@ -46,17 +34,18 @@ def bearer(token: str, **more: str) -> dict[str, str]:
 
 
 async def test_removing_a_member_revokes_their_tokens_there_for_good(
-    spedy: RunningGateway, http: aiohttp.ClientSession
+    gw: RunningGateway,  # noqa: F811
+    http: aiohttp.ClientSession,
 ) -> None:
-    svc = spedy.services
+    svc = gw.services
     _, here = await svc.create_token(
         workspace="acme-corp", name="here", type="spedy_pat", user="ann@acme.test"
     )
     _, elsewhere = await svc.create_token(
         workspace="globex", name="there", type="spedy_pat", user="ann@acme.test"
     )
-    access = await oauth_token(spedy, "ann@acme.test", "acme-corp", ["tickets:read"])
-    api = f"{spedy.url}/api/v1/tickets"
+    access = await oauth_token(gw, "ann@acme.test", "acme-corp", ["tickets:read"])
+    api = f"{gw.url}/api/v1/tickets"
     for tok in (here, access):
         assert (await call(http, "GET", api, bearer(tok, Host=SPEDY)))[0] == 200
     await svc.remove_member("acme-corp", "ann@acme.test")
@@ -66,7 +55,7 @@ async def test_removing_a_member_revokes_their_tokens_there_for_good(
         status, body = await call(http, "GET", api, bearer(tok, Host=SPEDY))
         assert (status, body["error"]["code"]) == (401, "UNAUTHORIZED")
     # Her grant is over too (token issuance checks the grant, so its refresh token mints nothing).
-    osvc = OAuthService(svc.store, spedy.config)
+    osvc = OAuthService(svc.store, gw.config)
     [grant] = await osvc.oauth.list_grants(workspace_id=(await svc.workspace("acme-corp")).id)
     assert grant.revoked_at is not None and grant.revoke_reason == "member_removed"
     # Her token in the other organization is untouched.
@@ -77,18 +66,18 @@ async def test_removing_a_member_revokes_their_tokens_there_for_good(
 
 
 async def test_insufficient_scope_challenge_only_on_scope_refusals(
-    spedy: RunningGateway,
+    gw: RunningGateway,  # noqa: F811
     velaflows: RunningGateway,
     http: aiohttp.ClientSession,
 ) -> None:
-    _, viewer_pat = await spedy.services.create_token(
+    _, viewer_pat = await gw.services.create_token(
         workspace="acme-corp",
         name="ro",
         type="spedy_pat",
         user="ann@acme.test",
         scopes=["tickets:read"],
     )
-    url = f"{spedy.url}/api/v1/tickets"
+    url = f"{gw.url}/api/v1/tickets"
     async with http.post(url, headers=bearer(viewer_pat, Host=SPEDY)) as r:
         assert r.status == 403
         assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
