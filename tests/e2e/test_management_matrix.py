@@ -304,14 +304,13 @@ async def _spedy(
 def _admin_world(
     g: RunningGateway,
     http: aiohttp.ClientSession,
-    cred: str,
+    auth: dict[str, str],
     ws_key: str,
     type_name: str,
     caller_power: frozenset[str],
     levels: dict[str, list[str]],
     member_id: str | None = None,
 ) -> World:
-    auth = {"Authorization": f"Bearer {cred}"}
     svc = g.services
 
     async def create(scopes: list[str] | None) -> tuple[int, Any]:
@@ -404,7 +403,8 @@ async def _velocity(
             "wider": [*caller, "projects:write"],
         }
         power = await svc.powers.of_token(rec)
-        yield _admin_world(g, http, cred, "acme", "api_key", power, levels, member_id=bob.id)
+        auth = {"Authorization": f"Bearer {cred}"}
+        yield _admin_world(g, http, auth, "acme", "api_key", power, levels, member_id=bob.id)
 
 
 async def _workspace_key(
@@ -417,7 +417,7 @@ async def _workspace_key(
     rec, cred = await svc.create_token(workspace="acme", name="caller", scopes=caller)
     levels = {"narrower": ["items:read"], "equal": caller, "wider": [*caller, "items:write"]}
     power = await svc.powers.of_token(rec)
-    return _admin_world(g, http, cred, "acme", "wk", power, levels)
+    return _admin_world(g, http, {"Authorization": f"Bearer {cred}"}, "acme", "wk", power, levels)
 
 
 # -- Velt: the workspace auth token on its key endpoint, and the public browser key ----------------
@@ -466,36 +466,11 @@ async def _velt(
             return status, out
 
         admin = {"x-velt-api-key": cred} if kind == "velt_api_key" else {"x-velt-auth-token": cred}
-
-        async def seed(scopes: list[str]) -> tuple[str, str]:
-            r, plain = await svc.create_token(workspace="acme", name="target", scopes=scopes)
-            return r.id, plain
-
-        async def list_ids() -> tuple[int, set[str]]:
-            status, body = await call(
-                http, "GET", f"{g.admin_url}/admin/workspaces/{ws.id}/tokens", admin
-            )
-            return status, {t["id"] for t in body["tokens"]} if status == 200 else set()
-
-        async def revoke(token_id: str) -> tuple[int, Any]:
-            return await call(http, "POST", f"{g.admin_url}/admin/tokens/{token_id}/revoke", admin)
-
-        async def rotate(token_id: str) -> tuple[int, Any]:
-            return await call(http, "POST", f"{g.admin_url}/admin/tokens/{token_id}/rotate", admin)
-
         levels = {"narrower": [], "equal": ["tokens:write"], "wider": ["tokens:write"]}
-        yield World(
-            g,
-            http,
-            power,
-            levels,
-            create,
-            seed,
-            list_ids,
-            revoke,
-            rotate=rotate,
-            always_refused=kind == "velt_api_key",
-        )
+        w = _admin_world(g, http, admin, ws.id, "velt_auth_token", power, levels)
+        w.create = create  # Velt's own key endpoint; list/revoke/rotate on the admin API
+        w.always_refused = kind == "velt_api_key"
+        yield w
 
 
 @pytest.fixture
