@@ -90,6 +90,12 @@ async def delete_app(request: web.Request) -> web.Response:
     caller = await caller_of(request, needs=TOKENS_WRITE)
     svc = _service(request)
     c = await _app(caller, svc, request.match_info["client_id"])
+    # Deleting an app ends every grant made to it: only a caller whose power covers what the app
+    # may be granted (every known scope when it registered none) may do that.
+    rules = svc.config.scopes
+    require_covers(
+        rules, caller.identity, rules.expand(c.scopes) if c.scopes else rules.known, "app"
+    )
     await svc.delete_client(c.id)
     return web.Response(status=204)
 

@@ -8,7 +8,7 @@ Test ids read ``test_matrix[<kind>-<operation>-<size>]``:
   (Spedy, ``/api/v1/me/tokens`` and ``/api/oauth/grants``), ``dashboard`` (Spedy's dashboard),
   ``workspace_key`` (a ``workspace_key`` type on the admin API), ``velt_auth_token`` (Velt's
   ``/v2/workspace/apikey/create``), ``velt_api_key`` (the public browser key, on every door);
-* operations: ``create``, ``rotate``, ``list``, ``revoke``, ``app-create`` (OAuth app),
+* operations: ``create``, ``rotate``, ``list``, ``revoke``, ``app-create`` / ``app-delete`` (OAuth app),
   ``grant-list``, ``grant-revoke``, where the door offers them;
 * sizes: what is asked for (create, app-create) or the target's power (the rest) compared with
   the caller's. ``narrower`` and ``equal`` succeed; ``wider`` is 403 ``FORBIDDEN`` naming the
@@ -62,7 +62,16 @@ routes:
 
 # (kind, operations) the doors offer; sizes below.
 CELLS: dict[str, tuple[str, ...]] = {
-    "api_key": ("create", "rotate", "list", "revoke", "app-create", "grant-list", "grant-revoke"),
+    "api_key": (
+        "create",
+        "rotate",
+        "list",
+        "revoke",
+        "app-create",
+        "app-delete",
+        "grant-list",
+        "grant-revoke",
+    ),
     "pat": ("create", "list", "revoke", "grant-list", "grant-revoke"),
     "oauth": ("create", "list", "revoke", "grant-list", "grant-revoke"),
     "session_jwt": ("create", "list", "revoke", "grant-list", "grant-revoke"),
@@ -100,6 +109,7 @@ class World:
     revoke: Callable[[str], Awaitable[tuple[int, Any]]]
     rotate: Callable[[str], Awaitable[tuple[int, Any]]] | None = None
     app_create: Callable[[list[str]], Awaitable[tuple[int, Any]]] | None = None
+    app_delete: Callable[[list[str]], Awaitable[tuple[int, Any, str]]] | None = None
     seed_grant: Callable[[list[str]], Awaitable[str]] | None = None
     grant_list: Callable[[], Awaitable[tuple[int, set[str]]]] | None = None
     grant_revoke: Callable[[str], Awaitable[tuple[int, Any]]] | None = None
@@ -355,6 +365,13 @@ def _admin_world(
         body = {"name": "App", "redirect_uris": [REDIRECT], "scopes": scopes}
         return await call(http, "POST", f"{g.admin_url}/admin/oauth-apps", auth, json=body)
 
+    async def app_delete(scopes: list[str]) -> tuple[int, Any, str]:
+        ws = await svc.workspace(ws_key)
+        osvc = OAuthService(svc.store, g.config)
+        app, _ = await osvc.create_client("Theirs", [REDIRECT], scopes, workspace_id=ws.id)
+        status, body = await call(http, "DELETE", f"{g.admin_url}/admin/oauth-apps/{app.id}", auth)
+        return status, body, app.id
+
     async def seed_grant(scopes: list[str]) -> str:
         assert member_id is not None
         ws = await svc.workspace(ws_key)
@@ -381,6 +398,7 @@ def _admin_world(
         revoke,
         rotate=rotate,
         app_create=app_create if oauth else None,
+        app_delete=app_delete if oauth else None,
         seed_grant=seed_grant if oauth else None,
         grant_list=grant_list if oauth else None,
         grant_revoke=grant_revoke if oauth else None,
@@ -577,6 +595,18 @@ async def test_matrix(world: World, kind: str, op: str, size: str) -> None:
             _refused(status, body, extra[0])
             return
         assert status == 201 and set(body["scopes"]) <= w.caller_power
+        return
+
+    if op == "app-delete":
+        # Deleting an app ends every grant made to it: bounded by what the app may be granted.
+        assert w.app_delete is not None
+        status, body, app_id = await w.app_delete(scopes)
+        still = await OAuthService(w.g.services.store, w.g.config).oauth.get_client(app_id)
+        if wider:
+            _refused(status, body, extra[0])
+            assert still is not None
+            return
+        assert status == 204 and still is None
         return
 
     assert w.seed_grant is not None and w.grant_list is not None and w.grant_revoke is not None
