@@ -13,13 +13,14 @@ revoked (:mod:`gateway.authz`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway.admin.api import Caller, caller_of, only, str_field, str_list, workspace_of
 from gateway.app import GATEWAY
-from gateway.authz import TOKENS_READ, TOKENS_WRITE, bound, covers, require_covers
+from gateway.authz import TOKENS_READ, TOKENS_WRITE, covers, require_covers
 from gateway.errors import InvalidArgument, NotFound
 from gateway.oauth.service import OAuthService, client_view, grant_view
 from gateway.oauth.store import ClientRecord
@@ -38,6 +39,12 @@ def _service(request: web.Request) -> OAuthService:
     if gw.runtime.config.oauth is None:
         raise NotFound("OAuth is not configured on this gateway.", reason="oauth_off")
     return OAuthService(gw.store, gw.runtime.config)
+
+
+def _app_power(svc: OAuthService, scopes: Iterable[str]) -> frozenset[str]:
+    """What an app may be granted: its scopes, or every known scope when it lists none."""
+    rules = svc.config.scopes
+    return rules.expand(frozenset(scopes)) if scopes else rules.known
 
 
 async def _app(caller: Caller, svc: OAuthService, client_id: str) -> ClientRecord:
@@ -63,10 +70,8 @@ async def create_app(request: web.Request) -> web.Response:
     if not isinstance(public, bool):
         raise InvalidArgument("public must be true or false.", reason="public")
     scopes = str_list(body, "scopes")
-    # An app never asks users for more than its registrar holds (an empty list means "any").
-    bound(
-        svc.config.scopes, caller.identity, frozenset(scopes) if scopes else caller.identity.scopes
-    )
+    # An app never asks users for more than its registrar holds.
+    require_covers(svc.config.scopes, caller.identity, _app_power(svc, scopes), "app")
     client, secret = await svc.create_client(
         str_field(body, "name", True) or "",
         str_list(body, "redirect_uris"),
@@ -91,11 +96,8 @@ async def delete_app(request: web.Request) -> web.Response:
     svc = _service(request)
     c = await _app(caller, svc, request.match_info["client_id"])
     # Deleting an app ends every grant made to it: only a caller whose power covers what the app
-    # may be granted (every known scope when it registered none) may do that.
-    rules = svc.config.scopes
-    require_covers(
-        rules, caller.identity, rules.expand(c.scopes) if c.scopes else rules.known, "app"
-    )
+    # may be granted may do that.
+    require_covers(svc.config.scopes, caller.identity, _app_power(svc, c.scopes), "app")
     await svc.delete_client(c.id)
     return web.Response(status=204)
 
