@@ -3,7 +3,8 @@ self-service endpoints, so they cannot drift apart.
 
 It validates input against the config (known scopes, roles, token types, plans), mints secrets
 through :mod:`gateway.tokens`, writes through the store, and records an audit event for every token
-create, rotate and revoke. Plaintext tokens leave this module only as the return value of
+create, rotate and revoke. Every management door passes the identity that asked (``caller``), and
+what it creates or touches is bounded by it through :mod:`gateway.authz` here, in one place. Plaintext tokens leave this module only as the return value of
 :meth:`Services.create_token` and :meth:`Services.rotate_token`.
 """
 
@@ -35,6 +36,7 @@ from gateway.errors import (
     WorkspaceDenied,
 )
 from gateway.identity import Identity
+from gateway.oauth.service import OAuthService
 from gateway.store.base import Membership, Store, TokenRecord, User, Workspace
 
 if TYPE_CHECKING:
@@ -216,8 +218,6 @@ class Services:
             if t.revoked_at is None and await self.store.revoke_token(t.id, now):
                 await self._audit("token.revoke", t, actor, detail="member_removed")
         if self.config.oauth is not None:
-            from gateway.oauth.service import OAuthService
-
             oauth = OAuthService(self.store, self.config)
             for g in await oauth.active_grants(user_id=u.id, workspace_id=ws.id):
                 await oauth.revoke_grant(g.id, "member_removed", actor.id)
