@@ -7,12 +7,14 @@ client would, then the rules around them. The full kind x operation x size matri
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 
 from gateway.oauth.pkce import challenge_for
 from gateway.oauth.service import OAuthService
 from gateway.oauth.store import ClientRecord, GrantRecord
-from tests.e2e.preset_support import call
+from tests.e2e.preset_support import call, cli
 from tests.e2e.test_me_tokens import gw  # noqa: F401  (fixture: Spedy, ann a member of acme-corp)
 from tests.support.harness import RunningGateway
 
@@ -135,3 +137,18 @@ async def test_a_members_pat_lists_what_it_can_do_not_admin_all(
     assert entry["scopes"] == sorted(
         gw.config.scopes.expand(gw.config.roles["member"])
     )  # the member role, with what it implies
+
+
+async def test_the_cli_acting_for_a_user_never_exceeds_that_users_role(gw: RunningGateway) -> None:  # noqa: F811
+    """``gateway token create --user`` is a door too: the user's role bounds the token."""
+    env = {"GATEWAY_STORE": gw.config.store}
+    base = ("token", "create", "--workspace", "acme-corp", "--name", "ci", "--user")
+    out = cli("spedy", *base, "vic@acme.test", "--scope", "tickets:write", env=env)
+    assert out.returncode == 1, out.stdout
+    error = json.loads(out.stderr)["error"]
+    assert error["code"] == "FORBIDDEN" and "tickets:write" in error["message"]
+    assert "spedy_pat_" not in out.stdout
+    out = cli("spedy", *base, "vic@acme.test", env=env)  # no --scope: the viewer role's scopes
+    assert out.returncode == 0, out.stderr
+    made = json.loads(out.stdout)
+    assert made["scopes"] == sorted(gw.config.scopes.expand(gw.config.roles["viewer"]))
