@@ -288,7 +288,9 @@ async def edge(gw: Gateway, request: web.Request, handler: Handler) -> web.Strea
             response = error_response(err, ctx.request_id, gw.runtime.config.envelope)
         except web.HTTPException as exc:
             # aiohttp's own refusals (e.g. body too large) in our JSON shape.
-            http_err = GatewayError(exc.reason, reason=f"http_{exc.status}")
+            # Keep the headers the status needs (405 Allow, RFC 9110 §15.5.6).
+            kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+            http_err = GatewayError(exc.reason, reason=f"http_{exc.status}", headers=kept)
             http_err.status, http_err.code = exc.status, exc.reason.upper().replace(" ", "_")
             ctx.decision, ctx.reason = http_err.code, http_err.reason
             response = error_response(http_err, ctx.request_id, gw.runtime.config.envelope)

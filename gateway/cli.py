@@ -115,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--name", required=True)
     tc.add_argument("--scope", action="append", default=[], help="a scope (repeatable)")
     tc.add_argument("--type", help="token type name or prefix (default: the config's first)")
-    tc.add_argument("--user", help="owning user id or email")
+    tc.add_argument(
+        "--user",
+        help="owning user id or email; when a member, the token never holds more than they do",
+    )
     tc.add_argument("--expires-in", help="e.g. 30d, 12h")
     tc.add_argument("--expires-at", help="ISO 8601 date-time")
     tc.add_argument(
@@ -243,7 +246,7 @@ async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
             d = {"user_id": m.user_id, "workspace_id": m.workspace_id, "role": m.role}
             _print(args, d, f"{m.user_id} is {m.role} of {m.workspace_id}")
         elif cmd == "member" and act == "remove":
-            removed = await svc.remove_member(args.workspace, args.user)
+            removed = await svc.remove_member(args.workspace, args.user, actor)
             _print(args, {"removed": removed}, "removed" if removed else "was not a member")
         elif cmd == "member" and act == "list":
             ws = await svc.workspace(args.workspace)
@@ -257,7 +260,8 @@ async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
             record, plaintext = await svc.create_token(
                 workspace=args.workspace,
                 name=args.name,
-                scopes=args.scope,
+                # No --scope: what the owning user holds (a member's PAT: their role's scopes).
+                scopes=args.scope or None,
                 type=args.type,
                 user=args.user,
                 expires_at=expires,

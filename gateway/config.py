@@ -119,6 +119,11 @@ class TokenType:
     inherit_user_permissions: bool = False
     # Workspace plans allowed to mint this type (Spedy: PATs require Pro); empty means any.
     plans: frozenset[str] = frozenset()
+    # Route names or tags this type may be used on (issue 17: browser keys only on browser-SDK
+    # routes); empty means every route.
+    routes: frozenset[str] = frozenset()
+    # A key of this type with no allowed domains works from no origin (public browser keys).
+    require_allowed_domains: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +175,8 @@ class Route:
     # Honour X-HTTP-Method-Override & co. and `_method`: the scope check then uses that method.
     method_override: bool = False
     index: int = 0
+    # Free labels a token type's ``routes`` can name (e.g. ``browser``).
+    tags: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,6 +564,8 @@ def _read_token_types(raw: Any, r: _Reader) -> tuple[TokenType, ...]:
         "credential",
         "inherit_user_permissions",
         "plans",
+        "routes",
+        "require_allowed_domains",
     }
     for i, item in enumerate(raw):
         path = f"token_types[{i}]"
@@ -588,9 +597,21 @@ def _read_token_types(raw: Any, r: _Reader) -> tuple[TokenType, ...]:
                 credential=CredentialSource(header or "Authorization", scheme),
                 inherit_user_permissions=r.get(m, "inherit_user_permissions", path, bool, False),
                 plans=frozenset(_str_list(m.get("plans"), f"{path}.plans", r)),
+                routes=frozenset(_str_list(m.get("routes"), f"{path}.routes", r)),
+                require_allowed_domains=r.get(m, "require_allowed_domains", path, bool, False),
             )
         )
     return tuple(out)
+
+
+def _check_type_routes(
+    token_types: tuple[TokenType, ...], routes: tuple[Route, ...], r: _Reader
+) -> None:
+    """Every name in ``token_types[].routes`` must be a route's name or one of its tags."""
+    known = {rt.name for rt in routes} | {t for rt in routes for t in rt.tags}
+    for i, tt in enumerate(token_types):
+        for name in sorted(tt.routes - known):
+            r.error(f"token_types[{i}].routes", "names no route and no route tag", name)
 
 
 def _read_workspace(raw: Any, r: _Reader) -> WorkspaceSource:
@@ -733,6 +754,7 @@ ROUTE_KEYS = {
     "auth_methods",
     "max_body_bytes",
     "method_override",
+    "tags",
 }
 
 
@@ -796,6 +818,7 @@ def _read_routes(raw: Any, r: _Reader, upstreams: Mapping[str, Upstream]) -> tup
                 max_body_bytes=r.get(m, "max_body_bytes", path, int, None),
                 method_override=r.get(m, "method_override", path, bool, False),
                 index=i,
+                tags=frozenset(_str_list(m.get("tags"), f"{path}.tags", r)),
             )
         )
     return tuple(out)
@@ -1258,6 +1281,24 @@ def oauth_routes(oauth: OAuthConfig, start: int) -> tuple[Route, ...]:
     )
 
 
+LEAK_REVOKE_PATH = "/credentials/revoke"
+
+
+def leak_routes(start: int) -> tuple[Route, ...]:
+    """``POST /credentials/revoke``: anyone reports leaked tokens (:mod:`gateway.leaks`)."""
+    return (
+        Route(
+            name="credentials-revoke",
+            path=LEAK_REVOKE_PATH,
+            methods=frozenset({"POST"}),
+            public=True,
+            handler="revoke_leaked",
+            max_body_bytes=128 * 1024,  # 1,000 tokens; gateway.leaks.MAX_BODY
+            index=start,
+        ),
+    )
+
+
 SESSIONS_KEYS = {
     "algorithms",
     "issuer",
@@ -1401,7 +1442,10 @@ def load_text(text: str, source: str = "<string>") -> Config:
         # The authorization server's endpoints are ordinary routes (public ones authenticate the
         # client or the signed-in user themselves), so deny-by-default and path checks apply.
         routes = routes + oauth_routes(oauth, len(routes))
+    # Leaked-token revocation (issue 17 §7): public, on every gateway (gateway/leaks.py).
+    routes = routes + leak_routes(len(routes))
     _warn_shadowed(routes, r)
+    _check_type_routes(token_types, routes, r)
     rate_limits = _read_rate_limits(top.get("rate_limits"), r, routes, token_types)
 
     if any(not p.warning for p in r.problems):

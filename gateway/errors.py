@@ -22,6 +22,7 @@
     ├── RouteNotFound                 404 NOT_FOUND
     ├── MethodNotAllowed              405 METHOD_NOT_ALLOWED
     ├── BodyTimeout                   408 REQUEST_TIMEOUT (the client paused its body too long)
+    ├── Conflict                      409 CONFLICT (the thing to create exists already)
     ├── PayloadTooLarge               413 PAYLOAD_TOO_LARGE
     ├── ExpectationFailed             417 EXPECTATION_FAILED (an Expect other than 100-continue)
     ├── RateLimited                   429 RATE_LIMITED
@@ -45,6 +46,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequest",
     "BodyTimeout",
+    "Conflict",
     "CsrfFailed",
     "EnvironmentUnavailable",
     "ExpectationFailed",
@@ -145,13 +147,16 @@ class PermissionDenied(GatewayError):
 class InsufficientScope(PermissionDenied):
     default_message = "The token lacks a scope this endpoint requires."
 
-    def __init__(self, required: Iterable[str], *, all_of: bool) -> None:
+    def __init__(
+        self, required: Iterable[str], *, all_of: bool, message: str | None = None
+    ) -> None:
         self.required = tuple(required)
         self.all_of = all_of
         joined = " ".join(self.required)
         which = "all of" if all_of else "one of"
         super().__init__(
-            f"The token lacks the required scope ({which}: {joined}).", reason="insufficient_scope"
+            message or f"The token lacks the required scope ({which}: {joined}).",
+            reason="insufficient_scope",
         )
 
 
@@ -196,6 +201,12 @@ class ExpectationFailed(GatewayError):
     status = 417
     code = "EXPECTATION_FAILED"
     default_message = "The only expectation this gateway meets is 100-continue."
+
+
+class Conflict(GatewayError):
+    status = 409
+    code = "CONFLICT"
+    default_message = "It exists already."
 
 
 class PayloadTooLarge(GatewayError):

@@ -26,6 +26,7 @@ EXTENSIONS: list[str] = [
     "gateway.selfservice",
     "gateway.origins",
     "gateway.velt",
+    "gateway.leaks",
     "gateway.admin.api",
     "gateway.openapi",
     "gateway.dashboard",

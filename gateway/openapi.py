@@ -36,6 +36,7 @@ def _errors(*codes: int, envelope: str = "Error") -> dict[str, Any]:
         403: "Not allowed",
         404: "Not found (also for what the caller may not see)",
         405: "Method not allowed",
+        409: "It exists already",
         429: "Rate limited",
         502: "Upstream unavailable",
         503: "Store unavailable",
@@ -320,10 +321,11 @@ def document() -> dict[str, Any]:
                         "required": ["name"],
                         "additionalProperties": False,
                         "properties": {
-                            "name": {"type": "string", "minLength": 1, "pattern": "[a-z0-9]"},
+                            # Any name with a visible character (as the handler checks).
+                            "name": {"type": "string", "minLength": 1, "pattern": "\\S"},
                             "slug": {
                                 "type": "string",
-                                "pattern": "^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$",
+                                "pattern": "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$",
                             },
                             "plan": {"type": "string"},
                         },
@@ -392,7 +394,7 @@ def document() -> dict[str, Any]:
                         },
                         "Created",
                     ),
-                    **_errors(*ADMIN_ERRORS),
+                    **_errors(*ADMIN_ERRORS, 409),
                 },
             },
         },

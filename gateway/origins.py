@@ -5,7 +5,10 @@ A token with ``allowed_domains`` is accepted only when the request's ``Origin`` 
 any subdomain, ``example.com:8443`` that host and port, and ``localhost`` any local origin
 (``localhost``, ``127.0.0.1``, ``[::1]``) on any port. Anything else is 403 ``ORIGIN_NOT_ALLOWED``,
 and a key with allowed domains sent with no origin at all is refused too (it would otherwise work
-from any script). Allowed requests get ``Access-Control-Allow-Origin`` for that origin.
+from any script). A key whose type sets ``require_allowed_domains`` (public browser keys, e.g.
+Velt's) and that has no allowed domain works from no origin at all: ``Origin`` is forged by any
+non-browser client, so "any origin" would mean "anyone". Allowed requests get
+``Access-Control-Allow-Origin`` for that origin.
 
 CORS preflights carry no credential, so they are answered before authentication: an origin that
 is an allowed domain of some unrevoked key gets a 204 with the CORS headers for the route and
@@ -62,7 +65,15 @@ def domain_allows(domain: str, host: str, port: int | None) -> bool:
 
 async def check_origin(request: web.Request, ctx: RequestContext) -> None:
     token = ctx.principal.token if ctx.principal else None
-    if token is None or not token.allowed_domains:
+    if token is None:
+        return
+    tt = ctx.principal.token_type if ctx.principal else None
+    if not token.allowed_domains:
+        if tt is not None and tt.require_allowed_domains:
+            raise OriginDenied(
+                "This browser key has no allowed domain, so it works from no origin.",
+                reason="origin_no_domains",
+            )
         return
     found = request_origin(request)
     if found is None:

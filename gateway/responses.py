@@ -70,7 +70,9 @@ def _www_authenticate(err: GatewayError) -> str | None:
     if isinstance(err, InsufficientScope):
         return f'{REALM}, error="insufficient_scope", scope="{" ".join(err.required)}"'
     if isinstance(err, PermissionDenied):
-        return f'{REALM}, error="insufficient_scope"'
+        # Only a scope refusal is "insufficient_scope" (RFC 6750 §3.1); a foreign workspace, a
+        # missing environment or a plan is not something more scopes would fix.
+        return REALM
     if isinstance(err, MultipleCredentials):
         return f'{REALM}, error="invalid_request"'
     return None

@@ -2,13 +2,18 @@
 
 Routes name the built-in handler ``me_tokens``::
 
-    - {name: me-tokens, path: /api/v1/me/tokens, methods: [GET, POST], handler: me_tokens}
-    - {name: me-token, path: "/api/v1/me/tokens/{tokenId}", methods: [GET, DELETE], handler: me_tokens}
+    - {name: me-tokens, path: /api/v1/me/tokens, methods: [GET], handler: me_tokens, scopes: [tokens:read]}
+    - {name: me-tokens-create, path: /api/v1/me/tokens, methods: [POST], handler: me_tokens, scopes: [tokens:write]}
+    - {name: me-token, path: "/api/v1/me/tokens/{tokenId}", methods: [GET], handler: me_tokens, scopes: [tokens:read]}
+    - {name: me-token-delete, path: "/api/v1/me/tokens/{tokenId}", methods: [DELETE], handler: me_tokens, scopes: [tokens:write]}
 
 The caller must be a *user* (a PAT, OAuth or session credential of theirs); workspace API keys
 have no user and get 403. A user only ever sees their own tokens in the current workspace: any
-other id is 404, exactly like an id that does not exist, so ids cannot be probed. All token logic
-is :class:`gateway.services.Services`; this module only speaks HTTP and Spedy's JSON shape.
+other id is 404, exactly like an id that does not exist, so ids cannot be probed. Whatever the
+route says, the caller needs ``tokens:read`` / ``tokens:write``, a new token never holds more than
+the caller, and a token whose power the caller's does not cover cannot be read or deleted
+(:mod:`gateway.authz`). All token logic is :class:`gateway.services.Services`; this module only
+speaks HTTP and Spedy's JSON shape.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.app import GATEWAY
+from gateway.authz import TOKENS_READ
 from gateway.builtin import register
 from gateway.context import RequestContext
 from gateway.errors import InvalidArgument, NotFound, PermissionDenied
@@ -45,12 +51,12 @@ def _view(t: TokenRecord) -> dict[str, Any]:
     }
 
 
-async def read_json_object(request: web.Request) -> dict[str, Any]:
+async def read_json_object(request: web.Request, max_bytes: int = MAX_BODY) -> dict[str, Any]:
     """The request body as a JSON object, or 400 INVALID_ARGUMENT saying what is wrong."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
+    if request.content_length is not None and request.content_length > max_bytes:
         raise InvalidArgument("The request body is too large.", reason="body_too_large")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
         raise InvalidArgument("The request body is too large.", reason="body_too_large")
     try:
         data = json.loads(raw or b"null")
@@ -101,7 +107,7 @@ async def _owned(services: Services, token_id: str, user_id: str, workspace_id: 
 @register("me_tokens")
 async def me_tokens(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     gw = request.app[GATEWAY]
-    services = Services(gw.store, gw.runtime.config)
+    services = Services.of_runtime(gw.store, gw.runtime)
     identity, user_id = _user(ctx.identity)
     ws = identity.workspace
     token_id = ctx.params.get("tokenId")
@@ -112,7 +118,7 @@ async def me_tokens(request: web.Request, ctx: RequestContext) -> web.StreamResp
         now = time.time()
         tokens = [
             _view(t)
-            for t in await services.store.list_tokens(workspace_id=ws.id, user_id=user_id)
+            for t in await services.list_tokens(ws.id, user_id, caller=identity)
             # OAuth access tokens belong to the app's grant (see /api/oauth/grants), not here.
             if t.state(now) == "active" and t.kind != "oauth_access"
         ]
@@ -130,7 +136,7 @@ async def me_tokens(request: web.Request, ctx: RequestContext) -> web.StreamResp
             raise InvalidArgument("scopes must be a list of strings.", reason="scopes")
         expires_in, expires_at = body.get("expiresIn"), body.get("expiresAt")
         for key, value in (("expiresIn", expires_in), ("expiresAt", expires_at)):
-            if value is not None and not isinstance(value, str):
+            if key in body and not isinstance(value, str):  # null too: the schema says string
                 raise InvalidArgument(f"{key} must be a string.", reason="expiry")
         unknown = sorted(set(body) - {"name", "scopes", "expiresIn", "expiresAt"})
         if unknown:
@@ -143,13 +149,17 @@ async def me_tokens(request: web.Request, ctx: RequestContext) -> web.StreamResp
             user=user_id,
             expires_at=parse_expiry(expires_in, expires_at, time.time()),
             actor=Actor(id=user_id, address=request.remote),
+            caller=identity,
         )
         return json_response({**_view(record), "token": plaintext}, status=201)
 
     assert token_id is not None
     record = await _owned(services, token_id, user_id, ws.id)
     if request.method in ("GET", "HEAD"):
-        return json_response(_view(record))
+        await services.may_manage(identity, record, TOKENS_READ)
+        return json_response(_view(await services.shown(record)))
     # DELETE: permanent revocation.
-    await services.revoke_token(record.id, Actor(id=user_id, address=request.remote))
+    await services.revoke_token(
+        record.id, Actor(id=user_id, address=request.remote), caller=identity
+    )
     return web.Response(status=204)

@@ -3,7 +3,8 @@ self-service endpoints, so they cannot drift apart.
 
 It validates input against the config (known scopes, roles, token types, plans), mints secrets
 through :mod:`gateway.tokens`, writes through the store, and records an audit event for every token
-create, rotate and revoke. Plaintext tokens leave this module only as the return value of
+create, rotate and revoke. Every management door passes the identity that asked (``caller``), and
+what it creates or touches is bounded by it through :mod:`gateway.authz` here, in one place. Plaintext tokens leave this module only as the return value of
 :meth:`Services.create_token` and :meth:`Services.rotate_token`.
 """
 
@@ -14,17 +15,38 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from gateway import tokens
+from gateway.authz import (
+    TOKENS_READ,
+    TOKENS_WRITE,
+    Powers,
+    authorize,
+    bound,
+    covers,
+    require_covers,
+)
 from gateway.config import Config, TokenType
-from gateway.errors import InvalidArgument, NotFound, PlanRequired
+from gateway.errors import (
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PlanRequired,
+    WorkspaceDenied,
+)
+from gateway.identity import Identity
+from gateway.oauth.service import OAuthService
 from gateway.store.base import AuditEntry, Membership, Store, TokenRecord, User, Workspace
 
-__all__ = ["Actor", "Services", "iso", "parse_duration", "parse_expiry"]
+if TYPE_CHECKING:
+    from gateway.app import Runtime
+
+__all__ = ["USER_ID", "Actor", "Services", "iso", "parse_duration", "parse_expiry"]
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DOMAIN = re.compile(
@@ -48,11 +70,11 @@ def parse_duration(text: str) -> float:
 
 
 def parse_expiry(expires_in: str | None, expires_at: str | None, now: float) -> float | None:
-    if expires_in and expires_at:
+    if expires_in is not None and expires_at is not None:
         raise InvalidArgument("Give an expiry duration or a date, not both.", reason="expiry")
-    if expires_in:
+    if expires_in is not None:  # given but empty is an error, not "no expiry"
         return now + parse_duration(expires_in)
-    if expires_at:
+    if expires_at is not None:
         try:
             dt = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
         except ValueError:
@@ -75,12 +97,27 @@ class Actor:
 
 
 class Services:
-    def __init__(self, store: Store, config: Config) -> None:
+    """``caller`` arguments: the identity of the credential that knocked on a management door
+    (computed by the pipeline's code, see :class:`gateway.authz.Powers`). With one, managing tokens
+    needs ``tokens:read``/``tokens:write`` and everything created or touched is bounded by the
+    caller's power (:mod:`gateway.authz`); without one (the CLI, the operator) it is not."""
+
+    def __init__(self, store: Store, config: Config, powers: Powers | None = None) -> None:
         self.store = store
         self.config = config
         self.hasher = tokens.TokenHasher(config.pepper)
+        self.powers = powers or Powers.for_store(config, store)
+
+    @classmethod
+    def of_runtime(cls, store: Store, rt: Runtime) -> Services:
+        """For a door of a running gateway: powers computed by its own workspace step and cache."""
+        return cls(store, rt.config, Powers(rt.config, rt.workspaces))
 
     # -- workspaces --------------------------------------------------------------------------------
+
+    def _normal_ws_key(self, key: str) -> str:
+        # ObjectIds are hex: accepted in any case, stored and compared in lowercase.
+        return key.lower() if self.config.workspace.id_format == "objectid" else key
 
     def _new_workspace_id(self) -> str:
         if self.config.workspace.id_format == "objectid":
@@ -92,12 +129,15 @@ class Services:
     ) -> Workspace:
         if not name.strip():
             raise InvalidArgument("name is required.", reason="name")
-        slug = slug or re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        if slug is None:  # given but empty is refused below, not replaced
+            # From the name; a name with no ASCII letter or digit still gets a valid one.
+            slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64].strip("-")
+            slug = slug or f"ws-{secrets.token_hex(4)}"
         if not _SLUG.match(slug):
             raise InvalidArgument(
                 f"Invalid slug {slug!r}: lowercase letters, digits and '-'.", reason="slug"
             )
-        ws_id = id or self._new_workspace_id()
+        ws_id = self._normal_ws_key(id) if id else self._new_workspace_id()
         pattern = self.config.workspace.pattern
         if (
             self.config.workspace.match == "id"
@@ -116,7 +156,7 @@ class Services:
         return ws
 
     async def workspace(self, key: str) -> Workspace:
-        ws = await self.store.get_workspace(key, "any")
+        ws = await self.store.get_workspace(self._normal_ws_key(key), "any")
         if ws is None or ws.deleted_at is not None:
             raise NotFound(f"No workspace {key!r}.", reason="workspace")
         return ws
@@ -138,12 +178,12 @@ class Services:
         email = email.strip().lower()
         if not _EMAIL.match(email):
             raise InvalidArgument(f"Invalid email {email!r}.", reason="email")
-        if id is not None and not _USER_ID.match(id):
+        if id is not None and not USER_ID.match(id):
             raise InvalidArgument(
                 f"Invalid user id {id!r}: 1-64 letters, digits, '-' or '_'.", reason="user_id"
             )
         if await self.store.get_user(email) or (id and await self.store.get_user(id)):
-            raise InvalidArgument("A user with that email or id exists.", reason="user_exists")
+            raise Conflict("A user with that email or id exists.", reason="user_exists")
         user = User(
             id=id or tokens.new_id("usr_", 16), email=email, name=name, created_at=time.time()
         )
@@ -167,9 +207,23 @@ class Services:
         await self.store.set_membership(m)
         return m
 
-    async def remove_member(self, workspace: str, user: str) -> bool:
+    async def remove_member(self, workspace: str, user: str, actor: Actor | None = None) -> bool:
+        """Remove a member and revoke every token of theirs in the workspace (OAuth grants
+        included), so adding them back later does not bring old credentials back."""
         ws, u = await self.workspace(workspace), await self.user(user)
-        return await self.store.remove_membership(u.id, ws.id)
+        removed = await self.store.remove_membership(u.id, ws.id)
+        actor = actor or Actor()
+        now = time.time()
+        for t in await self.store.list_tokens(workspace_id=ws.id, user_id=u.id):
+            if t.revoked_at is None:
+                await self.store.revoke_token(
+                    t.id, now, audit=_audit("token.revoke", t, actor, detail="member_removed")
+                )
+        if self.config.oauth is not None:
+            oauth = OAuthService(self.store, self.config)
+            for g in await oauth.active_grants(user_id=u.id, workspace_id=ws.id):
+                await oauth.revoke_grant(g.id, "member_removed", actor.id)
+        return removed
 
     # -- tokens ------------------------------------------------------------------------------------
 
@@ -213,13 +267,14 @@ class Services:
         expires_at: float | None = None,
         allowed_domains: list[str] | None = None,
         actor: Actor | None = None,
-        bounded_by_user: bool = False,
+        caller: Identity | None = None,
     ) -> tuple[TokenRecord, str]:
         """Mint a token; returns its record and the plaintext, which exists nowhere else.
 
-        Tokens that inherit their user's permissions, and any token when ``bounded_by_user`` is set
-        (a user minting for themselves, e.g. in the dashboard), may not carry a scope beyond what
-        the user's role grants (:meth:`grantable_scopes`).
+        Its scopes are bounded (:func:`gateway.authz.bound`) by ``caller`` and, when the owning
+        user is a member of the workspace, by that user (the CLI acting for a user); ``scopes``
+        ``None`` means "what the creator holds". A type that inherits its user's permissions
+        needs an owner who is a member.
         """
         actor = actor or Actor()
         name = (name or "").strip()
@@ -227,6 +282,8 @@ class Services:
             raise InvalidArgument("name is required (at most 200 characters).", reason="name")
         ws = await self.workspace(workspace)
         tt = self.token_type(type)
+        if caller is not None:
+            authorize(self.config.scopes, caller, all_of=[TOKENS_WRITE])
         if tt.plans and ws.plan not in tt.plans:
             raise PlanRequired(
                 f"{tt.name} tokens require the {' or '.join(sorted(tt.plans))} plan; "
@@ -234,29 +291,28 @@ class Services:
                 reason="plan",
             )
         u = await self.user(user) if user else None
-        if (tt.inherit_user_permissions or bounded_by_user) and u is None:
+        if tt.inherit_user_permissions and u is None:
             raise InvalidArgument(f"{tt.name} tokens belong to a user: give one.", reason="user")
-        requested = self.check_scopes(list(scopes or []))
-        if u is not None and (tt.inherit_user_permissions or bounded_by_user):
-            m = await self.store.get_membership(u.id, ws.id)
-            if m is None:
-                raise InvalidArgument(
-                    "The user is not a member of this workspace.", reason="member"
-                )
-            held = self.config.roles.get(m.role, frozenset())
-            su = self.config.scopes.superuser
-            if not requested:
-                if not tt.inherit_user_permissions:
-                    # A workspace key with no scopes could do nothing: surely a mistake.
-                    raise InvalidArgument("Choose at least one scope.", reason="scopes")
-                requested = frozenset({su}) if su else held
-            elif not (su and su in held):
-                extra = sorted(requested - self.grantable_scopes(m.role))
-                if extra:
+        owner: Identity | None = None
+        if u is not None:
+            try:
+                owner = await self.powers.of_user(u.id, ws)
+            except WorkspaceDenied:
+                if tt.inherit_user_permissions:
                     raise InvalidArgument(
-                        f"Scopes exceed what the user holds: {', '.join(extra)}.",
-                        reason="scope_exceeds",
-                    )
+                        "The user is not a member of this workspace.", reason="member"
+                    ) from None
+        requested = None if scopes is None else self.check_scopes(scopes)
+        granted: frozenset[str] | None
+        if caller is not None and owner is not None and requested is None:
+            # Asked for nothing: what the creator and the owner both hold.
+            granted = Powers.joint(self.config.scopes, caller, owner)
+        else:
+            granted = requested
+            for who in (caller, owner):
+                if who is not None:
+                    granted = bound(self.config.scopes, who, granted)
+        final = granted if granted is not None else frozenset()
         now = time.time()
         if expires_at is not None and expires_at <= now:
             raise InvalidArgument("The expiry is in the past.", reason="expiry")
@@ -269,7 +325,7 @@ class Services:
             type_prefix=tt.prefix,
             environment=tt.environment,
             visible_prefix=plaintext[: tokens.VISIBLE_PREFIX_LENGTH],
-            scopes=requested,
+            scopes=final,
             workspace_id=ws.id,
             user_id=u.id if u else None,
             created_at=now,
@@ -299,23 +355,56 @@ class Services:
         return t
 
     async def list_tokens(
-        self, workspace: str | None = None, user: str | None = None
+        self,
+        workspace: str | None = None,
+        user: str | None = None,
+        caller: Identity | None = None,
     ) -> list[TokenRecord]:
+        """Tokens, each with the scopes it has in force now (:meth:`shown`); with a caller, only
+        those whose power the caller's covers, and only with ``tokens:read``."""
+        if caller is not None:
+            authorize(self.config.scopes, caller, all_of=[TOKENS_READ])
         ws_id = (await self.workspace(workspace)).id if workspace else None
         user_id = (await self.user(user)).id if user else None
-        return list(await self.store.list_tokens(workspace_id=ws_id, user_id=user_id))
+        out = []
+        for t in await self.store.list_tokens(workspace_id=ws_id, user_id=user_id):
+            shown = await self.shown(t)
+            if caller is None or covers(self.config.scopes, caller, shown.scopes):
+                out.append(shown)
+        return out
 
-    async def revoke_token(self, token_id: str, actor: Actor | None = None) -> TokenRecord:
+    async def shown(self, t: TokenRecord) -> TokenRecord:
+        """``t`` with the scopes it has in force (a member's PAT shows the member's role, not
+        ``admin:all``), so a listing shows what a token can do."""
+        return replace(t, scopes=await self.powers.of_token(t))
+
+    async def may_manage(self, caller: Identity | None, t: TokenRecord, scope: str) -> None:
+        """Raise unless ``caller`` may revoke, rotate or read ``t``: ``scope`` and a power that
+        covers the token's."""
+        if caller is None:
+            return
+        authorize(self.config.scopes, caller, all_of=[scope])
+        require_covers(self.config.scopes, caller, await self.powers.of_token(t))
+
+    async def revoke_token(
+        self, token_id: str, actor: Actor | None = None, caller: Identity | None = None
+    ) -> TokenRecord:
         t = await self.token(token_id)
+        await self.may_manage(caller, t, TOKENS_WRITE)
         await self.store.revoke_token(
             t.id, time.time(), audit=_audit("token.revoke", t, actor or Actor())
         )
         return await self.token(token_id)
 
     async def rotate_token(
-        self, token_id: str, grace_seconds: float, actor: Actor | None = None
+        self,
+        token_id: str,
+        grace_seconds: float,
+        actor: Actor | None = None,
+        caller: Identity | None = None,
     ) -> tuple[TokenRecord, str]:
         t = await self.token(token_id)
+        await self.may_manage(caller, t, TOKENS_WRITE)
         if t.state(time.time()) != "active":
             raise InvalidArgument("Only an active token can be rotated.", reason="rotate_inactive")
         plaintext = tokens.mint(t.type_prefix)
@@ -332,7 +421,13 @@ class Services:
         return await self.token(token_id), plaintext
 
 
-def _audit(action: str, t: TokenRecord, actor: Actor, prefix: str | None = None) -> AuditEntry:
+def _audit(
+    action: str,
+    t: TokenRecord,
+    actor: Actor,
+    prefix: str | None = None,
+    detail: str | None = None,
+) -> AuditEntry:
     """The audit event the store writes in the same transaction as the change (issue 23)."""
     return AuditEntry(
         action,
@@ -342,6 +437,7 @@ def _audit(action: str, t: TokenRecord, actor: Actor, prefix: str | None = None)
         token_id=t.id,
         visible_prefix=prefix or t.visible_prefix,
         workspace_id=t.workspace_id,
+        detail=detail,
     )
 
 

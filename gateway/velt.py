@@ -8,8 +8,12 @@ kind ``workspace_key``), it takes ``{"data": {...}}`` and answers Velt's envelop
 
 The API key is a token of the config's ``velt_api_key`` type, limited to ``allowedDomains`` (plus
 ``localhost`` when ``addLocalHostToAllowedDomains``), owned by the ``ownerEmail`` user (created on
-first use). The plan and service settings are validated and recorded in the audit log; the gateway
-has nothing to enforce with them.
+first use). It is a public browser key: it holds no scope, its type may only be used on the
+browser-SDK routes (``token_types[].routes``), and one created with no allowed domain works from
+no origin at all (the documented request without ``allowedDomains`` still succeeds). The caller needs ``tokens:write``; an ``authToken`` made
+with ``createAuthToken`` holds exactly the caller's scopes, never more (:mod:`gateway.authz`). The
+plan and service settings are validated and recorded in the audit log; the gateway has nothing to
+enforce with them.
 """
 
 from __future__ import annotations
@@ -124,7 +128,7 @@ async def apikey_create(request: web.Request, ctx: RequestContext) -> web.Stream
             "Creating API keys needs the workspace auth token.", reason="not_ws_key"
         )
     data = validate(await read_json_object(request))
-    services = Services(gw.store, gw.runtime.config)
+    services = Services.of_runtime(gw.store, gw.runtime)
     email = data["ownerEmail"].strip().lower()
     try:
         owner = await services.user(email)
@@ -140,8 +144,10 @@ async def apikey_create(request: web.Request, ctx: RequestContext) -> web.Stream
         name=name,
         type=API_KEY_TYPE,
         user=owner.id,
+        scopes=[],  # a public browser key holds no scope
         allowed_domains=domains,
         actor=actor,
+        caller=identity,
     )
     settings = {k: data[k] for k in FIELDS if k in data and k not in ("ownerEmail", "apiKeyName")}
     settings.pop("webhookServiceConfig", None)  # holds a secret of the caller's; not recorded
@@ -166,6 +172,7 @@ async def apikey_create(request: web.Request, ctx: RequestContext) -> web.Stream
             name=f"Auth token for {name}",
             type=AUTH_TOKEN_TYPE,
             actor=actor,
+            caller=identity,
         )
         result["authToken"] = auth_token
     return json_response(

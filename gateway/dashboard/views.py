@@ -40,7 +40,9 @@ from gateway.errors import (
     GatewayError,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
 )
+from gateway.identity import Identity
 from gateway.responses import json_response
 from gateway.services import Actor, Services, parse_expiry, token_view
 from gateway.store.base import Membership, TokenRecord, Workspace
@@ -179,6 +181,9 @@ class Place:
     workspaces: list[tuple[Workspace, Membership]]
     workspace: Workspace
     membership: Membership
+    # The signed-in user here, computed by the pipeline's workspace step (gateway.authz.Powers):
+    # every create, list and revoke below is bounded by it.
+    identity: Identity
     admin: bool
     grantable: list[str]
     types: list[TokenType]
@@ -217,6 +222,7 @@ async def _place(services: Services, cfg: DashboardConfig, user_id: str, key: st
         workspaces=pairs,
         workspace=ws,
         membership=m,
+        identity=await services.powers.of_user(user_id, ws),
         admin=admin,
         grantable=sorted(services.grantable_scopes(m.role)),
         types=_creatable_types(services, cfg),
@@ -225,9 +231,12 @@ async def _place(services: Services, cfg: DashboardConfig, user_id: str, key: st
 
 async def _visible_tokens(services: Services, place: Place, user_id: str) -> list[TokenRecord]:
     ws_id = place.workspace.id
-    found = await services.store.list_tokens(
-        workspace_id=ws_id, user_id=None if place.admin else user_id
-    )
+    try:
+        found = await services.list_tokens(
+            ws_id, None if place.admin else user_id, caller=place.identity
+        )
+    except PermissionDenied:
+        return []  # a role without tokens:read sees no tokens
     # OAuth access tokens live an hour and are managed as app grants, not here.
     items = [t for t in found if t.kind != "oauth_access"]
     return sorted(items, key=lambda t: (-t.created_at, t.id))
@@ -276,7 +285,7 @@ async def _page(
     error: str | None = None,
     status: int = 200,
 ) -> web.Response:
-    services = Services(gw.store, gw.runtime.config)
+    services = Services.of_runtime(gw.store, gw.runtime)
     place = await _place(services, cfg, session.user.id, key)
     # This worker's pending last-used times first, so the page shows the latest.
     await gw.usage.flush()
@@ -362,23 +371,28 @@ async def create(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     session = await _session(request, gw)
     _check_csrf(request, session, form)
-    services = Services(gw.store, gw.runtime.config)
+    services = Services.of_runtime(gw.store, gw.runtime)
     place = await _place(services, cfg, session.user.id, _field(form, "workspace"))
     type_name = _field(form, "type") or (place.types[0].name if place.types else None)
-    if type_name not in {t.name for t in place.types}:
+    chosen = next((t for t in place.types if t.name == type_name), None)
+    if chosen is None:
         raise InvalidArgument("Choose one of the offered token types.", reason="type")
+    scopes = [s for s in form.getall("scope", []) if isinstance(s, str)]
     try:
+        if not scopes and not chosen.inherit_user_permissions:
+            # A workspace key with no scopes could do nothing: surely a mistake.
+            raise InvalidArgument("Choose at least one scope.", reason="scopes")
         record, plaintext = await services.create_token(
             workspace=place.workspace.id,
             name=_field(form, "name") or "",
-            scopes=[s for s in form.getall("scope", []) if isinstance(s, str)],
+            scopes=scopes or None,
             type=type_name,
             user=session.user.id,
             expires_at=parse_expiry(
                 _field(form, "expires_in") or None, _field(form, "expires_at") or None, time.time()
             ),
             actor=Actor(id=session.user.id, address=request.remote),
-            bounded_by_user=True,
+            caller=place.identity,
         )
     except InvalidArgument as err:
         if _wants_json(request):
@@ -408,7 +422,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     session = await _session(request, gw)
     _check_csrf(request, session, form)
-    services = Services(gw.store, gw.runtime.config)
+    services = Services.of_runtime(gw.store, gw.runtime)
     place = await _place(services, cfg, session.user.id, _field(form, "workspace"))
     try:
         t: TokenRecord | None = await services.token(request.match_info["id"])
@@ -422,7 +436,10 @@ async def revoke(request: web.Request) -> web.StreamResponse:
         return _html(
             render.confirm_revoke(cfg.path, t, csrf=session.csrf, workspace_id=place.workspace.id)
         )
-    record = await services.revoke_token(t.id, Actor(id=session.user.id, address=request.remote))
+    record = await services.revoke_token(
+        t.id, Actor(id=session.user.id, address=request.remote), caller=place.identity
+    )
+    record = await services.shown(record)
     if _wants_json(request):
         creators = await _creators(services, [record]) if place.admin else {}
         return json_response(

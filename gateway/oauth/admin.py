@@ -1,6 +1,9 @@
 """Admin API routes for OAuth apps and grants (admin listener), on top of gateway.admin.api's
 caller rules: an operator token sees every app and grant; a workspace admin registers apps owned
 by its workspace and sees only those, and the grants made in its workspace. Anything else is 404.
+Listing needs ``tokens:read``, registering, deleting and revoking ``tokens:write``; an app may not
+ask for a scope its registrar lacks, and a grant whose power exceeds the caller's cannot be
+revoked (:mod:`gateway.authz`).
 
     GET/POST    /admin/oauth-apps                   {"name", "redirect_uris", "scopes", "public"}
     GET/DELETE  /admin/oauth-apps/{client_id}
@@ -10,17 +13,20 @@ by its workspace and sees only those, and the grants made in its workspace. Anyt
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.admin.api import Caller, _caller, _only, _str, _str_list, _workspace
+from gateway.admin.api import Caller, caller_of, only, str_field, str_list, workspace_of
 from gateway.app import GATEWAY
+from gateway.authz import TOKENS_READ, TOKENS_WRITE, covers, require_covers
 from gateway.errors import InvalidArgument, NotFound
 from gateway.oauth.service import OAuthService, client_view, grant_view
 from gateway.oauth.store import ClientRecord
 from gateway.responses import json_response
 from gateway.selfservice import read_json_object
+from gateway.services import USER_ID
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -35,6 +41,12 @@ def _service(request: web.Request) -> OAuthService:
     return OAuthService(gw.store, gw.runtime.config)
 
 
+def _app_power(svc: OAuthService, scopes: Iterable[str]) -> frozenset[str]:
+    """What an app may be granted: its scopes, or every known scope when it lists none."""
+    rules = svc.config.scopes
+    return rules.expand(frozenset(scopes)) if scopes else rules.known
+
+
 async def _app(caller: Caller, svc: OAuthService, client_id: str) -> ClientRecord:
     c = await svc.oauth.get_client(client_id)
     if c is None or not (caller.operator or c.workspace_id == caller.home.id):
@@ -43,24 +55,27 @@ async def _app(caller: Caller, svc: OAuthService, client_id: str) -> ClientRecor
 
 
 async def list_apps(request: web.Request) -> web.Response:
-    caller = await _caller(request)
+    caller = await caller_of(request, needs=TOKENS_READ)
     svc = _service(request)
     apps = await svc.oauth.list_clients(workspace_id=None if caller.operator else caller.home.id)
     return json_response({"apps": [client_view(c) for c in apps]})
 
 
 async def create_app(request: web.Request) -> web.Response:
-    caller = await _caller(request)
+    caller = await caller_of(request, needs=TOKENS_WRITE)
     svc = _service(request)
     body = await read_json_object(request)
-    _only(body, {"name", "redirect_uris", "scopes", "public"})
+    only(body, {"name", "redirect_uris", "scopes", "public"})
     public = body.get("public", False)
     if not isinstance(public, bool):
         raise InvalidArgument("public must be true or false.", reason="public")
+    scopes = str_list(body, "scopes")
+    # An app never asks users for more than its registrar holds.
+    require_covers(svc.config.scopes, caller.identity, _app_power(svc, scopes), "app")
     client, secret = await svc.create_client(
-        _str(body, "name", True) or "",
-        _str_list(body, "redirect_uris"),
-        _str_list(body, "scopes"),
+        str_field(body, "name", True) or "",
+        str_list(body, "redirect_uris"),
+        scopes,
         public=public,
         workspace_id=None if caller.operator else caller.home.id,
     )
@@ -71,38 +86,49 @@ async def create_app(request: web.Request) -> web.Response:
 
 
 async def get_app(request: web.Request) -> web.Response:
-    caller = await _caller(request)
+    caller = await caller_of(request, needs=TOKENS_READ)
     svc = _service(request)
     return json_response(client_view(await _app(caller, svc, request.match_info["client_id"])))
 
 
 async def delete_app(request: web.Request) -> web.Response:
-    caller = await _caller(request)
+    caller = await caller_of(request, needs=TOKENS_WRITE)
     svc = _service(request)
     c = await _app(caller, svc, request.match_info["client_id"])
+    # Deleting an app ends every grant made to it: only a caller whose power covers what the app
+    # may be granted may do that.
+    require_covers(svc.config.scopes, caller.identity, _app_power(svc, c.scopes), "app")
     await svc.delete_client(c.id)
     return web.Response(status=204)
 
 
 async def list_grants(request: web.Request) -> web.Response:
-    caller = await _caller(request)
+    caller = await caller_of(request, needs=TOKENS_READ)
     svc = _service(request)
-    ws = await _workspace(caller, request.match_info["ws"])
+    ws = await workspace_of(caller, request.match_info["ws"])
     user = request.query.get("user")
+    if user is not None and not USER_ID.match(user):
+        raise InvalidArgument(
+            "user must be a user id (1-64 letters, digits, '-', '_').", reason="user"
+        )
     grants = await svc.active_grants(user_id=user, workspace_id=ws.id)
     out = []
     for g in grants:
-        out.append(grant_view(g, await svc.oauth.get_client(g.client_id)))
+        power = await caller.services.powers.of_grant(g.scopes, g.user_id, ws)
+        if covers(svc.config.scopes, caller.identity, power):
+            out.append(grant_view(g, await svc.oauth.get_client(g.client_id)))
     return json_response({"grants": out})
 
 
 async def delete_grant(request: web.Request) -> web.Response:
-    caller = await _caller(request)
+    caller = await caller_of(request, needs=TOKENS_WRITE)
     svc = _service(request)
     g = await svc.oauth.get_grant(request.match_info["grant_id"])
     if g is None or g.revoked_at is not None:
         raise NotFound("No such grant.", reason="grant")
-    await _workspace(caller, g.workspace_id)  # 404 unless the caller administers it
+    ws = await workspace_of(caller, g.workspace_id)  # 404 unless the caller administers it
+    power = await caller.services.powers.of_grant(g.scopes, g.user_id, ws)
+    require_covers(svc.config.scopes, caller.identity, power, "grant")
     await svc.revoke_grant(g.id, "revoked_by_admin", caller.actor.id)
     return web.Response(status=204)
 

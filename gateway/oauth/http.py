@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from aiohttp import web
 
 from gateway.app import GATEWAY, Gateway
+from gateway.authz import TOKENS_READ, TOKENS_WRITE, Powers, authorize, covers, require_covers
 from gateway.builtin import register
 from gateway.context import RequestContext
 from gateway.errors import AuthenticationError, GatewayError, NotFound, PermissionDenied
@@ -188,9 +189,17 @@ async def grants_endpoint(request: web.Request, ctx: RequestContext) -> web.Stre
     ident = ctx.identity
     if ident is None or ident.user_id is None:
         raise PermissionDenied("Listing app grants needs a user credential.", reason="no_user")
+    # Grants are credentials too: the same decision as every token door (gateway.authz).
+    rules = gw.runtime.config.scopes
+    powers = Powers(gw.runtime.config, gw.runtime.workspaces)
     grant_id = ctx.params.get("grantId")
     if grant_id is None:
-        grants = await svc.active_grants(user_id=ident.user_id, workspace_id=ident.workspace.id)
+        authorize(rules, ident, all_of=[TOKENS_READ])
+        grants = [
+            g
+            for g in await svc.active_grants(user_id=ident.user_id, workspace_id=ident.workspace.id)
+            if covers(rules, ident, await powers.of_grant(g.scopes, g.user_id, ident.workspace))
+        ]
         clients = {g.client_id: await svc.oauth.get_client(g.client_id) for g in grants}
         return json_response({"grants": [grant_view(g, clients[g.client_id]) for g in grants]})
     grant = await svc.oauth.get_grant(grant_id)
@@ -201,6 +210,9 @@ async def grants_endpoint(request: web.Request, ctx: RequestContext) -> web.Stre
         or grant.workspace_id != ident.workspace.id
     ):
         raise NotFound("No such grant.", reason="grant")
+    authorize(rules, ident, all_of=[TOKENS_WRITE])
+    power = await powers.of_grant(grant.scopes, grant.user_id, ident.workspace)
+    require_covers(rules, ident, power, "grant")
     await svc.revoke_grant(grant.id, "revoked_by_user", ident.user_id)
     return web.Response(status=204)
 

@@ -21,8 +21,9 @@ from gateway.cache import AuthCache, UsageRecorder
 from gateway.config import Config, TokenType
 from gateway.errors import AuthenticationError, MultipleCredentials
 from gateway.identity import Principal
+from gateway.store.base import TokenRecord
 
-__all__ = ["Authenticator", "Credential", "SessionVerifier"]
+__all__ = ["Authenticator", "Credential", "SessionVerifier", "principal_for"]
 
 # A session-JWT verifier (issue 5 plugs one in): raw JWT -> Principal, raising AuthenticationError.
 SessionVerifier = Callable[[str], Awaitable[Principal]]
@@ -141,14 +142,19 @@ class Authenticator:
             raise AuthenticationError("The credential is invalid.", reason="type_mismatch")
         if self.usage is not None:
             self.usage.touch(record.id, now)
-        method = "oauth" if record.kind == "oauth_access" else "token"
-        return Principal(
-            auth_method=method,
-            token=record,
-            token_type=tt,
-            user_id=record.user_id,
-            environment=record.environment,
-        )
+        return principal_for(record, tt)
+
+
+def principal_for(record: TokenRecord, tt: TokenType | None) -> Principal:
+    """The principal a stored token stands for (also used to compute its power, gateway.authz)."""
+    method = "oauth" if record.kind == "oauth_access" else "token"
+    return Principal(
+        auth_method=method,
+        token=record,
+        token_type=tt,
+        user_id=record.user_id,
+        environment=record.environment,
+    )
 
 
 def _strip_scheme(raw: str, scheme: str | None) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway.authz import authorize_route
 from gateway.builtin import HANDLERS
 from gateway.context import RequestContext
 from gateway.errors import (
@@ -26,7 +27,6 @@ from gateway.errors import (
 )
 from gateway.pipeline.override import overridden
 from gateway.pipeline.paths import normalize
-from gateway.pipeline.scopes import check_scopes
 from gateway.proxy import answer_expect
 from gateway.websocket import is_websocket_upgrade, proxy_websocket
 
@@ -83,7 +83,7 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
                 )
             identity = await rt.workspaces.resolve(request, principal)
             ctx.identity = identity
-            check_scopes(rt.config.scopes, route, identity)
+            authorize_route(rt.config.scopes, route, identity)
             for check in rt.checks:
                 await check(request, ctx)
         finally:

@@ -83,6 +83,9 @@ class WorkspaceResolver:
                 )
         else:
             return None
+        if src.id_format == "objectid":
+            # ObjectIds are hex: accepted in any case, compared in lowercase (issue 17).
+            value = value.lower()
         if not _SAFE_VALUE.match(value) or (
             src.pattern is not None and not src.pattern.fullmatch(value)
         ):

@@ -18,7 +18,11 @@ from tests.support.harness import RunningGateway, Upstream, eventually
 ADMIN_CORE = (
     CORE.replace(
         "known: [items:read, items:write, reports:read, admin:all]",
-        "known: [items:read, items:write, reports:read, workspace:admin, admin:all]",
+        "known: [items:read, items:write, reports:read, workspace:admin, tokens:read, "
+        "tokens:write, admin:all]",
+    ).replace(
+        "implies: {items:write: [items:read]}",
+        "implies: {items:write: [items:read], tokens:write: [tokens:read]}",
     )
     + 'operator_workspace: "ops"\n'
 )
@@ -32,6 +36,10 @@ async def gw(make_gateway: GatewayFactory, upstream: Upstream) -> RunningGateway
     for name, slug in (("Ops", "ops"), ("Acme", "acme"), ("Other", "other")):
         await g.services.create_workspace(name, slug, f"ws_{slug}")
     return g
+
+
+# A workspace admin that may manage tokens and members, and mint tokens up to its own scopes.
+ADMIN = ["workspace:admin", "tokens:write", "items:write", "reports:read"]
 
 
 async def token(gw: RunningGateway, ws: str, scopes: list[str], **kw: Any) -> str:
@@ -54,7 +62,7 @@ async def api(
 
 async def test_who_may_call_what(gw: RunningGateway, http: aiohttp.ClientSession) -> None:
     operator = await token(gw, "ops", ["admin:all"])
-    acme_admin = await token(gw, "acme", ["workspace:admin"])
+    acme_admin = await token(gw, "acme", ADMIN)
     acme_reader = await token(gw, "acme", ["items:read"])
     assert (await api(http, gw, "GET", "/admin/workspaces/acme", None))[0] == 401
     status, body = await api(http, gw, "GET", "/admin/workspaces/acme", acme_reader)
@@ -82,7 +90,7 @@ async def test_who_may_call_what(gw: RunningGateway, http: aiohttp.ClientSession
 async def test_token_lifecycle_through_the_admin_api(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    admin = await token(gw, "acme", ["workspace:admin"])
+    admin = await token(gw, "acme", ADMIN)
     status, made = await api(
         http,
         gw,
@@ -117,7 +125,7 @@ async def test_token_lifecycle_through_the_admin_api(
 async def test_rotation_keeps_the_old_secret_for_the_grace_period_only(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    admin = await token(gw, "acme", ["workspace:admin"])
+    admin = await token(gw, "acme", ADMIN)
     rec, old = await gw.services.create_token(workspace="acme", name="svc", scopes=["items:read"])
     url = f"{gw.url}/api/items"
 
@@ -150,7 +158,7 @@ async def test_rotation_keeps_the_old_secret_for_the_grace_period_only(
 async def test_membership_changes_through_the_api_bound_pats_within_a_second(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    admin = await token(gw, "acme", ["workspace:admin"])
+    admin = await token(gw, "acme", ADMIN)
     status, user = await api(http, gw, "POST", "/admin/users", admin, {"email": "bo@example.com"})
     assert status == 201
     assert (
@@ -202,7 +210,7 @@ async def test_membership_changes_through_the_api_bound_pats_within_a_second(
 async def test_audit_log_records_create_rotate_revoke(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    admin = await token(gw, "acme", ["workspace:admin"])
+    admin = await token(gw, "acme", ADMIN)
     _, made = await api(
         http,
         gw,
@@ -251,3 +259,49 @@ async def test_audit_log_records_create_rotate_revoke(
     assert [e["action"] for e in cli_events] == ["token.revoke", "token.rotate", "token.create"]
     # no secret anywhere in the log
     assert made["token"] not in out.stdout and made["token"] not in json.dumps(log)
+
+
+# Issue 17 §6: what schemathesis found, each pinned (tests/e2e/test_openapi.py now also runs the
+# negative_data_rejection and unsupported_method checks over the whole document).
+async def test_handlers_agree_with_the_openapi_document(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    operator = await token(gw, "ops", ["admin:all"])
+    auth = {"Authorization": f"Bearer {operator}"}
+    async with http.request("TRACE", f"{gw.admin_url}/admin/workspaces", headers=auth) as r:
+        assert r.status == 405
+        assert {m.strip() for m in r.headers["Allow"].split(",")} >= {"GET", "POST"}
+    body = {"email": "dup@example.com"}
+    assert (await api(http, gw, "POST", "/admin/users", operator, body))[0] == 201
+    status, err = await api(http, gw, "POST", "/admin/users", operator, body)
+    assert (status, err["error"]["code"]) == (409, "CONFLICT")
+    for limit in ("35184372088833", "0", "-1", "1e3", "\u0661\u0660"):  # last: Arabic-Indic digits
+        path = f"/admin/workspaces/acme/audit?limit={limit}"
+        assert (await api(http, gw, "GET", path, operator))[0] == 400, limit
+    assert (await api(http, gw, "GET", "/admin/workspaces/acme/audit?limit=1000", operator))[
+        0
+    ] == 200
+    # a name the schema allows is accepted; an empty slug the schema refuses is refused
+    status, made = await api(
+        http, gw, "POST", "/admin/workspaces", operator, {"name": "\u00d7\u00f8"}
+    )
+    assert status == 201 and made["slug"].startswith("ws-")
+    status, _ = await api(
+        http, gw, "POST", "/admin/workspaces", operator, {"name": "Named", "slug": ""}
+    )
+    assert status == 400
+    status, _ = await api(
+        http, gw, "POST", "/admin/workspaces", operator, {"name": "Named", "plan": None}
+    )
+    assert status == 400
+
+
+async def test_a_workspace_admin_cannot_hand_out_a_role_above_its_own(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    admin = await token(gw, "acme", ADMIN)
+    await gw.services.create_user("eve@example.com")
+    path = "/admin/workspaces/acme/members/eve@example.com"
+    status, body = await api(http, gw, "PUT", path, admin, {"role": "owner"})
+    assert status == 403 and "admin:all" in body["error"]["message"]
+    assert (await api(http, gw, "PUT", path, admin, {"role": "member"}))[0] == 200

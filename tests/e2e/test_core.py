@@ -634,7 +634,8 @@ async def test_role_change_and_removal_apply_to_pats_within_a_second(
     await eventually(delete_refused, within=1.0)
     assert await _status_is(http, url, pat, 200)  # still may read
     await svc.remove_member("acme", "ann@example.com")
-    await eventually(lambda: _status_is(http, url, pat, 403), within=1.0)
+    # Removal revokes the member's tokens in the workspace (issue 17): refused as revoked.
+    await eventually(lambda: _status_is(http, url, pat, 401), within=1.0)
 
 
 async def test_last_used_is_written_in_batches(

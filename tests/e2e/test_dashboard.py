@@ -43,12 +43,12 @@ token_types:
 workspace: {source: header, header: X-Workspace-Id, match: any, required: false}
 upstreams: {api: {url: "{up}"}}
 scopes:
-  known: [items:read, items:write, reports:read, workspace:admin, admin:all]
-  implies: {items:write: [items:read], workspace:admin: [items:read]}
+  known: [items:read, items:write, reports:read, workspace:admin, tokens:read, tokens:write, admin:all]
+  implies: {items:write: [items:read], workspace:admin: [items:read], tokens:write: [tokens:read]}
 roles:
   owner: [admin:all]
-  admin: [workspace:admin, items:write, reports:read]
-  member: [items:read, items:write]
+  admin: [workspace:admin, items:write, reports:read, tokens:write]
+  member: [items:read, items:write, tokens:write]
 cache: {poll_interval: 0.1, usage_flush_interval: 0.2}
 routes:
   - {name: items, path: /api/items/**, scopes: [items:read], upstream: api}
@@ -150,7 +150,7 @@ async def test_sign_in_create_copy_use_revoke(
 
     # checkboxes offer only what a member may grant: no admin scopes, no reports
     offered = await page.locator('input[name="scope"]').evaluate_all("els => els.map(e => e.value)")
-    assert offered == ["items:read", "items:write"]
+    assert offered == ["items:read", "items:write", "tokens:read", "tokens:write"]
 
     await page.get_by_label("Name", exact=True).fill("CI Pipeline")
     await page.get_by_label("items:read").check()
@@ -394,7 +394,8 @@ async def test_phone_width_and_keyboard_only(gw: RunningGateway, browser: Any) -
     await page.keyboard.press("Enter")
     await page.get_by_text("It cannot be shown again").wait_for()
     tokens = {t.name: t for t in await gw.services.list_tokens("acme", "ann@acme.test")}
-    assert tokens["typed on a keyboard"].scopes == frozenset({"items:write"})
+    # listed with what it can do: items:write and the items:read it implies
+    assert tokens["typed on a keyboard"].scopes == frozenset({"items:write", "items:read"})
     # the revoke dialog opens and closes from the keyboard, focus back on the button
     revoke = page.get_by_role("button", name="Revoke typed on a keyboard")
     await revoke.focus()

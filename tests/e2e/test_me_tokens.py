@@ -131,7 +131,9 @@ async def test_optional_scopes_never_exceed_the_user_and_expiry(
     status, body = await call(
         http, "POST", base, h(vic), json={"name": "w", "scopes": ["tickets:write"]}
     )
-    assert status == 400 and "exceed" in body["error"]["message"]
+    # 403 FORBIDDEN naming what the caller lacks (issue 17: a new token never exceeds its creator)
+    assert status == 403 and body["error"]["code"] == "FORBIDDEN"
+    assert "tickets:write" in body["error"]["message"]
     status, body = await call(
         http,
         "POST",

@@ -49,9 +49,12 @@ token_types:
 workspace: {source: header, header: X-Workspace-Id, match: any, required: false}
 upstreams: {api: "{up}"}
 scopes:
-  known: [items:read, items:write, workspace:admin, admin:all]
-  implies: {items:write: [items:read]}
-roles: {owner: [admin:all], member: [items:read, items:write], viewer: [items:read]}
+  known: [items:read, items:write, workspace:admin, tokens:read, tokens:write, admin:all]
+  implies: {items:write: [items:read], tokens:write: [tokens:read]}
+roles:
+  owner: [admin:all]
+  member: [items:read, items:write, tokens:write]
+  viewer: [items:read, tokens:read]
 cache: {poll_interval: 0.1}
 operator_workspace: ops
 sessions:
@@ -698,7 +701,9 @@ async def test_admin_api_registers_lists_and_deletes_apps_and_revokes_grants(
     s = w.gw.services
     await s.create_workspace("Ops", "ops", "ws_ops")
     _, operator = await s.create_token(workspace="ops", name="op", scopes=["admin:all"])
-    _, acme_admin = await s.create_token(workspace="acme", name="a", scopes=["workspace:admin"])
+    _, acme_admin = await s.create_token(
+        workspace="acme", name="a", scopes=["workspace:admin", "tokens:write", "items:write"]
+    )
     _, reader = await s.create_token(workspace="acme", name="r", scopes=["items:read"])
     admin = w.gw.admin_url
 
@@ -784,3 +789,17 @@ async def test_cli_manages_apps_and_grants(world: World, http: aiohttp.ClientSes
     assert gateway_cli(w, "oauth-grant", "list", "--user", "ann@example.com") == []
     gateway_cli(w, "oauth-app", "delete", made["client_id"])
     assert [a["client_id"] for a in gateway_cli(w, "oauth-app", "list")] == [w.app.id]
+
+
+async def test_admin_grant_listing_refuses_a_malformed_user_filter(
+    world: World, http: aiohttp.ClientSession
+) -> None:
+    s = world.gw.services
+    await s.create_workspace("Ops", "ops", "ws_ops")
+    _, operator = await s.create_token(workspace="ops", name="op", scopes=["admin:all"])
+    headers = {"Authorization": f"Bearer {operator}"}
+    base = f"{world.gw.admin_url}/admin/workspaces/acme/oauth-grants"
+    async with http.get(base + "?user=%00%0A", headers=headers) as r:
+        assert r.status == 400  # before issue 17: 200, the schema's pattern not checked
+    async with http.get(base + "?user=usr_ok", headers=headers) as r:
+        assert r.status == 200

@@ -109,6 +109,10 @@ CHECKS = [
     checks.content_type_conformance,
     checks.response_schema_conformance,
     checks.response_headers_conformance,
+    # Issue 17 §6: the schema and the handlers agree both ways (what the schema forbids is
+    # refused), and a method a path does not serve is 405 with Allow.
+    checks.negative_data_rejection,
+    checks.unsupported_method,
 ]
 
 

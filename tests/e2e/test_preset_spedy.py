@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway import tokens
-from gateway.errors import InvalidArgument, PlanRequired
+from gateway.errors import InsufficientScope, PlanRequired
 from gateway.oauth.pkce import challenge_for
 from gateway.oauth.service import OAuthService
 from gateway.services import Services
@@ -148,7 +148,7 @@ async def test_pats_act_with_their_users_permissions(
         )
         assert got == statuses, (method, path)
     # A PAT can never be created with more than its user holds.
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InsufficientScope):
         await svc.create_token(
             workspace="acme-corp",
             name="x",
@@ -172,10 +172,13 @@ async def test_role_lowered_or_user_removed_applies_within_a_second(
     assert took <= 1.0
     assert (await call(http, "GET", url, h(token)))[0] == 200  # a viewer still reads
     await svc.remove_member("acme-corp", "ann@acme.test")
-    took = await eventually(answers(http, "GET", url, h(token), 403), within=1.0)
+    # Removal revokes the user's tokens in the organization (issue 17): 401 from then on, and
+    # adding the user back does not bring the PAT back.
+    took = await eventually(answers(http, "GET", url, h(token), 401), within=1.0)
     assert took <= 1.0
+    await svc.add_member("acme-corp", "ann@acme.test", "member")
     status, body = await call(http, "GET", url, h(token))
-    assert (status, body["error"]["code"]) == (403, "WORKSPACE_ACCESS_DENIED")
+    assert (status, body["error"]["code"]) == (401, "UNAUTHORIZED")
 
 
 # "The token is scoped to the organization of the user who created it."
@@ -327,11 +330,12 @@ async def test_oauth_works_on_every_plan_and_sessions_do_not_reach_the_api(
         assert status == 200
         assert upstream.last.header("X-Gateway-User-Id") == sam.id
         assert upstream.last.header("X-Gateway-Auth-Method") == "oauth"
-        # The app's access token is no personal token: it is not listed among sam's tokens.
+        # The app's access token is no personal token, and its grant holds no tokens:read: it
+        # cannot even list sam's tokens (issue 17).
         status, mine = await call(
             http, "GET", f"{gw.url}/api/v1/me/tokens", h(token["access_token"], host)
         )
-        assert (status, mine) == (200, {"tokens": []})
+        assert (status, mine["error"]["code"]) == (403, "FORBIDDEN")
         # The dashboard session signed sam in on the consent page, but is no API credential.
         status, body = await call(http, "GET", f"{gw.url}/api/v1/tickets", h(session, host))
         assert (status, body["error"]["code"]) == (401, "UNAUTHORIZED")

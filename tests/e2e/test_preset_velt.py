@@ -36,7 +36,9 @@ async def gw(
 async def auth_token(gw: RunningGateway, ws: str = "acme") -> tuple[str, str]:
     """(workspace id, auth token) for ``ws``."""
     workspace = await gw.services.workspace(ws)
-    _, plaintext = await gw.services.create_token(workspace=ws, name="workspace auth")
+    _, plaintext = await gw.services.create_token(
+        workspace=ws, name="workspace auth", scopes=["tokens:write"]
+    )
     return workspace.id, plaintext
 
 

@@ -271,3 +271,67 @@ async def test_cors_preflight_for_allowed_origins_only(
         http, "OPTIONS", f"{gw.url}/v1/comments", {**pre, "Access-Control-Request-Method": "DELETE"}
     )
     assert status == 405
+
+
+# Issue 17 §2: a public browser key is not a server credential. Anyone has it (it is in the web
+# page) and anyone outside a browser forges Origin, so the /v2 REST API takes the workspace auth
+# token only, with or without the key's own allowed origin.
+@pytest.mark.parametrize(
+    "path", ["/v2/organizations/get", "/v2/users/get", "/v2/workspace/apikey/create"]
+)
+async def test_a_browser_key_is_refused_on_the_server_api_even_from_its_own_origin(
+    gw: RunningGateway, upstream: Upstream, http: aiohttp.ClientSession, path: str
+) -> None:
+    _, body, ws_id = await create(
+        gw, http, {"data": {"ownerEmail": "o@example.com", "allowedDomains": ["app.example.com"]}}
+    )
+    key = body["result"]["data"]["apiKey"]
+    before = len(upstream.seen)
+    for origin in ("https://app.example.com", "https://evil.example.com", None):
+        status, answer = await call(
+            http, "POST", gw.url + path, key_headers(ws_id, key, origin=origin), json={"data": {}}
+        )
+        assert status == 403, (path, origin)
+        assert_velt_error(answer, "PERMISSION_DENIED")
+    assert len(upstream.seen) == before
+    # the browser route still takes it from its origin
+    status, _ = await call(
+        http, "GET", f"{gw.url}/v1/x", key_headers(ws_id, key, origin="https://app.example.com")
+    )
+    assert status == 200
+
+
+# Decision (docs/security.md "Management doors"): a browser key created with no allowedDomains
+# works from NO origin, not from every origin: "any origin" is what a forged Origin says.
+async def test_a_browser_key_without_allowed_domains_works_from_no_origin(
+    gw: RunningGateway, upstream: Upstream, http: aiohttp.ClientSession
+) -> None:
+    status, body, ws_id = await create(gw, http, {"data": {"ownerEmail": "o@example.com"}})
+    assert status == 200  # the documented request still succeeds ...
+    key = body["result"]["data"]["apiKey"]
+    before = len(upstream.seen)
+    for origin in ("https://anything.example", "http://localhost:3000", None):
+        status, answer = await call(
+            http, "GET", f"{gw.url}/v1/x", key_headers(ws_id, key, origin=origin)
+        )
+        assert status == 403, origin  # ... but the key is refused everywhere
+        assert_velt_error(answer, "PERMISSION_DENIED")
+    assert len(upstream.seen) == before
+
+
+async def test_the_auth_token_needs_tokens_write_to_create_keys(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    ws = await gw.services.workspace("acme")
+    _, reader = await gw.services.create_token(
+        workspace="acme", name="reader", scopes=["tokens:read"]
+    )
+    status, body = await call(
+        http,
+        "POST",
+        gw.url + CREATE,
+        velt_headers(ws.id, reader),
+        json={"data": {"ownerEmail": "o@example.com", "createAuthToken": True}},
+    )
+    assert status == 403
+    assert_velt_error(body, "PERMISSION_DENIED")

@@ -435,3 +435,22 @@ rate_limits:
             path,
             rendered,
         )
+
+
+def test_token_type_routes_must_name_a_route_or_a_tag() -> None:
+    """Issue 17 §2: a token type limited to routes (browser keys) names them by name or tag."""
+    text = MINIMAL.replace("    path: /**\n", "    path: /**\n    tags: [browser]\n") + (
+        "token_types:\n"
+        "  - {name: key, prefix: k_, kind: api_key, routes: [browser, all]}\n"
+        "  - {name: web, prefix: w_, kind: api_key, routes: [nowhere],"
+        " require_allowed_domains: true}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_text(text)
+    assert "token_types[1].routes: names no route and no route tag (got 'nowhere')" in str(
+        err.value
+    )
+    cfg = load_text(text.replace("routes: [nowhere]", "routes: [browser]"))
+    web = cfg.token_type("web")
+    assert web is not None and web.routes == {"browser"} and web.require_allowed_domains
+    assert cfg.routes[0].tags == {"browser"}
