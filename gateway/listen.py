@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import socket
+import ssl
 from typing import Any
 
 from aiohttp import http_exceptions, web
@@ -140,8 +141,9 @@ class CappedSite(web.SockSite):
         sock: socket.socket,
         max_connections: int | None,
         max_header_bytes: int = 16384,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(runner, sock)
+        super().__init__(runner, sock, ssl_context=ssl_context)
         self.max_connections = max_connections
         self.max_header_bytes = max_header_bytes
         self.refused = 0
@@ -170,4 +172,6 @@ class CappedSite(web.SockSite):
                 server, loop=loop, max_header_bytes=self.max_header_bytes, **kwargs
             )
 
-        self._server = await loop.create_server(factory, sock=self._sock, backlog=self._backlog)
+        self._server = await loop.create_server(
+            factory, sock=self._sock, backlog=self._backlog, ssl=self._ssl_context
+        )

@@ -26,6 +26,7 @@ from gateway.config import Config
 from gateway.listen import CappedSite, bind
 from gateway.services import Services
 from gateway.store import open_store
+from gateway.tls import ServerCerts
 
 
 @dataclass
@@ -100,10 +101,12 @@ class RunningGateway:
     admin_port: int
     runners: list[web.AppRunner]
     config_path: Path
+    # The proxy listener's certificates when listeners.proxy.tls is set (reload them in tests).
+    certs: ServerCerts | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.proxy_port}"
+        return f"{self.config.proxy.scheme}://127.0.0.1:{self.proxy_port}"
 
     @property
     def admin_url(self) -> str:
@@ -132,7 +135,11 @@ async def start_gateway(config_path: Path) -> RunningGateway:
     await gw.start()
     runners = []
     ports = []
-    for app in (create_proxy_app(gw), create_admin_app(gw)):
+    certs = ServerCerts(cfg.proxy.tls, "proxy") if cfg.proxy.tls is not None else None
+    for app, ctx in (
+        (create_proxy_app(gw), certs.listening if certs else None),
+        (create_admin_app(gw), None),
+    ):
         r = web.AppRunner(app, access_log=None)
         await r.setup()
         # The proxy listens through the same capped site `gateway serve` uses.
@@ -141,13 +148,16 @@ async def start_gateway(config_path: Path) -> RunningGateway:
             bind("127.0.0.1", 0, reuse_port=False),
             cfg.limits.max_connections,
             cfg.limits.max_header_bytes,
+            ctx,
         )
         await site.start()
         runners.append(r)
         ports.append(site.port)
     store = open_store(cfg.store)
     await store.open()
-    return RunningGateway(cfg, gw, Services(store, cfg), ports[0], ports[1], runners, config_path)
+    return RunningGateway(
+        cfg, gw, Services(store, cfg), ports[0], ports[1], runners, config_path, certs
+    )
 
 
 async def eventually(
