@@ -27,6 +27,7 @@ from yarl import URL
 from gateway.config import Config, IdentityHeaders, Route
 from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.identity import Identity
+from gateway.tls import upstream_context
 from gateway.upstream import UpstreamPool, UpstreamPools
 
 __all__ = ["Forwarder", "header_key", "make_client_session"]
@@ -100,6 +101,12 @@ class Forwarder:
                 total=None, sock_connect=up.connect_timeout, sock_read=up.timeout
             )
             for name, up in config.upstreams.items()
+        }
+        # https upstreams: the verifying client context (CA, client certificate) and SNI name.
+        self.tls = {
+            name: (upstream_context(up.tls), up.tls.server_name if up.tls else None)
+            for name, up in config.upstreams.items()
+            if any(u.startswith("https://") for u in (*up.targets, *up.environments.values()))
         }
 
     # -- request side ------------------------------------------------------------------------------
@@ -180,7 +187,13 @@ class Forwarder:
         query = request.raw_path.partition("?")[2]
         target = self.target_path(route, path) + (f"?{query}" if query else "")
         headers = self.build_headers(request, route, identity, request_id)
-        if not request.body_exists and (pool := self.pools.get(base_url)) is not None:
+        ssl_context, server_name = (
+            self.tls.get(name, (None, None)) if base_url.startswith("https:") else (None, None)
+        )
+        if (
+            not request.body_exists
+            and (pool := self.pools.get(base_url, ssl_context, server_name)) is not None
+        ):
             return await self._forward_lean(request, pool, name, target, headers, timing)
         url = URL(base_url + target, encoded=True)
         limit = route.max_body_bytes if route.max_body_bytes is not None else self.default_max_body
@@ -213,6 +226,8 @@ class Forwarder:
                     allow_redirects=False,
                     timeout=self.timeouts[name],
                     compress=None,
+                    ssl=ssl_context if ssl_context is not None else True,
+                    server_hostname=server_name,
                 )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(reason="upstream_timeout") from exc
@@ -222,7 +237,7 @@ class Forwarder:
                     f"The request body may be at most {limit} bytes on this route.",
                     reason="streamed_length",
                 ) from None
-            raise UpstreamUnavailable(reason=_reason(exc)) from exc
+            raise _unavailable(name, base_url, exc) from exc
         finally:
             timing["upstream"] = time.perf_counter() - started
         if counter is not None and counter.exceeded:
@@ -263,7 +278,7 @@ class Forwarder:
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(reason="upstream_timeout") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(reason=_reason(exc)) from exc
+            raise _unavailable(name, pool.base, exc) from exc
         except HttpProcessingError as exc:  # an unparseable response head
             raise UpstreamUnavailable(reason="upstream_error") from exc
         finally:
@@ -360,7 +375,19 @@ def _drop_set(headers: CIMultiDictProxy[str]) -> frozenset[str]:
     return HOP_BY_HOP if extra <= HOP_BY_HOP else HOP_BY_HOP | extra
 
 
+def _unavailable(name: str, base: str, exc: BaseException) -> UpstreamUnavailable:
+    """The 502 for a failed exchange; a TLS failure also gets a log line saying what was wrong."""
+    reason = _reason(exc)
+    if reason == "upstream_tls":
+        cert_error = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", exc)
+        problem = getattr(cert_error, "verify_message", None) or getattr(cert_error, "reason", None)
+        log.warning("upstream %s (%s): TLS handshake failed: %s", name, base, problem or cert_error)
+    return UpstreamUnavailable(reason=reason)
+
+
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "upstream_tls"  # before ClientConnectorError, its base: not a closed port
     if isinstance(exc, aiohttp.ClientConnectorError):
         return "upstream_refused"
     if isinstance(exc, aiohttp.ServerDisconnectedError):

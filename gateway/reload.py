@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from gateway import config as config_mod
 from gateway.telemetry import config_reloaded
-from gateway.tls import ServerCerts, reload_all
+from gateway.tls import ServerCerts, TLSFileError, reload_all
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -84,7 +84,12 @@ class Reloader:
             )
             config_reloaded(False)
             return False
-        self.gw.apply_config(new)
+        try:
+            self.gw.apply_config(new)
+        except TLSFileError as exc:  # an upstream CA or client certificate that does not load
+            log.error("config reload (%s) refused, old config keeps serving: %s", why, exc)
+            config_reloaded(False)
+            return False
         config_reloaded(True)
         log.warning("config reloaded (%s): %d routes", why, len(new.routes))
         return True

@@ -56,6 +56,9 @@ async def _run_worker(
         )
         if listener is not None and listener.tls is not None and (name == "proxy" or index == 0)
     }
+    if index == 0:
+        for w in config.warnings:  # e.g. an upstream with tls.verify: false — say it loudly
+            log.warning("%s", w.render(config.source))
     gw = Gateway(config)
     await gw.start()
     flusher = asyncio.create_task(flush_periodically(_ACCESS_BUFFER)) if _ACCESS_BUFFER else None

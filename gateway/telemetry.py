@@ -135,6 +135,7 @@ BUILD = Gauge(
 
 _UPSTREAM_KINDS = {
     "upstream_refused": "refused",
+    "upstream_tls": "tls",
     "upstream_disconnected": "disconnected",
     "upstream_reset": "reset",
     "upstream_payload": "payload",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
@@ -57,10 +58,12 @@ class Upstream:
     extra_routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = (
         field(default_factory=list)
     )
+    ssl_context: ssl.SSLContext | None = None  # serve https (issue 22)
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     async def start(self) -> None:
         async def echo(request: web.Request) -> web.StreamResponse:
@@ -79,7 +82,7 @@ class Upstream:
         app.router.add_route("*", "/{tail:.*}", echo)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=self.ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
