@@ -24,11 +24,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from gateway.balancer import Balancers, TargetSet
 from gateway.config import Config, IdentityHeaders, Route
 from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.identity import Identity
 from gateway.tls import upstream_context
-from gateway.upstream import UpstreamPool, UpstreamPools
+from gateway.upstream import IDEMPOTENT, UpstreamPool, UpstreamPools
 
 __all__ = ["Forwarder", "header_key", "make_client_session"]
 
@@ -83,8 +84,10 @@ class Forwarder:
         session: aiohttp.ClientSession,
         pools: UpstreamPools,
         credential_headers: Iterable[str],
+        balancers: Balancers | None = None,
     ) -> None:
         self.session = session
+        self.balancers = balancers  # upstreams with several targets (issue 22)
         self.pools = pools  # bodiless requests to http upstreams; the session serves the rest
         self.names: IdentityHeaders = config.identity_headers
         self.identity_keys = frozenset(header_key(n) for n in config.identity_headers.names())
@@ -187,6 +190,63 @@ class Forwarder:
         query = request.raw_path.partition("?")[2]
         target = self.target_path(route, path) + (f"?{query}" if query else "")
         headers = self.build_headers(request, route, identity, request_id)
+        targets = self.balancers.get(name) if self.balancers is not None else None
+        if targets is None or base_url != self.upstreams[name].url:
+            # One target (or another environment's URL): no choice to make.
+            return await self._exchange(request, route, name, base_url, target, headers, timing)
+        return await self._balanced(request, route, targets, target, headers, timing)
+
+    async def _balanced(
+        self,
+        request: web.Request,
+        route: Route,
+        targets: TargetSet,
+        target: str,
+        headers: CIMultiDict[str],
+        timing: dict[str, float],
+    ) -> web.StreamResponse:
+        """The exchange with one of several targets; another one only after a connect failure.
+
+        A connect failure means not a byte of the request left the gateway, so an idempotent
+        request is safe to send elsewhere; a failure after connecting is never retried (the
+        upstream may have acted on it), nor is any non-idempotent request.
+        """
+        tried: set[str] = set()
+        retry = request.method in IDEMPOTENT
+        while True:
+            chosen = targets.pick(tried)
+            assert chosen is not None  # the loop ends before every target was tried
+            tried.add(chosen.url)
+            chosen.in_flight += 1
+            try:
+                response = await self._exchange(
+                    request, route, targets.name, chosen.url, target, headers, timing
+                )
+            except UpstreamUnavailable as err:
+                refused = isinstance(err.__cause__, aiohttp.ClientConnectorError)
+                targets.record(chosen, "connect_failure" if refused else "failure")
+                if refused and retry and len(tried) < len(targets.targets):
+                    log.info("upstream %s: retrying on another target", targets.name)
+                    continue
+                raise
+            except UpstreamTimeout:
+                targets.record(chosen, "timeout")
+                raise
+            finally:
+                chosen.in_flight -= 1
+            targets.record(chosen, "ok")
+            return response
+
+    async def _exchange(
+        self,
+        request: web.Request,
+        route: Route,
+        name: str,
+        base_url: str,
+        target: str,
+        headers: CIMultiDict[str],
+        timing: dict[str, float],
+    ) -> web.StreamResponse:
         ssl_context, server_name = (
             self.tls.get(name, (None, None)) if base_url.startswith("https:") else (None, None)
         )
