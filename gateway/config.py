@@ -179,6 +179,8 @@ class TokenType:
     inherit_user_permissions: bool = False
     # Workspace plans allowed to mint this type (Spedy: PATs require Pro); empty means any.
     plans: frozenset[str] = frozenset()
+    # Presented as a TLS client certificate, not in a header (issue 22): see gateway/pipeline/authn.py.
+    client_certificate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,8 @@ class Route:
     auth_methods: frozenset[str] = frozenset()
     max_body_bytes: int | None = None
     index: int = 0
+    # A verified, registered client certificate is required *as well as* the credential (issue 22).
+    require_client_certificate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,6 +621,7 @@ def _read_token_types(raw: Any, r: _Reader) -> tuple[TokenType, ...]:
         "credential",
         "inherit_user_permissions",
         "plans",
+        "client_certificate",
     }
     for i, item in enumerate(raw):
         path = f"token_types[{i}]"
@@ -648,9 +653,18 @@ def _read_token_types(raw: Any, r: _Reader) -> tuple[TokenType, ...]:
                 credential=CredentialSource(header or "Authorization", scheme),
                 inherit_user_permissions=r.get(m, "inherit_user_permissions", path, bool, False),
                 plans=frozenset(_str_list(m.get("plans"), f"{path}.plans", r)),
+                client_certificate=_client_certificate_type(m, path, r),
             )
         )
     return tuple(out)
+
+
+def _client_certificate_type(m: Mapping[str, Any], path: str, r: _Reader) -> bool:
+    """``client_certificate: true``: the credential is the TLS client certificate (issue 22)."""
+    on = bool(r.get(m, "client_certificate", path, bool, False))
+    if on and "credential" in m:
+        r.error(f"{path}.credential", "a client_certificate type is not read from a header")
+    return on
 
 
 def _read_workspace(raw: Any, r: _Reader) -> WorkspaceSource:
@@ -928,6 +942,7 @@ ROUTE_KEYS = {
     "handler",
     "auth_methods",
     "max_body_bytes",
+    "require_client_certificate",
 }
 
 
@@ -972,8 +987,10 @@ def _read_routes(raw: Any, r: _Reader, upstreams: Mapping[str, Upstream]) -> tup
             r.error(f"{path}.strip_prefix", "must be a prefix of the route path", strip)
         auth_methods = frozenset(_str_list(m.get("auth_methods"), f"{path}.auth_methods", r))
         for am in auth_methods:
-            if am not in {"token", "session", "oauth"}:
-                r.error(f"{path}.auth_methods", "must list token, session or oauth", am)
+            if am not in {"token", "session", "oauth", "certificate"}:
+                r.error(
+                    f"{path}.auth_methods", "must list token, session, oauth or certificate", am
+                )
         out.append(
             Route(
                 name=name or "",
@@ -990,6 +1007,9 @@ def _read_routes(raw: Any, r: _Reader, upstreams: Mapping[str, Upstream]) -> tup
                 auth_methods=auth_methods,
                 max_body_bytes=r.get(m, "max_body_bytes", path, int, None),
                 index=i,
+                require_client_certificate=r.get(
+                    m, "require_client_certificate", path, bool, False
+                ),
             )
         )
     return tuple(out)
@@ -1593,6 +1613,14 @@ def load_text(text: str, source: str = "<string>") -> Config:
         # client or the signed-in user themselves), so deny-by-default and path checks apply.
         routes = routes + oauth_routes(oauth, len(routes))
     _warn_shadowed(routes, r)
+    if any(tt.client_certificate for tt in token_types) and (
+        proxy is None or proxy.tls is None or proxy.tls.client_auth == "none"
+    ):
+        r.error(
+            "token_types",
+            "a client_certificate type needs listeners.proxy.tls with client_auth optional or "
+            "required (nothing would ever present a certificate)",
+        )
     rate_limits = _read_rate_limits(top.get("rate_limits"), r, routes, token_types)
 
     if any(not p.warning for p in r.problems):

@@ -65,6 +65,8 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
                 await guard(request, ctx)
             try:
                 principal = await rt.authenticator.authenticate(request)
+                if route.require_client_certificate:  # both: credential and certificate
+                    await rt.authenticator.require_certificate(request, principal)
             except AuthenticationError as err:
                 for hook in gw.auth_failed:
                     await hook(request, ctx, err)

@@ -46,11 +46,17 @@ class Certs:
         *sans: str,
         not_after: datetime.datetime | None = None,
         stem: str | None = None,
+        organization: str = "Example",
+        unit: str = "Clients",
     ) -> Pem:
+        """A client certificate with subject ``CN=<common_name>,OU=<unit>,O=<organization>``."""
         self._n += 1
         issued = self.ca.issue_cert(
             *(sans or (f"{common_name}@clients.test",)),
             common_name=common_name,
+            organization_name=organization,
+            organization_unit_name=unit,
+            not_before=not_after - datetime.timedelta(days=30) if not_after else None,
             not_after=not_after,
         )
         return self._write(issued, stem or f"{self.name}-client{self._n}")
