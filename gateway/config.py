@@ -775,7 +775,10 @@ def _read_targets(m: Mapping[str, Any], path: str, r: _Reader) -> list[str]:
     out: list[str] = []
     for i, item in enumerate(raw):
         url = _url(item, f"{path}.targets[{i}]", r)
-        if url and url in out:
+        if url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            # Target URLs label metrics and log lines: keep credentials out of them.
+            r.error(f"{path}.targets[{i}]", "must not carry user:password credentials")
+        elif url and url in out:
             r.error(f"{path}.targets[{i}]", "is listed twice", item)
         elif url:
             out.append(url)

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gateway.store.base import TokenRecord
 from tests.conftest import GatewayFactory
 from tests.support.certs import Certs, Pem
 from tests.support.harness import RunningGateway, Upstream
@@ -76,6 +77,14 @@ async def start(make_gateway: GatewayFactory, up: Upstream, s: Setup) -> Running
     return gw
 
 
+async def register(gw: RunningGateway, workspace: str, name: str, key: str) -> TokenRecord:
+    """A certificate credential with items:read, mapped from ``key``."""
+    record, _ = await gw.services.create_token(
+        workspace=workspace, name=name, scopes=["items:read"], type="cert", certificate_key=key
+    )
+    return record
+
+
 async def get(
     gw: RunningGateway, path: str, ctx: ssl.SSLContext, token: str | None = None
 ) -> tuple[int, dict[str, str]]:
@@ -97,18 +106,9 @@ async def test_certificate_alone_authenticates_with_identity_headers(
     by_subject = s.clients.client("svc-b", "svc-b.internal")
     by_print = s.clients.client("svc-c", "svc-c.internal")
     unknown = s.clients.client("svc-d", "svc-d.internal")
-    a, _ = await gw.services.create_token(
-        workspace="acme", name="a", scopes=["items:read"], type="cert",
-        certificate_key="san:DNS:svc-a.internal",
-    )  # fmt: skip
-    b, _ = await gw.services.create_token(
-        workspace="acme", name="b", scopes=["items:read"], type="cert",
-        certificate_key="subject:CN=svc-b,OU=Clients,O=Example",
-    )  # fmt: skip
-    c, _ = await gw.services.create_token(
-        workspace="other", name="c", scopes=["items:read"], type="cert",
-        certificate_key=f"sha256:{fingerprint(by_print)}",
-    )  # fmt: skip
+    a = await register(gw, "acme", "a", "san:DNS:svc-a.internal")
+    b = await register(gw, "acme", "b", "subject:CN=svc-b,OU=Clients,O=Example")
+    c = await register(gw, "other", "c", f"sha256:{fingerprint(by_print)}")
     for pem, record, slug in ((by_san, a, "acme"), (by_subject, b, "acme"), (by_print, c, "other")):
         status, _ = await get(gw, "/api/items", s.context(pem))
         assert status == 200, pem
@@ -129,10 +129,8 @@ async def test_the_public_key_string_is_not_a_bearer_token(
 ) -> None:
     s = Setup(tmp_path)
     gw = await start(make_gateway, upstream, s)
-    _, key = await gw.services.create_token(
-        workspace="acme", name="a", scopes=["items:read"], type="cert",
-        certificate_key="san:DNS:svc-a.internal",
-    )  # fmt: skip
+    await register(gw, "acme", "a", "san:DNS:svc-a.internal")
+    key = "mtls_san:DNS:svc-a.internal"  # what is hashed and stored: public, so never a bearer
     status, _ = await get(gw, "/api/items", s.context(), token=key)
     assert status == 401
     assert not upstream.seen
@@ -148,10 +146,7 @@ async def test_expired_or_wrong_ca_certificate_is_refused_in_the_handshake(
     expired = s.clients.client(
         "svc-a", "svc-a.internal", not_after=now - datetime.timedelta(days=1)
     )
-    await gw.services.create_token(
-        workspace="acme", name="a", scopes=["items:read"], type="cert",
-        certificate_key="san:DNS:svc-a.internal",
-    )  # fmt: skip
+    await register(gw, "acme", "a", "san:DNS:svc-a.internal")
 
     valid = s.clients.client("svc-a", "svc-a.internal")
 
@@ -184,15 +179,9 @@ async def test_revoked_certificate_refused_within_a_second(
     s = Setup(tmp_path)
     gw = await start(make_gateway, upstream, s)
     pem = s.clients.client("svc-a", "svc-a.internal")
-    await gw.services.create_token(
-        workspace="acme", name="a", scopes=["items:read"], type="cert",
-        certificate_key=f"sha256:{fingerprint(pem)}",
-    )  # fmt: skip
+    await register(gw, "acme", "a", f"sha256:{fingerprint(pem)}")
     # A SAN registration in the same workspace does not rescue the revoked fingerprint.
-    await gw.services.create_token(
-        workspace="acme", name="a-san", scopes=["items:read"], type="cert",
-        certificate_key="san:DNS:svc-a.internal",
-    )  # fmt: skip
+    await register(gw, "acme", "a-san", "san:DNS:svc-a.internal")
     ctx = s.context(pem)
     assert (await get(gw, "/api/items", ctx))[0] == 200  # now cached
     await gw.services.revoke_certificate(
@@ -213,14 +202,8 @@ async def test_route_requiring_both_certificate_and_bearer(
     gw = await start(make_gateway, upstream, s)
     pem = s.clients.client("svc-a", "svc-a.internal")
     other_pem = s.clients.client("svc-o", "svc-o.internal")
-    await gw.services.create_token(
-        workspace="acme", name="a", scopes=["items:read"], type="cert",
-        certificate_key="san:DNS:svc-a.internal",
-    )  # fmt: skip
-    await gw.services.create_token(
-        workspace="other", name="o", scopes=["items:read"], type="cert",
-        certificate_key="san:DNS:svc-o.internal",
-    )  # fmt: skip
+    await register(gw, "acme", "a", "san:DNS:svc-a.internal")
+    await register(gw, "other", "o", "san:DNS:svc-o.internal")
     bearer, token = await gw.services.create_token(
         workspace="acme", name="t", scopes=["items:read"], type="live"
     )
