@@ -25,6 +25,8 @@ from typing import Any
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 
+from gateway.tls import Sniffer
+
 __all__ = ["CappedSite", "GatewayRequestHandler", "bind"]
 
 log = logging.getLogger("gateway.listen")
@@ -172,6 +174,9 @@ class CappedSite(web.SockSite):
                 server, loop=loop, max_header_bytes=self.max_header_bytes, **kwargs
             )
 
-        self._server = await loop.create_server(
-            factory, sock=self._sock, backlog=self._backlog, ssl=self._ssl_context
-        )
+        serve: Any = factory
+        if self._ssl_context is not None:
+            # TLS after a look at the first byte, so plain HTTP gets an answer (gateway.tls).
+            context = self._ssl_context
+            serve = lambda: Sniffer(factory, context)  # noqa: E731
+        self._server = await loop.create_server(serve, sock=self._sock, backlog=self._backlog)

@@ -9,6 +9,12 @@ the connection onto whatever context is current (OpenSSL's ``SSL_set_SSL_CTX``, 
 certificate and key that do not match are refused with an error naming the files while the old
 certificate keeps serving. Connections already established keep the context they shook hands with.
 
+The proxy listener looks at the first byte of each connection before any TLS (:class:`Sniffer`):
+a TLS handshake (``0x16``) goes on to ``loop.start_tls``; anything else is plain HTTP sent to an
+``https`` port and gets a plain ``400`` saying so (as nginx does), instead of a connection that
+just ends. The bytes read to decide are handed to the TLS layer before its handshake
+starts, so it sees every byte.
+
 Client certificates (``client_auth``) are verified by OpenSSL during the handshake against
 ``client_ca_file``, expiry included: Python's ``ssl`` module cannot request a certificate without
 verifying it, so an untrusted or expired one fails the handshake (alert ``unknown_ca`` /
@@ -17,16 +23,19 @@ verifying it, so an untrusted or expired one fails the handshake (alert ``unknow
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.sslproto
 import hashlib
+import json
 import logging
 import os
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gateway.config import ServerTLS, UpstreamTLS
 
-__all__ = ["ServerCerts", "TLSFileError", "peer_certificate", "upstream_context"]
+__all__ = ["ServerCerts", "Sniffer", "TLSFileError", "peer_certificate", "upstream_context"]
 
 log = logging.getLogger("gateway.tls")
 
@@ -155,3 +164,91 @@ def peer_certificate(transport: Any) -> tuple[dict[str, Any], str] | None:
     if not der:
         return None
     return sslobj.getpeercert(), hashlib.sha256(der).hexdigest()
+
+
+_PLAIN_BODY = json.dumps(
+    {
+        "error": {
+            "code": "TLS_REQUIRED",
+            "message": "This port speaks HTTPS: the request was sent as plain HTTP.",
+        }
+    }
+).encode()
+PLAIN_HTTP_REFUSAL = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b"Content-Length: " + str(len(_PLAIN_BODY)).encode() + b"\r\n\r\n" + _PLAIN_BODY
+)
+TLS_HANDSHAKE = 0x16  # the first byte of every TLS record carrying a handshake (ClientHello)
+FIRST_BYTE_TIMEOUT = 60.0  # as long as asyncio gives a whole handshake
+
+
+class Sniffer(asyncio.Protocol):
+    """A connection to a TLS listener until its first bytes say whether it speaks TLS.
+
+    TLS: the connection gets the same SSL protocol ``loop.create_server(ssl=…)`` would have given
+    it (uvloop's when uvloop runs the loop, asyncio's otherwise), with the bytes already read fed
+    to it before its handshake starts, and the real protocol behind it. Anything else: a 400.
+    """
+
+    def __init__(
+        self, make_protocol: Callable[[], asyncio.BaseProtocol], context: ssl.SSLContext
+    ) -> None:
+        self.make_protocol = make_protocol
+        self.context = context
+        self.loop = asyncio.get_running_loop()
+        self.decided = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses; they have the same methods.
+        self.transport: Any = transport
+        self.timer = self.loop.call_later(FIRST_BYTE_TIMEOUT, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self.decided:
+            return  # after a plain-HTTP refusal: read and dropped
+        self.decided = True
+        self.timer.cancel()
+        if data[0] == TLS_HANDSHAKE:
+            self._start_tls(data)
+            return
+        log.info(
+            "plain HTTP sent to the TLS listener from %s: answered 400",
+            self.transport.get_extra_info("peername"),
+        )
+        # Keep reading (and dropping) what the client sends so close() sends no RST over the answer.
+        self.transport.write(PLAIN_HTTP_REFUSAL)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(2.0, self.transport.close)
+
+    def _start_tls(self, first: bytes) -> None:
+        protocol_class: Any = asyncio.sslproto.SSLProtocol
+        if type(self.loop).__module__.startswith("uvloop"):
+            import uvloop.loop
+
+            protocol_class = uvloop.loop.SSLProtocol  # type: ignore[attr-defined]
+        tls = protocol_class(
+            self.loop,
+            self.make_protocol(),
+            self.context,
+            None,
+            server_side=True,
+            call_connection_made=True,
+        )
+        self.transport.set_protocol(tls)
+        # Into the TLS layer's incoming buffer before its handshake starts: connection_made then
+        # reads the ClientHello from there, exactly as if the layer had read it itself.
+        view = memoryview(first)
+        while view:
+            buf = tls.get_buffer(len(view))
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            tls.buffer_updated(n)
+            view = view[n:]
+        tls.connection_made(self.transport)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.timer.cancel()

@@ -181,10 +181,12 @@ async def test_plain_http_to_tls_port_fails_fast(
     started = time.monotonic()
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.proxy_port)
     writer.write(b"GET /public/x HTTP/1.1\r\nHost: x\r\n\r\n")
-    data = await asyncio.wait_for(reader.read(), 5)  # closed, not left hanging
+    data = await asyncio.wait_for(reader.read(), 5)  # answered and closed, not left hanging
     writer.close()
     assert time.monotonic() - started < 2
-    assert b"200" not in data
+    assert data.startswith(b"HTTP/1.1 400 ")
+    assert b'"TLS_REQUIRED"' in data and b"speaks HTTPS" in data
+    assert not upstream.seen
 
 
 async def test_tls_to_plain_port_fails_fast(
@@ -222,8 +224,16 @@ async def test_served_process_reloads_certificate_when_files_change(tmp_path: Pa
     served = Served(cfg, port)
     try:
         await served.start()
-        assert "listening on https://" in served.log_text()
+        deadline = time.monotonic() + 10
+        while "listening on https://" not in served.log_text():  # printed just after the bind
+            assert time.monotonic() < deadline, served.log_text()
+            await asyncio.sleep(0.05)
         assert await asyncio.to_thread(served_cert, port, certs.ca_file) == der_of(pem.cert)
+        # Under `serve` the loop is uvloop's: plain HTTP still gets its answer there.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /public/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 400 ")
+        writer.close()
         renewed = certs.server(stem="renewed")
         pem.key.write_bytes(renewed.key.read_bytes())
         pem.cert.write_bytes(renewed.cert.read_bytes())
