@@ -88,7 +88,7 @@ class Forwarder:
     ) -> None:
         self.session = session
         self.balancers = balancers  # upstreams with several targets (issue 22)
-        self.pools = pools  # bodiless requests to http upstreams; the session serves the rest
+        self.pools = pools  # bodiless requests to http(s) upstreams; the session serves the rest
         self.names: IdentityHeaders = config.identity_headers
         self.identity_keys = frozenset(header_key(n) for n in config.identity_headers.names())
         self.credential_keys = frozenset(header_key(n) for n in credential_headers)
