@@ -212,10 +212,16 @@ async def test_served_process_reloads_certificate_when_files_change(tmp_path: Pa
     await up.start()
     certs = Certs(tmp_path)
     pem = certs.server()
-    port = free_port()
+    port, admin = free_port(), free_port()
+    admin_listener = (
+        f'  admin: {{address: "127.0.0.1:{admin}", tls: {{cert_file: "{pem.cert}", '
+        f'key_file: "{pem.key}"}}}}\n'
+    )
     cfg = write_config(
         tmp_path,
-        TLS_CONFIG.replace("127.0.0.1:0", f"127.0.0.1:{port}"),
+        TLS_CONFIG.replace("127.0.0.1:0", f"127.0.0.1:{port}").replace(
+            "token_types:", admin_listener + "token_types:"
+        ),
         store=f"sqlite:///{tmp_path}/gw.db",
         up=up.url,
         cert=pem.cert,
@@ -229,6 +235,13 @@ async def test_served_process_reloads_certificate_when_files_change(tmp_path: Pa
             assert time.monotonic() < deadline, served.log_text()
             await asyncio.sleep(0.05)
         assert await asyncio.to_thread(served_cert, port, certs.ca_file) == der_of(pem.cert)
+        # The admin listener serves https too, with its own certificate holder.
+        conn = aiohttp.TCPConnector(ssl=certs.client_context())
+        async with (
+            aiohttp.ClientSession(connector=conn) as s,
+            s.get(f"https://127.0.0.1:{admin}/healthz") as r,
+        ):
+            assert r.status == 200
         # Under `serve` the loop is uvloop's: plain HTTP still gets its answer there.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /public/x HTTP/1.1\r\nHost: x\r\n\r\n")
