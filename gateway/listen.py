@@ -25,26 +25,18 @@ from typing import Any
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 
+from gateway.responses import raw_refusal
 from gateway.tls import Sniffer
 
 __all__ = ["CappedSite", "GatewayRequestHandler", "bind"]
 
 log = logging.getLogger("gateway.listen")
 
-_BODY = json.dumps(
-    {
-        "error": {
-            "code": "TOO_MANY_CONNECTIONS",
-            "message": "This gateway worker has too many open connections; retry shortly.",
-        }
-    }
-).encode()
-REFUSAL = (
-    b"HTTP/1.1 503 Service Unavailable\r\n"
-    b"Content-Type: application/json\r\n"
-    b"Retry-After: 1\r\n"
-    b"Connection: close\r\n"
-    b"Content-Length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY
+REFUSAL = raw_refusal(
+    "503 Service Unavailable",
+    "TOO_MANY_CONNECTIONS",
+    "This gateway worker has too many open connections; retry shortly.",
+    b"Retry-After: 1\r\n",
 )
 # How long a refused connection may take to read the answer before it is closed anyway.
 REFUSAL_LINGER = 2.0

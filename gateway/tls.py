@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto
 import hashlib
-import json
 import logging
 import os
 import ssl
@@ -34,6 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gateway.config import ServerTLS, UpstreamTLS
+from gateway.responses import raw_refusal
 
 __all__ = ["ServerCerts", "Sniffer", "TLSFileError", "peer_certificate", "upstream_context"]
 
@@ -166,17 +166,10 @@ def peer_certificate(transport: Any) -> tuple[dict[str, Any], str] | None:
     return sslobj.getpeercert(), hashlib.sha256(der).hexdigest()
 
 
-_PLAIN_BODY = json.dumps(
-    {
-        "error": {
-            "code": "TLS_REQUIRED",
-            "message": "This port speaks HTTPS: the request was sent as plain HTTP.",
-        }
-    }
-).encode()
-PLAIN_HTTP_REFUSAL = (
-    b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
-    b"Content-Length: " + str(len(_PLAIN_BODY)).encode() + b"\r\n\r\n" + _PLAIN_BODY
+PLAIN_HTTP_REFUSAL = raw_refusal(
+    "400 Bad Request",
+    "TLS_REQUIRED",
+    "This port speaks HTTPS: the request was sent as plain HTTP.",
 )
 TLS_HANDSHAKE = 0x16  # the first byte of every TLS record carrying a handshake (ClientHello)
 FIRST_BYTE_TIMEOUT = 60.0  # as long as asyncio gives a whole handshake
