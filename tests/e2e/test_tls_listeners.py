@@ -6,12 +6,12 @@ Certificates come from ``trustme``; clients are aiohttp, Python's ``ssl`` and ``
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -19,8 +19,9 @@ import pytest
 
 from gateway import config as config_mod
 from tests.conftest import GatewayFactory
-from tests.support.certs import Certs
-from tests.support.harness import Upstream, write_config
+from tests.support.certs import Certs, Pem
+from tests.support.harness import RunningGateway, Upstream, write_config
+from tests.support.require import binary_or_skip
 from tests.support.served import Served, free_port
 
 TLS_CONFIG = """
@@ -36,6 +37,23 @@ upstreams:
 routes:
   - {name: public, path: /public/**, public: true}
 """
+
+
+@dataclass
+class TLSGateway:
+    gw: RunningGateway
+    certs: Certs
+    pem: Pem  # the certificate it serves, at the paths its config names
+
+
+@pytest.fixture
+async def tls_gateway(
+    make_gateway: GatewayFactory, upstream: Upstream, tmp_path: Path
+) -> TLSGateway:
+    certs = Certs(tmp_path)
+    pem = certs.server()
+    gw = await make_gateway(TLS_CONFIG, up=upstream.url, cert=pem.cert, key=pem.key)
+    return TLSGateway(gw, certs, pem)
 
 
 def served_cert(port: int, ca: Path) -> bytes:
@@ -56,11 +74,9 @@ def der_of(pem: Path) -> bytes:
 
 
 async def test_https_listener_forwards_and_says_https(
-    make_gateway: GatewayFactory, upstream: Upstream, tmp_path: Path
+    tls_gateway: TLSGateway, upstream: Upstream
 ) -> None:
-    certs = Certs(tmp_path)
-    pem = certs.server()
-    gw = await make_gateway(TLS_CONFIG, up=upstream.url, cert=pem.cert, key=pem.key)
+    gw, certs = tls_gateway.gw, tls_gateway.certs
     assert gw.url.startswith("https://")
     conn = aiohttp.TCPConnector(ssl=certs.client_context())
     async with aiohttp.ClientSession(connector=conn) as s, s.get(f"{gw.url}/public/x") as r:
@@ -68,13 +84,9 @@ async def test_https_listener_forwards_and_says_https(
     assert upstream.last.header("X-Forwarded-Proto") == "https"
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-async def test_tls_1_0_and_1_1_refused_1_2_and_1_3_accepted(
-    make_gateway: GatewayFactory, upstream: Upstream, tmp_path: Path
-) -> None:
-    certs = Certs(tmp_path)
-    pem = certs.server()
-    gw = await make_gateway(TLS_CONFIG, up=upstream.url, cert=pem.cert, key=pem.key)
+async def test_tls_1_0_and_1_1_refused_1_2_and_1_3_accepted(tls_gateway: TLSGateway) -> None:
+    binary_or_skip("openssl", "openssl")
+    gw, certs = tls_gateway.gw, tls_gateway.certs
 
     def handshake(flag: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -95,11 +107,9 @@ async def test_tls_1_0_and_1_1_refused_1_2_and_1_3_accepted(
 
 
 async def test_certificate_reload_under_load_fails_no_request(
-    make_gateway: GatewayFactory, upstream: Upstream, tmp_path: Path
+    tls_gateway: TLSGateway, upstream: Upstream
 ) -> None:
-    certs = Certs(tmp_path)
-    first = certs.server()
-    gw = await make_gateway(TLS_CONFIG, up=upstream.url, cert=first.cert, key=first.key)
+    gw, certs, first = tls_gateway.gw, tls_gateway.certs, tls_gateway.pem
     assert gw.certs is not None
     ctx = certs.client_context()
     failures: list[BaseException] = []
@@ -140,14 +150,9 @@ async def test_certificate_reload_under_load_fails_no_request(
 
 
 async def test_mismatched_pair_refused_old_certificate_keeps_serving(
-    make_gateway: GatewayFactory,
-    upstream: Upstream,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    tls_gateway: TLSGateway, upstream: Upstream, caplog: pytest.LogCaptureFixture
 ) -> None:
-    certs = Certs(tmp_path)
-    pem = certs.server()
-    gw = await make_gateway(TLS_CONFIG, up=upstream.url, cert=pem.cert, key=pem.key)
+    gw, certs, pem = tls_gateway.gw, tls_gateway.certs, tls_gateway.pem
     assert gw.certs is not None
     other = certs.server()
     pem.key.write_bytes(other.key.read_bytes())  # a key that does not belong to the certificate
@@ -173,11 +178,9 @@ async def test_config_names_a_missing_certificate_file(tmp_path: Path) -> None:
 
 
 async def test_plain_http_to_tls_port_fails_fast(
-    make_gateway: GatewayFactory, upstream: Upstream, tmp_path: Path
+    tls_gateway: TLSGateway, upstream: Upstream
 ) -> None:
-    certs = Certs(tmp_path)
-    pem = certs.server()
-    gw = await make_gateway(TLS_CONFIG, up=upstream.url, cert=pem.cert, key=pem.key)
+    gw = tls_gateway.gw
     started = time.monotonic()
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.proxy_port)
     writer.write(b"GET /public/x HTTP/1.1\r\nHost: x\r\n\r\n")
