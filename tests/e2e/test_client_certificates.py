@@ -21,6 +21,7 @@ from gateway.store.base import TokenRecord
 from tests.conftest import GatewayFactory
 from tests.support.certs import Certs, Pem
 from tests.support.harness import RunningGateway, Upstream
+from tests.support.served import cli
 
 CONFIG = """
 store: "{store}"
@@ -218,3 +219,25 @@ async def test_route_requiring_both_certificate_and_bearer(
     # auth_methods: [certificate] takes the certificate and refuses the bearer.
     assert (await get(gw, "/certonly/x", s.context(pem)))[0] == 200
     assert (await get(gw, "/certonly/x", s.context(), token))[0] == 401
+
+
+async def test_cli_registers_a_certificate_file_and_revokes_it_by_fingerprint(
+    make_gateway: GatewayFactory, upstream: Upstream, tmp_path: Path
+) -> None:
+    s = Setup(tmp_path)
+    gw = await start(make_gateway, upstream, s)
+    pem = s.clients.client("svc-a", "svc-a.internal")
+    created = await asyncio.to_thread(
+        cli, gw.config_path, "token", "create", "--workspace", "acme", "--name", "svc-a",
+        "--type", "cert", "--scope", "items:read", "--certificate-file", str(pem.cert),
+    )  # fmt: skip
+    assert created["token"] == f"mtls_sha256:{fingerprint(pem)}"
+    assert (await get(gw, "/api/items", s.context(pem)))[0] == 200
+    assert upstream.last.header("X-Gateway-Token-Id") == created["id"]
+    colons = ":".join(fingerprint(pem)[i : i + 2] for i in range(0, 64, 2)).upper()
+    revoked = await asyncio.to_thread(cli, gw.config_path, "token", "revoke-certificate", colons)
+    assert revoked["id"] == created["id"] and revoked["status"] == "revoked"
+    started = time.monotonic()
+    while (await get(gw, "/api/items", s.context(pem)))[0] != 401:
+        assert time.monotonic() - started < 1.0
+        await asyncio.sleep(0.02)
