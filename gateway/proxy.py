@@ -15,6 +15,7 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterable
 
@@ -196,6 +197,22 @@ class Forwarder:
             return await self._exchange(request, route, name, base_url, target, headers, timing)
         return await self._balanced(request, route, targets, target, headers, timing)
 
+    def websocket_target(
+        self, name: str, base_url: str
+    ) -> tuple[str, ssl.SSLContext | None, str | None]:
+        """Where a WebSocket upgrade goes: a healthy target when there are several (no retry: an
+        upgrade is not idempotent), and the TLS settings for it."""
+        targets = self.balancers.get(name) if self.balancers is not None else None
+        if targets is not None and base_url == self.upstreams[name].url:
+            chosen = targets.pick(set())
+            base_url = chosen.url if chosen is not None else base_url
+        return (base_url, *self._tls_for(name, base_url))
+
+    def _tls_for(self, name: str, base_url: str) -> tuple[ssl.SSLContext | None, str | None]:
+        if not base_url.startswith("https:"):
+            return None, None
+        return self.tls.get(name, (None, None))
+
     async def _balanced(
         self,
         request: web.Request,
@@ -247,9 +264,7 @@ class Forwarder:
         headers: CIMultiDict[str],
         timing: dict[str, float],
     ) -> web.StreamResponse:
-        ssl_context, server_name = (
-            self.tls.get(name, (None, None)) if base_url.startswith("https:") else (None, None)
-        )
+        ssl_context, server_name = self._tls_for(name, base_url)
         if (
             not request.body_exists
             and (pool := self.pools.get(base_url, ssl_context, server_name)) is not None

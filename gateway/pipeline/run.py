@@ -103,10 +103,17 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
         )
     if websocket:
         headers = rt.forwarder.build_headers(request, route, ctx.identity, ctx.request_id)
+        base, ssl_context, server_name = rt.forwarder.websocket_target(upstream.name, base)
         url = base + rt.forwarder.target_path(route, path.path)
         query = request.raw_path.partition("?")[2]
         return await proxy_websocket(
-            request, gw.client, url + (f"?{query}" if query else ""), headers, upstream.timeout
+            request,
+            gw.client,
+            url + (f"?{query}" if query else ""),
+            headers,
+            upstream.timeout,
+            ssl_context,
+            server_name,
         )
     return await rt.forwarder.forward(
         request, route, base, path.path, ctx.identity, ctx.request_id, ctx.timing

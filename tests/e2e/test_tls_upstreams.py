@@ -49,13 +49,23 @@ async def _start(certs: Certs, *hosts: str, client_ca: Certs | None = None) -> U
         ctx.load_verify_locations(str(client_ca.ca_file))
         ctx.verify_mode = ssl.CERT_REQUIRED
 
+    async def echo_ws(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            await ws.send_str(f"echo {msg.data}")
+        return ws
+
     async def whoami(request: web.Request) -> web.Response:
         sslobj = request.transport.get_extra_info("ssl_object") if request.transport else None
         peer = sslobj.getpeercert() if sslobj is not None else None
         subject = dict(x[0] for x in peer["subject"]) if peer else {}
         return web.json_response({"client_cn": subject.get("commonName")})
 
-    up = Upstream(ssl_context=ctx, extra_routes=[("GET", "/public/whoami", whoami)])
+    up = Upstream(
+        ssl_context=ctx,
+        extra_routes=[("GET", "/public/whoami", whoami), ("GET", "/public/ws", echo_ws)],
+    )
     await up.start()
     return up
 
@@ -113,6 +123,23 @@ async def test_upstream_trusted_through_its_ca_file(
     ctx, name = gw.gw.runtime.forwarder.tls["api"]
     pool = gw.gw.pools.get(tls_upstream.url, ctx, name)
     assert pool is not None and pool.idle_connections == 1
+
+
+async def test_websocket_to_an_https_upstream_uses_its_ca(
+    make_gateway: GatewayFactory,
+    tls_upstream: Upstream,
+    certs: Certs,
+    http: aiohttp.ClientSession,
+) -> None:
+    gw = await make_gateway(CONFIG, up=tls_upstream.url, tls=tls_block(ca_file=certs.ca_file))
+    async with http.ws_connect(f"{gw.url}/public/ws") as ws:
+        await ws.send_str("hi")
+        assert (await ws.receive_str()) == "echo hi"
+    plain = await make_gateway(CONFIG, up=tls_upstream.url, tls="")  # CA not configured
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        async with http.ws_connect(f"{plain.url}/public/ws"):
+            pass
+    assert err.value.status == 502
 
 
 async def test_server_name_sets_sni_and_the_checked_hostname(
