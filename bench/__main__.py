@@ -31,6 +31,7 @@ from bench.procs import Processes, cpu_seconds, rss_bytes
 from bench.servers import (
     Server,
     gateway_config,
+    make_certificate,
     scrape,
     start_floor,
     start_gateway,
@@ -38,11 +39,14 @@ from bench.servers import (
     start_parserrelay,
     start_rawrelay,
     start_upstream,
+    tls_twin,
 )
 from gateway import config as config_mod
 
 LUA = Path(__file__).resolve().parent / "lua"
 ALL = ("cache-hit", "c1", "cache-miss", "malformed", "unknown", "big", "conns", "soak", "stream")
+# Opt-in (issue 22): TLS termination, gateway vs nginx, keep-alive and a new connection per request.
+TLS = ("tls", "tls-new")
 # Store queries a request may cause (background polls and batched usage writes excluded).
 LOOKUPS = ("find_token", "get_workspace", "get_membership")
 RUN_FIELDS = (
@@ -527,7 +531,11 @@ def _print_summary(res: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scenarios", default=",".join(ALL), help=f"comma list of {', '.join(ALL)}")
+    p.add_argument(
+        "--scenarios",
+        default=",".join(ALL),
+        help=f"comma list of {', '.join(ALL)}; opt-in: {', '.join(TLS)}",
+    )
     p.add_argument("--quick", action="store_true", help="CI smoke: 1 round of 1 s, small store")
     p.add_argument("--rounds", type=int, help="rounds per scenario (default 3)")
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 10)")
@@ -569,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     args.soak_seconds = args.soak_seconds or (2 if q else 60)
     args.stream_bytes = args.stream_bytes or ((32 << 20) if q else (1 << 30))
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = sorted(set(chosen) - set(ALL))
+    unknown = sorted(set(chosen) - set(ALL) - set(TLS))
     if unknown:
         p.error(f"unknown scenarios: {', '.join(unknown)}")
     for tool in ("nginx", "wrk"):
@@ -597,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmpdir, Processes() as procs:
         tmp = Path(tmpdir)
 
-        upstream = start_upstream(procs, tmp, server_cpus, args.stream_bytes)
+        tls = make_certificate(tmp) if set(chosen) & set(TLS) else None
+        upstream = start_upstream(procs, tmp, server_cpus, args.stream_bytes, tls)
         proxy = start_nginx_proxy(procs, tmp, server_cpus, upstream, args.workers)
         # The config is needed before the gateway starts to build the store with its services.
         probe = tmp / "probe.yaml"
@@ -645,7 +654,19 @@ def main(argv: list[str] | None = None) -> int:
             if args.ceiling
             else []
         )
-        extras = [x for x in (floor, *ceilings) if x is not None]
+        tls_servers: list[Server] = []
+        if tls is not None:
+            tls_servers = [
+                start_nginx_proxy(procs, tmp, server_cpus, upstream, args.workers, tls),
+                start_gateway(
+                    procs, tmp, server_cpus, upstream, db, args.workers, "gateway-tls", tls=tls
+                )[0],
+                start_gateway(
+                    procs, tmp, server_cpus, tls_twin(upstream, tmp), db, args.workers,
+                    "gateway-https-up", ca=tls[0],
+                )[0],
+            ]  # fmt: skip
+        extras = [x for x in (floor, *ceilings, *tls_servers) if x is not None]
         res["servers"] = {s.name: s.url for s in [*contenders, *extras]}
         log("servers: " + " ".join(f"{k}={v}" for k, v in res["servers"].items()))
 
@@ -726,6 +747,31 @@ def main(argv: list[str] | None = None) -> int:
             n = 100 if args.quick else 1000
             scenarios.append(Scenario("conns", trio(), n, th, f"{n} concurrent keep-alive conns"))
 
+        if tls_servers:
+            nginx_tls, gateway_tls, gateway_https_up = tls_servers
+            plain_and_tls = [proxy, nginx_tls, gateway, gateway_tls]
+            if "tls" in chosen:
+                scenarios.append(
+                    Scenario(
+                        "tls",
+                        [Target(x.name, x, env=auth) for x in (*plain_and_tls, gateway_https_up)],
+                        conns,
+                        th,
+                        "TLS termination, keep-alive: nginx and the gateway with and without "
+                        "TLS, and the gateway to an https upstream",
+                    )
+                )
+            if "tls-new" in chosen:
+                scenarios.append(
+                    Scenario(
+                        "tls-new",
+                        [Target(x.name, x, script="close.lua", env=auth) for x in plain_and_tls],
+                        conns,
+                        th,
+                        "a new connection per request (Connection: close): full TLS handshakes",
+                    )
+                )
+
         for sc in scenarios:
             out = bench.scenario(sc)
             m = out["median"]
@@ -734,6 +780,7 @@ def main(argv: list[str] | None = None) -> int:
                 ratios["gateway/nginx-proxy req/s"] = _ratio(
                     m["gateway"]["rps"], m["nginx-proxy"]["rps"]
                 )
+            if "gateway" in m and "direct" in m:
                 ratios["gateway/direct req/s"] = _ratio(m["gateway"]["rps"], m["direct"]["rps"])
                 ratios["gateway - direct p50 µs"] = m["gateway"]["p50_us"] - m["direct"]["p50_us"]
             if "aiohttp-floor" in m and "nginx-proxy" in m:
@@ -753,6 +800,26 @@ def main(argv: list[str] | None = None) -> int:
                     ratios[f"gateway/{label} cpu"] = _ratio(
                         m["gateway"]["cpu_us_per_req"], m[label]["cpu_us_per_req"]
                     )
+            if "gateway-tls" in m and "nginx-proxy-tls" in m:
+                g, n = m["gateway-tls"], m["nginx-proxy-tls"]
+                ratios["gateway-tls/nginx-proxy-tls req/s"] = _ratio(g["rps"], n["rps"])
+                # What terminating TLS adds to each, in CPU per request (TLS minus plain).
+                ratios["gateway TLS cost cpu µs/req"] = (
+                    g["cpu_us_per_req"] - m["gateway"]["cpu_us_per_req"]
+                )
+                ratios["nginx TLS cost cpu µs/req"] = (
+                    n["cpu_us_per_req"] - m["nginx-proxy"]["cpu_us_per_req"]
+                )
+                ratios["gateway-tls/gateway req/s"] = _ratio(g["rps"], m["gateway"]["rps"])
+                ratios["nginx-proxy-tls/nginx-proxy req/s"] = _ratio(
+                    n["rps"], m["nginx-proxy"]["rps"]
+                )
+            if "gateway-https-up" in m:
+                up = m["gateway-https-up"]
+                ratios["gateway-https-up/gateway req/s"] = _ratio(up["rps"], m["gateway"]["rps"])
+                ratios["https upstream cost cpu µs/req"] = (
+                    up["cpu_us_per_req"] - m["gateway"]["cpu_us_per_req"]
+                )
             for label in m:
                 if label.startswith("gateway/"):
                     ratios[f"{label}/gateway req/s"] = _ratio(m[label]["rps"], m["gateway"]["rps"])
@@ -767,6 +834,26 @@ def main(argv: list[str] | None = None) -> int:
                 args.rounds,
                 args.duration,
             )
+        if tls_servers and "tls" in chosen:
+            # Keep-alive TLS costs a few µs per request: on a shared host only a side-by-side
+            # measurement resolves it (see Bench.paired), so each TLS contender is also loaded
+            # at the same moment as its plain twin.
+            pairs = (
+                (nginx_tls, proxy),
+                (gateway_tls, gateway),
+                (gateway_https_up, gateway),
+            )
+            res["tls_paired"] = {
+                f"{a.name} vs {b.name}": _paired(
+                    bench,
+                    Target(a.name, a, env=auth),
+                    Target(b.name, b, env=auth),
+                    conns,
+                    args.rounds,
+                    args.duration,
+                )
+                for a, b in pairs
+            }
         if args.profile is not None:
             res["profile"] = _profile(bench, Target("gateway", gateway, env=auth), args.profile)
         if "soak" in chosen:

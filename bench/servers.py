@@ -7,6 +7,11 @@
 * ``gateway``: ``gateway serve --workers N`` with full auth, identity headers, metrics and the JSON
   access log on, over the benchmark's SQLite token store.
 
+For the TLS scenarios (issue 22) the upstream also listens with TLS (``direct-tls``), and there are
+``nginx-proxy-tls`` and ``gateway-tls`` terminating TLS with the same certificate (one ECDSA P-256
+certificate made by ``openssl req``), and ``gateway-https-up``: the plain gateway listener in
+front of the upstream's TLS port.
+
 Everything binds 127.0.0.1 on ports the kernel picked, runs in the foreground (``daemon off``) and
 is stopped by :class:`bench.procs.Processes`.
 """
@@ -43,10 +48,11 @@ class Server:
     proc: subprocess.Popen[bytes]
     port: int
     log: Path
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def pids(self) -> list[int]:
         return process_tree(self.proc.pid)
@@ -90,19 +96,49 @@ http {{
 """
 
 
-def start_upstream(procs: Processes, tmp: Path, cpus: str | None, big_bytes: int) -> Server:
+def make_certificate(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1 (cert, key), for every TLS contender."""
+    cert, key = tmp / "bench-cert.pem", tmp / "bench-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _nginx_tls(tls: tuple[Path, Path]) -> str:
+    return f"""
+    ssl_certificate {tls[0]};
+    ssl_certificate_key {tls[1]};
+    ssl_protocols TLSv1.2 TLSv1.3;"""
+
+
+def start_upstream(
+    procs: Processes,
+    tmp: Path,
+    cpus: str | None,
+    big_bytes: int,
+    tls: tuple[Path, Path] | None = None,
+) -> Server:
+    """The nginx upstream; with ``tls`` it also listens with TLS (see :func:`tls_twin`)."""
     files = tmp / "files"
     files.mkdir()
     (files / "1m.bin").write_bytes(os.urandom(1 << 20))
     with (files / "big.bin").open("wb") as f:
         f.truncate(big_bytes)  # sparse: costs no disk, streams as zeros
     port = free_port()
+    tls_listen = ""
+    if tls is not None:
+        tls_listen = f"listen 127.0.0.1:{free_port()} ssl;" + _nginx_tls(tls)
     conf = tmp / "upstream.conf"
     conf.write_text(
         _nginx_common(tmp, "upstream", 1)
         + f"""
   server {{
     listen 127.0.0.1:{port};
+    {tls_listen}
     location = /api/small {{
       default_type application/json;
       return 200 '{SMALL_BODY}';
@@ -122,20 +158,35 @@ def start_upstream(procs: Processes, tmp: Path, cpus: str | None, big_bytes: int
     return Server("direct", proc, port, log)
 
 
+def tls_twin(upstream: Server, tmp: Path) -> Server:
+    """The upstream's TLS listener, as its own contender (same process)."""
+    conf = (tmp / "upstream.conf").read_text()
+    port = int(conf.split(" ssl;")[0].rsplit("127.0.0.1:", 1)[1])
+    wait_for(lambda: _port_open(port), 15, "the nginx upstream's TLS port")
+    return Server("direct-tls", upstream.proc, port, upstream.log, "https")
+
+
 def start_nginx_proxy(
-    procs: Processes, tmp: Path, cpus: str | None, upstream: Server, workers: int
+    procs: Processes,
+    tmp: Path,
+    cpus: str | None,
+    upstream: Server,
+    workers: int,
+    tls: tuple[Path, Path] | None = None,
 ) -> Server:
+    """nginx as a reverse proxy; with ``tls`` it terminates TLS (``nginx-proxy-tls``)."""
     port = free_port()
-    conf = tmp / "proxy.conf"
+    name = "nginx-proxy-tls" if tls else "nginx-proxy"
+    conf = tmp / f"{name}.conf"
     conf.write_text(
-        _nginx_common(tmp, "proxy", workers)
+        _nginx_common(tmp, name, workers)
         + f"""
   upstream app {{
     server 127.0.0.1:{upstream.port};
     keepalive 256;
   }}
   server {{
-    listen 127.0.0.1:{port} reuseport;
+    listen 127.0.0.1:{port} {"ssl " if tls else ""}reuseport;{_nginx_tls(tls) if tls else ""}
     location / {{
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -147,25 +198,45 @@ def start_nginx_proxy(
 }}
 """
     )
-    log = tmp / "proxy.stderr"
+    log = tmp / f"{name}.stderr"
     proc = procs.start(
-        "nginx-proxy", [NGINX, "-e", str(tmp / "proxy.err"), "-c", str(conf)], cpus=cpus, stderr=log
+        name, [NGINX, "-e", str(tmp / f"{name}.err"), "-c", str(conf)], cpus=cpus, stderr=log
     )
-    wait_for(lambda: _port_open(port) or _died(proc, log), 15, "the nginx proxy")
-    return Server("nginx-proxy", proc, port, log)
+    wait_for(lambda: _port_open(port) or _died(proc, log), 15, f"the {name}")
+    return Server(name, proc, port, log, "https" if tls else "http")
 
 
 def gateway_config(
-    port: int, admin: int, metrics: int, db: Path, upstream: Server, extra_routes: int = 40
+    port: int,
+    admin: int,
+    metrics: int,
+    db: Path,
+    upstream: Server,
+    extra_routes: int = 40,
+    tls: tuple[Path, Path] | None = None,
+    upstream_ca: Path | None = None,
 ) -> str:
-    """Full auth, identity headers (defaults), metrics and access log on; a realistic route table."""
+    """Full auth, identity headers (defaults), metrics and access log on; a realistic route table.
+
+    ``tls``: the proxy listener terminates TLS with this (cert, key); an ``https`` upstream is
+    verified against the same certificate (self-signed, so it is its own CA).
+    """
+    proxy = f'"127.0.0.1:{port}"'
+    if tls is not None:
+        proxy = (
+            f'{{address: "127.0.0.1:{port}", tls: {{cert_file: "{tls[0]}", key_file: "{tls[1]}"}}}}'
+        )
+    upstream_tls = ""
+    if upstream.scheme == "https":
+        assert upstream_ca is not None, "an https upstream needs the CA to verify it"
+        upstream_tls = f', tls: {{ca_file: "{upstream_ca}"}}'
     decoys = "\n".join(
         f"  - {{name: svc{i}, path: '/svc{i}/{{id}}/items/**', scopes: [items:read]}}"
         for i in range(extra_routes)
     )
     return f"""
 listeners:
-  proxy: "127.0.0.1:{port}"
+  proxy: {proxy}
   admin: "127.0.0.1:{admin}"
   metrics: "127.0.0.1:{metrics}"
 store: "sqlite:///{db}"
@@ -174,7 +245,7 @@ token_types:
   - {{name: test, prefix: gw_test_, kind: api_key, environment: test}}
 workspace: {{source: header, header: X-Workspace-Id, match: any, required: false}}
 upstreams:
-  api: {{url: "{upstream.url}", timeout: 60, connect_timeout: 5}}
+  api: {{url: "{upstream.url}", timeout: 60, connect_timeout: 5{upstream_tls}}}
 scopes:
   known: [items:read, items:write, admin:all]
   implies: {{items:write: [items:read]}}
@@ -197,6 +268,8 @@ def start_gateway(
     workers: int,
     name: str = "gateway",
     source: Path | None = None,
+    tls: tuple[Path, Path] | None = None,
+    ca: Path | None = None,
 ) -> tuple[Server, int]:
     """Start ``gateway serve --workers N``; returns the server and its metrics port.
 
@@ -205,7 +278,7 @@ def start_gateway(
     port, admin, metrics = free_port(), free_port(), free_port()
     tag = name.replace("/", "_").replace("@", "_")
     cfg = tmp / f"{tag}.yaml"
-    cfg.write_text(gateway_config(port, admin, metrics, db, upstream))
+    cfg.write_text(gateway_config(port, admin, metrics, db, upstream, tls=tls, upstream_ca=ca))
     log = tmp / f"{tag}.stderr"  # the JSON access log goes here, one line per request
     env = {"GATEWAY_LOG_LEVEL": "INFO"}
     if source is not None:
@@ -226,7 +299,7 @@ def start_gateway(
         return all(f"worker {i} listening" in text for i in range(workers)) and _port_open(metrics)
 
     wait_for(ready, 60, "the gateway workers")
-    return Server(name, proc, port, log), metrics
+    return Server(name, proc, port, log, "https" if tls else "http"), metrics
 
 
 def _start_relay(

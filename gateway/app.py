@@ -21,6 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway import catchall, tokens
+from gateway.balancer import Balancers
 from gateway.cache import AuthCache, ChangeFeed, UsageRecorder
 from gateway.config import Config
 from gateway.context import RequestContext
@@ -95,6 +96,7 @@ class Gateway:
         self.usage = UsageRecorder(self.store, config.cache.usage_flush_interval)
         self.session: aiohttp.ClientSession | None = None
         self.pools = UpstreamPools()  # kept across reloads: idle upstream connections stay warm
+        self.balancers = Balancers()  # multi-target upstreams' health, kept across reloads too
         self.session_verifier: SessionVerifier | None = None
         self.preflight: Preflight | None = None
         self.checks: list[Check] = []
@@ -130,19 +132,31 @@ class Gateway:
             router=Router(config.routes),
             authenticator=authenticator,
             workspaces=WorkspaceResolver(config, self.cache),
-            forwarder=Forwarder(config, self.session, self.pools, authenticator.credential_headers),
+            forwarder=Forwarder(
+                config,
+                self.session,
+                self.pools,
+                authenticator.credential_headers,
+                self.balancers,
+            ),
             checks=list(self.checks),
         )
 
     def apply_config(self, config: Config) -> None:
-        self.runtime = self.build_runtime(config)
+        runtime = self.build_runtime(config)
+        self.balancers.update(
+            config.upstreams,
+            {name: ctx for name, (ctx, _) in runtime.forwarder.tls.items()},
+            self.session,
+        )
+        self.runtime = runtime
         self.config = config
         # Idle upstream connections to base URLs the new config no longer names are closed.
         self.pools.retain(
             {
                 url
                 for up in config.upstreams.values()
-                for url in (up.url, *up.environments.values())
+                for url in (*up.targets, *up.environments.values())
                 if url
             }
         )
@@ -170,6 +184,7 @@ class Gateway:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.balancers.stop()
         await self.feed.stop()
         await self.usage.stop()
         for close in self.closers:
@@ -382,6 +397,9 @@ def create_admin_app(gw: Gateway) -> web.Application:
                 "store": "ok",
                 "propagation": propagation,
                 "config": gw.config.source,
+                # Multi-target upstreams none of whose targets is healthy (issue 22); requests to
+                # them still try every target ("panic" mode), so this does not make us unready.
+                "upstreams_without_healthy_target": gw.balancers.unhealthy(),
             }
         )
 

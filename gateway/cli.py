@@ -124,6 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument(
         "--allowed-domain", action="append", default=[], help="allowed Origin host (repeatable)"
     )
+    tc.add_argument(
+        "--certificate",
+        help="for a client_certificate type: the certificate key it maps, e.g. "
+        "sha256:<fingerprint>, san:DNS:svc.internal, san:email:a@b.c, subject:CN=svc,O=Example",
+    )
+    tc.add_argument(
+        "--certificate-file",
+        help="for a client_certificate type: a PEM certificate; registers its sha256 fingerprint",
+    )
+    trc = t.add_parser(
+        "revoke-certificate", help="revoke the credential registered for a certificate fingerprint"
+    )
+    trc.add_argument("fingerprint", help="SHA-256 fingerprint (hex, colons allowed)")
     tl = t.add_parser("list", help="list tokens (never secrets)")
     tl.add_argument("--workspace")
     tl.add_argument("--user")
@@ -267,6 +280,7 @@ async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
                 expires_at=expires,
                 allowed_domains=args.allowed_domain,
                 actor=actor,
+                certificate_key=_certificate_key(args.certificate, args.certificate_file),
             )
             d = {**token_view(record), "token": plaintext}
             _print(
@@ -284,6 +298,9 @@ async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
             _print(args, d, "\n".join(f"{k}: {v}" for k, v in d.items()))
         elif cmd == "token" and act == "revoke":
             t = await svc.revoke_token(args.id, actor)
+            _print(args, token_view(t), f"token {t.id} revoked")
+        elif cmd == "token" and act == "revoke-certificate":
+            t = await svc.revoke_certificate(args.fingerprint, actor)
             _print(args, token_view(t), f"token {t.id} revoked")
         elif cmd == "token" and act == "rotate":
             record, plaintext = await svc.rotate_token(args.id, parse_duration(args.grace), actor)
@@ -446,3 +463,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+def _certificate_key(key: str | None, pem_file: str | None) -> str | None:
+    """``--certificate`` as given, or the fingerprint key of ``--certificate-file``."""
+    if pem_file is None:
+        return key
+    import hashlib
+    import ssl
+
+    with open(pem_file, encoding="ascii") as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    return "sha256:" + hashlib.sha256(der).hexdigest()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "CredentialSource",
     "DashboardConfig",
+    "HealthCheck",
     "IdentityHeaders",
     "Listener",
     "OAuthConfig",
@@ -34,10 +36,13 @@ __all__ = [
     "RateLimits",
     "Route",
     "ScopeRules",
+    "ServerTLS",
     "SessionsConfig",
     "StoreOptions",
+    "TargetHealth",
     "TokenType",
     "Upstream",
+    "UpstreamTLS",
     "WorkspaceSource",
     "load",
     "load_text",
@@ -95,9 +100,66 @@ class ConfigError(Exception):
 class Listener:
     host: str
     port: int
+    tls: ServerTLS | None = None  # issue 22: HTTPS on this listener
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+
+# -- TLS and upstream targets (issue 22) ------------------------------------------------------------
+
+TLS_MIN_VERSIONS = ("TLSv1.2", "TLSv1.3")
+# TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 suites are OpenSSL's, all of them sound).
+DEFAULT_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS:!SHA1"
+CLIENT_AUTH = ("none", "optional", "required")
+BALANCE = ("round_robin", "least_connections")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTLS:
+    """``listeners.*.tls``: the certificate a listener serves, and what it asks of clients."""
+
+    cert_file: str
+    key_file: str
+    min_version: str = "TLSv1.2"
+    ciphers: str = DEFAULT_CIPHERS
+    client_ca_file: str | None = None
+    client_auth: Literal["none", "optional", "required"] = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTLS:
+    """``upstreams.*.tls``: how an ``https`` upstream is verified, and the certificate shown to it."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+    verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """``upstreams.*.health.check``: an active probe of every target."""
+
+    path: str = "/"
+    interval: float = 5.0
+    timeout: float = 2.0
+    healthy: int = 2  # consecutive successes that bring a target back
+    unhealthy: int = 3  # consecutive failures that take it out
+
+
+@dataclass(frozen=True, slots=True)
+class TargetHealth:
+    """``upstreams.*.health``: passive ejection after connect failures, optional active checks."""
+
+    max_failures: int = 3  # consecutive connect failures before a target is ejected
+    backoff: float = 10.0  # seconds an ejected target rests before it is tried again
+    check: HealthCheck | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +186,8 @@ class TokenType:
     routes: frozenset[str] = frozenset()
     # A key of this type with no allowed domains works from no origin (public browser keys).
     require_allowed_domains: bool = False
+    # Presented as a TLS client certificate, not in a header (issue 22): see gateway/pipeline/authn.py.
+    client_certificate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +211,11 @@ class Upstream:
     # Requests in flight to this upstream per worker (each holds one connection); past it 503
     # UPSTREAM_BUSY instead of opening more. None: no cap.
     max_connections: int | None = None
+    # Every base URL of the default environment (``url`` is the first); issue 22.
+    targets: tuple[str, ...] = ()
+    balance: Literal["round_robin", "least_connections"] = "round_robin"
+    tls: UpstreamTLS | None = None
+    health: TargetHealth = field(default_factory=TargetHealth)
 
     def url_for(self, environment: str | None) -> str | None:
         """The base URL for ``environment``; ``None`` when that environment has no upstream."""
@@ -177,6 +246,8 @@ class Route:
     index: int = 0
     # Free labels a token type's ``routes`` can name (e.g. ``browser``).
     tags: frozenset[str] = frozenset()
+    # A verified, registered client certificate is required *as well as* the credential (issue 22).
+    require_client_certificate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,12 +593,19 @@ def _interpolate(node: Any, path: str, reader: _Reader) -> Any:
 def _listener(value: Any, path: str, r: _Reader) -> Listener | None:
     if value is None:
         return None
+    tls = None
+    if isinstance(value, dict):  # {address: HOST:PORT, tls: {...}} (issue 22)
+        m = r.mapping(value, path, {"address", "tls"})
+        tls = _read_server_tls(m.get("tls"), f"{path}.tls", r)
+        path, value = f"{path}.address", r.get(m, "address", path, str, None)
+        if value is None:
+            return None
     text = str(value).strip()
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         r.error(path, "must be HOST:PORT with a port from 0 to 65535", value)
         return None
-    return Listener(host.strip("[]") or "127.0.0.1", int(port))
+    return Listener(host.strip("[]") or "127.0.0.1", int(port), tls)
 
 
 def _header_name(value: Any, path: str, r: _Reader) -> str | None:
@@ -566,6 +644,7 @@ def _read_token_types(raw: Any, r: _Reader) -> tuple[TokenType, ...]:
         "plans",
         "routes",
         "require_allowed_domains",
+        "client_certificate",
     }
     for i, item in enumerate(raw):
         path = f"token_types[{i}]"
@@ -599,6 +678,7 @@ def _read_token_types(raw: Any, r: _Reader) -> tuple[TokenType, ...]:
                 plans=frozenset(_str_list(m.get("plans"), f"{path}.plans", r)),
                 routes=frozenset(_str_list(m.get("routes"), f"{path}.routes", r)),
                 require_allowed_domains=r.get(m, "require_allowed_domains", path, bool, False),
+                client_certificate=_client_certificate_type(m, path, r),
             )
         )
     return tuple(out)
@@ -612,6 +692,14 @@ def _check_type_routes(
     for i, tt in enumerate(token_types):
         for name in sorted(tt.routes - known):
             r.error(f"token_types[{i}].routes", "names no route and no route tag", name)
+
+
+def _client_certificate_type(m: Mapping[str, Any], path: str, r: _Reader) -> bool:
+    """``client_certificate: true``: the credential is the TLS client certificate (issue 22)."""
+    on = bool(r.get(m, "client_certificate", path, bool, False))
+    if on and "credential" in m:
+        r.error(f"{path}.credential", "a client_certificate type is not read from a header")
+    return on
 
 
 def _read_workspace(raw: Any, r: _Reader) -> WorkspaceSource:
@@ -666,10 +754,8 @@ def _read_upstreams(raw: Any, r: _Reader) -> dict[str, Upstream]:
         path = f"upstreams.{name}"
         if isinstance(item, str):
             item = {"url": item}
-        m = r.mapping(
-            item, path, {"url", "environments", "connect_timeout", "timeout", "max_connections"}
-        )
-        url = _url(m.get("url"), f"{path}.url", r)
+        m = r.mapping(item, path, UPSTREAM_KEYS)
+        targets = _read_targets(m, path, r)
         envs: dict[str, str] = {}
         env_raw = r.mapping(
             m.get("environments"), f"{path}.environments", set(m.get("environments") or {})
@@ -680,13 +766,26 @@ def _read_upstreams(raw: Any, r: _Reader) -> dict[str, Upstream]:
             checked = _url(env_url, f"{path}.environments.{env}", r)
             if checked:
                 envs[str(env)] = checked
+        balance = r.get(m, "balance", path, str, "round_robin")
+        if balance not in BALANCE:
+            r.error(f"{path}.balance", f"must be one of {', '.join(BALANCE)}", balance)
+            balance = "round_robin"
+        tls = _read_upstream_tls(m.get("tls"), f"{path}.tls", r)
+        if tls is not None and not any(
+            u.startswith("https://") for u in (*targets, *envs.values())
+        ):
+            r.error(f"{path}.tls", "is set but no URL of this upstream is https://")
         out[str(name)] = Upstream(
             name=str(name),
-            url=url or "",
+            url=targets[0] if targets else "",
             environments=envs,
             connect_timeout=r.get(m, "connect_timeout", path, float, 5.0),
             timeout=r.get(m, "timeout", path, float, 30.0),
             max_connections=_positive_or_none(m, "max_connections", path, r),
+            targets=tuple(targets),
+            balance=balance,
+            tls=tls,
+            health=_read_health(m.get("health"), f"{path}.health", r),
         )
     return out
 
@@ -697,6 +796,144 @@ def _positive_or_none(m: Mapping[str, Any], key: str, path: str, r: _Reader) -> 
         r.error(f"{path}.{key}", "must be a positive number (or left out for no cap)", value)
         return None
     return value
+
+
+UPSTREAM_KEYS = {"url", "targets", "balance", "tls", "health", "environments"} | {
+    "connect_timeout",
+    "timeout",
+    "max_connections",
+}
+
+
+def _read_targets(m: Mapping[str, Any], path: str, r: _Reader) -> list[str]:
+    """``url`` (one target) or ``targets`` (several), exactly one of them; duplicates refused."""
+    if ("url" in m) == ("targets" in m):
+        r.error(path, "needs exactly one of url or targets")
+        return []
+    if "url" in m:
+        url = _url(m.get("url"), f"{path}.url", r)
+        return [url] if url else []
+    raw = m.get("targets")
+    if not isinstance(raw, list) or not raw:
+        r.error(f"{path}.targets", "must be a non-empty list of URLs", raw)
+        return []
+    out: list[str] = []
+    for i, item in enumerate(raw):
+        url = _url(item, f"{path}.targets[{i}]", r)
+        if url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            # Target URLs label metrics and log lines: keep credentials out of them.
+            r.error(f"{path}.targets[{i}]", "must not carry user:password credentials")
+        elif url and url in out:
+            r.error(f"{path}.targets[{i}]", "is listed twice", item)
+        elif url:
+            out.append(url)
+    return out
+
+
+def _tls_file(m: Mapping[str, Any], key: str, path: str, r: _Reader) -> str | None:
+    """A certificate/key file path that must exist and be readable now (checked again on use)."""
+    value = r.get(m, key, path, str, None)
+    if value is not None and not os.access(value, os.R_OK):
+        r.error(f"{path}.{key}", "is not a readable file", value)
+    return value  # type: ignore[no-any-return]
+
+
+def _read_server_tls(raw: Any, path: str, r: _Reader) -> ServerTLS | None:
+    if raw is None:
+        return None
+    m = r.mapping(
+        raw,
+        path,
+        {"cert_file", "key_file", "min_version", "ciphers", "client_ca_file", "client_auth"},
+    )
+    cert, key = _tls_file(m, "cert_file", path, r), _tls_file(m, "key_file", path, r)
+    if cert is None:
+        r.error(f"{path}.cert_file", "is required")
+    if key is None:
+        r.error(f"{path}.key_file", "is required")
+    min_version = r.get(m, "min_version", path, str, "TLSv1.2")
+    if min_version not in TLS_MIN_VERSIONS:
+        r.error(
+            f"{path}.min_version",
+            "must be TLSv1.2 or TLSv1.3 (older versions are refused)",
+            min_version,
+        )
+        min_version = "TLSv1.2"
+    client_auth = r.get(m, "client_auth", path, str, "none")
+    client_ca = _tls_file(m, "client_ca_file", path, r)
+    if client_auth not in CLIENT_AUTH:
+        r.error(f"{path}.client_auth", "must be none, optional or required", client_auth)
+        client_auth = "none"
+    if client_auth != "none" and client_ca is None:
+        r.error(f"{path}.client_ca_file", f"is required with client_auth: {client_auth}")
+    ciphers = r.get(m, "ciphers", path, str, DEFAULT_CIPHERS)
+    try:
+        ssl.create_default_context().set_ciphers(ciphers)
+    except ssl.SSLError:
+        r.error(f"{path}.ciphers", "names no cipher this OpenSSL offers", ciphers)
+    return ServerTLS(
+        cert_file=cert or "",
+        key_file=key or "",
+        min_version=min_version,
+        ciphers=ciphers,
+        client_ca_file=client_ca,
+        client_auth=client_auth,
+    )
+
+
+def _read_upstream_tls(raw: Any, path: str, r: _Reader) -> UpstreamTLS | None:
+    if raw is None:
+        return None
+    m = r.mapping(raw, path, {"ca_file", "cert_file", "key_file", "server_name", "verify"})
+    cert, key = _tls_file(m, "cert_file", path, r), _tls_file(m, "key_file", path, r)
+    if (cert is None) != (key is None):
+        r.error(path, "cert_file and key_file go together (the client certificate and its key)")
+    verify = r.get(m, "verify", path, bool, True)
+    if not verify:
+        r.warn(
+            f"{path}.verify",
+            "is false: the upstream's certificate is NOT verified; anyone on the path can "
+            "impersonate it and read every token and identity header sent to it",
+        )
+    return UpstreamTLS(
+        ca_file=_tls_file(m, "ca_file", path, r),
+        cert_file=cert,
+        key_file=key,
+        server_name=r.get(m, "server_name", path, str, None),
+        verify=verify,
+    )
+
+
+def _read_health(raw: Any, path: str, r: _Reader) -> TargetHealth:
+    m = r.mapping(raw, path, {"max_failures", "backoff", "check"})
+    check = None
+    if m.get("check") is not None:
+        c = r.mapping(
+            m["check"], f"{path}.check", {"path", "interval", "timeout", "healthy", "unhealthy"}
+        )
+        probe = r.get(c, "path", f"{path}.check", str, "/")
+        if not probe.startswith("/"):
+            r.error(f"{path}.check.path", "must start with '/'", probe)
+        check = HealthCheck(
+            path=probe,
+            interval=_duration(c.get("interval"), f"{path}.check.interval", r, 5.0),
+            timeout=_duration(c.get("timeout"), f"{path}.check.timeout", r, 2.0),
+            healthy=_positive(c, "healthy", f"{path}.check", r, 2),
+            unhealthy=_positive(c, "unhealthy", f"{path}.check", r, 3),
+        )
+    return TargetHealth(
+        max_failures=_positive(m, "max_failures", path, r, 3),
+        backoff=_duration(m.get("backoff"), f"{path}.backoff", r, 10.0),
+        check=check,
+    )
+
+
+def _positive(m: Mapping[str, Any], key: str, path: str, r: _Reader, default: int) -> int:
+    value = r.get(m, key, path, int, default)
+    if value < 1:
+        r.error(f"{path}.{key}", "must be at least 1", value)
+        return default
+    return int(value)
 
 
 _PATH_PATTERN = re.compile(
@@ -755,6 +992,7 @@ ROUTE_KEYS = {
     "max_body_bytes",
     "method_override",
     "tags",
+    "require_client_certificate",
 }
 
 
@@ -799,8 +1037,10 @@ def _read_routes(raw: Any, r: _Reader, upstreams: Mapping[str, Upstream]) -> tup
             r.error(f"{path}.strip_prefix", "must be a prefix of the route path", strip)
         auth_methods = frozenset(_str_list(m.get("auth_methods"), f"{path}.auth_methods", r))
         for am in auth_methods:
-            if am not in {"token", "session", "oauth"}:
-                r.error(f"{path}.auth_methods", "must list token, session or oauth", am)
+            if am not in {"token", "session", "oauth", "certificate"}:
+                r.error(
+                    f"{path}.auth_methods", "must list token, session, oauth or certificate", am
+                )
         out.append(
             Route(
                 name=name or "",
@@ -819,6 +1059,9 @@ def _read_routes(raw: Any, r: _Reader, upstreams: Mapping[str, Upstream]) -> tup
                 method_override=r.get(m, "method_override", path, bool, False),
                 index=i,
                 tags=frozenset(_str_list(m.get("tags"), f"{path}.tags", r)),
+                require_client_certificate=r.get(
+                    m, "require_client_certificate", path, bool, False
+                ),
             )
         )
     return tuple(out)
@@ -1446,6 +1689,14 @@ def load_text(text: str, source: str = "<string>") -> Config:
     routes = routes + leak_routes(len(routes))
     _warn_shadowed(routes, r)
     _check_type_routes(token_types, routes, r)
+    if any(tt.client_certificate for tt in token_types) and (
+        proxy is None or proxy.tls is None or proxy.tls.client_auth == "none"
+    ):
+        r.error(
+            "token_types",
+            "a client_certificate type needs listeners.proxy.tls with client_auth optional or "
+            "required (nothing would ever present a certificate)",
+        )
     rate_limits = _read_rate_limits(top.get("rate_limits"), r, routes, token_types)
 
     if any(not p.warning for p in r.problems):

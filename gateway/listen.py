@@ -22,11 +22,15 @@ import asyncio
 import json
 import logging
 import socket
+import ssl
 from typing import Any
 
 from aiohttp import http_exceptions, web
 from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.web_protocol import RequestHandler
+
+from gateway.responses import raw_refusal
+from gateway.tls import Sniffer
 
 __all__ = ["SERVER", "CappedSite", "EdgeRefusal", "GatewayRequestHandler", "StrictParser", "bind"]
 
@@ -35,20 +39,11 @@ SERVER = "gateway"
 
 log = logging.getLogger("gateway.listen")
 
-_BODY = json.dumps(
-    {
-        "error": {
-            "code": "TOO_MANY_CONNECTIONS",
-            "message": "This gateway worker has too many open connections; retry shortly.",
-        }
-    }
-).encode()
-REFUSAL = (
-    b"HTTP/1.1 503 Service Unavailable\r\n"
-    b"Content-Type: application/json\r\n"
-    b"Retry-After: 1\r\n"
-    b"Connection: close\r\n"
-    b"Content-Length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY
+REFUSAL = raw_refusal(
+    "503 Service Unavailable",
+    "TOO_MANY_CONNECTIONS",
+    "This gateway worker has too many open connections; retry shortly.",
+    b"Retry-After: 1\r\n",
 )
 # How long a refused connection may take to read the answer before it is closed anyway.
 REFUSAL_LINGER = 2.0
@@ -215,8 +210,9 @@ class CappedSite(web.SockSite):
         sock: socket.socket,
         max_connections: int | None,
         max_header_bytes: int = 16384,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(runner, sock)
+        super().__init__(runner, sock, ssl_context=ssl_context)
         self.max_connections = max_connections
         self.max_header_bytes = max_header_bytes
         self.refused = 0
@@ -245,4 +241,9 @@ class CappedSite(web.SockSite):
                 server, loop=loop, max_header_bytes=self.max_header_bytes, **kwargs
             )
 
-        self._server = await loop.create_server(factory, sock=self._sock, backlog=self._backlog)
+        serve: Any = factory
+        if self._ssl_context is not None:
+            # TLS after a look at the first byte, so plain HTTP gets an answer (gateway.tls).
+            context = self._ssl_context
+            serve = lambda: Sniffer(factory, context)  # noqa: E731
+        self._server = await loop.create_server(serve, sock=self._sock, backlog=self._backlog)

@@ -20,6 +20,7 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterable
 from urllib.parse import unquote_plus
@@ -31,6 +32,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from gateway.balancer import Balancers, TargetSet
 from gateway.config import Config, IdentityHeaders, Route
 from gateway.errors import (
     BodyTimeout,
@@ -50,7 +52,8 @@ from gateway.headerpolicy import (
     credential_cookies,
 )
 from gateway.identity import Identity
-from gateway.upstream import UpstreamPool, UpstreamPools
+from gateway.tls import upstream_context
+from gateway.upstream import IDEMPOTENT, UpstreamPool, UpstreamPools
 
 __all__ = ["Forwarder", "answer_expect", "make_client_session"]
 
@@ -84,9 +87,11 @@ class Forwarder:
         session: aiohttp.ClientSession,
         pools: UpstreamPools,
         credential_headers: Iterable[str],
+        balancers: Balancers | None = None,
     ) -> None:
         self.session = session
-        self.pools = pools  # bodiless requests to http upstreams; the session serves the rest
+        self.balancers = balancers  # upstreams with several targets (issue 22)
+        self.pools = pools  # bodiless requests to http(s) upstreams; the session serves the rest
         self.names: IdentityHeaders = config.identity_headers
         self.policy = HeaderPolicy(config, credential_headers, credential_cookies(config))
         self.trusted = config.trusted_proxies
@@ -109,6 +114,12 @@ class Forwarder:
                 total=None, sock_connect=up.connect_timeout, sock_read=up.timeout
             )
             for name, up in config.upstreams.items()
+        }
+        # https upstreams: the verifying client context (CA, client certificate) and SNI name.
+        self.tls = {
+            name: (upstream_context(up.tls), up.tls.server_name if up.tls else None)
+            for name, up in config.upstreams.items()
+            if any(u.startswith("https://") for u in (*up.targets, *up.environments.values()))
         }
 
     # -- request side ------------------------------------------------------------------------------
@@ -239,26 +250,91 @@ class Forwarder:
                 query = strip_method_param(query)  # `_method` (any escaping): as the headers
             target = self.target_path(route, path) + (f"?{query}" if query else "")
             headers = self.build_headers(request, route, identity, request_id)
-            if not request.body_exists and (pool := self.pools.get(base_url)) is not None:
-                return await self._forward_lean(request, pool, name, target, headers, timing)
-            return await self._forward_full(
-                request, route, name, base_url + target, headers, timing
-            )
+            targets = self.balancers.get(name) if self.balancers is not None else None
+            if targets is None or base_url != self.upstreams[name].url:
+                # One target (or another environment's URL): no choice to make.
+                return await self._exchange(request, route, name, base_url, target, headers, timing)
+            return await self._balanced(request, route, targets, target, headers, timing)
         finally:
             if cap is not None:
                 self.in_flight[name] -= 1
 
-    async def _forward_full(
+    def websocket_target(
+        self, name: str, base_url: str
+    ) -> tuple[str, ssl.SSLContext | None, str | None]:
+        """Where a WebSocket upgrade goes: a healthy target when there are several (no retry: an
+        upgrade is not idempotent), and the TLS settings for it."""
+        targets = self.balancers.get(name) if self.balancers is not None else None
+        if targets is not None and base_url == self.upstreams[name].url:
+            chosen = targets.pick(set())
+            base_url = chosen.url if chosen is not None else base_url
+        return (base_url, *self._tls_for(name, base_url))
+
+    def _tls_for(self, name: str, base_url: str) -> tuple[ssl.SSLContext | None, str | None]:
+        if not base_url.startswith("https:"):
+            return None, None
+        return self.tls.get(name, (None, None))
+
+    async def _balanced(
+        self,
+        request: web.Request,
+        route: Route,
+        targets: TargetSet,
+        target: str,
+        headers: CIMultiDict[str],
+        timing: dict[str, float],
+    ) -> web.StreamResponse:
+        """The exchange with one of several targets; another one only after a connect failure.
+
+        A connect failure means not a byte of the request left the gateway, so an idempotent
+        request is safe to send elsewhere; a failure after connecting is never retried (the
+        upstream may have acted on it), nor is any non-idempotent request.
+        """
+        tried: set[str] = set()
+        retry = request.method in IDEMPOTENT
+        while True:
+            chosen = targets.pick(tried)
+            assert chosen is not None  # the loop ends before every target was tried
+            tried.add(chosen.url)
+            chosen.in_flight += 1
+            try:
+                response = await self._exchange(
+                    request, route, targets.name, chosen.url, target, headers, timing
+                )
+            except UpstreamUnavailable as err:
+                refused = isinstance(err.__cause__, aiohttp.ClientConnectorError)
+                targets.record(chosen, "connect_failure" if refused else "failure")
+                if refused and retry and len(tried) < len(targets.targets):
+                    log.info("upstream %s: retrying on another target", targets.name)
+                    continue
+                raise
+            except UpstreamTimeout:
+                targets.record(chosen, "timeout")
+                raise
+            finally:
+                chosen.in_flight -= 1
+            targets.record(chosen, "ok")
+            return response
+
+    async def _exchange(
         self,
         request: web.Request,
         route: Route,
         name: str,
-        url_text: str,
+        base_url: str,
+        target: str,
         headers: CIMultiDict[str],
         timing: dict[str, float],
     ) -> web.StreamResponse:
-        """A request with a body (or to a non-pooled upstream) through the ClientSession."""
-        url = URL(url_text, encoded=True)
+        """One exchange with one upstream URL: bodiless requests over the pooled fast path, the
+        rest (a body, or an upstream without a pool) through the ClientSession."""
+        ssl_context, server_name = self._tls_for(name, base_url)
+        if (
+            not request.body_exists
+            and (pool := self.pools.get(base_url, ssl_context, server_name)) is not None
+        ):
+            return await self._forward_lean(request, pool, name, target, headers, timing)
+        url = URL(base_url + target, encoded=True)
         limit = route.max_body_bytes if route.max_body_bytes is not None else self.default_max_body
         reader: _Body | None = None
         body: bytes | AsyncIterator[bytes] | None = None
@@ -296,6 +372,8 @@ class Forwarder:
                     allow_redirects=False,
                     timeout=self.timeouts[name],
                     compress=None,
+                    ssl=ssl_context if ssl_context is not None else True,
+                    server_hostname=server_name,
                 )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             if reader is not None:
@@ -304,7 +382,7 @@ class Forwarder:
         except (aiohttp.ClientError, PayloadTooLarge, BodyTimeout) as exc:
             if reader is not None:
                 reader.raise_if_failed()
-            raise UpstreamUnavailable(reason=_reason(exc)) from exc
+            raise _unavailable(name, base_url, exc) from exc
         finally:
             timing["upstream"] = time.perf_counter() - started
         if reader is not None and (reader.exceeded or reader.stalled):
@@ -342,7 +420,7 @@ class Forwarder:
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(reason="upstream_timeout") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(reason=_reason(exc)) from exc
+            raise _unavailable(name, pool.base, exc) from exc
         except HttpProcessingError as exc:  # an unparseable response head
             raise UpstreamUnavailable(reason="upstream_error") from exc
         finally:
@@ -495,7 +573,19 @@ def _drop_set(headers: CIMultiDictProxy[str]) -> frozenset[str]:
     return HOP_BY_HOP if extra is None else HOP_BY_HOP | extra
 
 
+def _unavailable(name: str, base: str, exc: BaseException) -> UpstreamUnavailable:
+    """The 502 for a failed exchange; a TLS failure also gets a log line saying what was wrong."""
+    reason = _reason(exc)
+    if reason == "upstream_tls":
+        cert_error = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", exc)
+        problem = getattr(cert_error, "verify_message", None) or getattr(cert_error, "reason", None)
+        log.warning("upstream %s (%s): TLS handshake failed: %s", name, base, problem or cert_error)
+    return UpstreamUnavailable(reason=reason)
+
+
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "upstream_tls"  # before ClientConnectorError, its base: not a closed port
     if isinstance(exc, aiohttp.ClientConnectorError):
         return "upstream_refused"
     if isinstance(exc, aiohttp.ServerDisconnectedError):

@@ -1,5 +1,8 @@
 """Config reload without restart: on SIGHUP and when the config file changes.
 
+Listener certificates (:class:`gateway.tls.ServerCerts`) reload on SIGHUP too, and whenever one of
+their files changes on disk; new connections get the new certificate, open ones keep theirs.
+
 A reload builds a new :class:`~gateway.app.Runtime` and swaps one reference, so requests in
 flight finish on the config they started with and no connection is touched. A file that does not
 load is refused with every problem logged (key path and value) and the old config keeps serving.
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from gateway import config as config_mod
 from gateway.telemetry import config_reloaded
+from gateway.tls import ServerCerts, TLSFileError, reload_all
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -43,8 +47,15 @@ RESTART_ONLY = (
 
 
 class Reloader:
-    def __init__(self, gw: Gateway, path: str, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        gw: Gateway,
+        path: str,
+        interval: float = 1.0,
+        certs: list[ServerCerts] | None = None,
+    ) -> None:
         self.gw = gw
+        self.certs = certs or []
         self.path = path
         self.interval = interval
         self._stamp = self._read_stamp()
@@ -61,6 +72,8 @@ class Reloader:
 
     def reload(self, why: str) -> bool:
         """Load the file and swap it in; ``False`` (old config kept) when it is refused."""
+        if why == "SIGHUP":
+            reload_all(self.certs, why)
         self._stamp = self._read_stamp()
         try:
             new = config_mod.load(self.path)
@@ -79,7 +92,12 @@ class Reloader:
             )
             config_reloaded(False)
             return False
-        self.gw.apply_config(new)
+        try:
+            self.gw.apply_config(new)
+        except TLSFileError as exc:  # an upstream CA or client certificate that does not load
+            log.error("config reload (%s) refused, old config keeps serving: %s", why, exc)
+            config_reloaded(False)
+            return False
         config_reloaded(True)
         log.warning("config reloaded (%s): %d routes", why, len(new.routes))
         return True
@@ -101,6 +119,7 @@ class Reloader:
         while True:
             await asyncio.sleep(self.interval)
             self.check()
+            reload_all(self.certs, "certificate file changed", only_changed=True)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="config-watch")

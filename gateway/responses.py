@@ -20,7 +20,7 @@ from gateway.errors import (
     PermissionDenied,
 )
 
-__all__ = ["error_body", "error_response", "json_response"]
+__all__ = ["error_body", "error_response", "json_response", "raw_refusal"]
 
 REALM = 'Bearer realm="gateway"'
 VELT_STATUS = {
@@ -85,3 +85,17 @@ def error_response(err: GatewayError, request_id: str, envelope: str) -> web.Res
         headers["WWW-Authenticate"] = challenge
     headers["Cache-Control"] = "no-store"
     return json_response(error_body(err, request_id, envelope), err.status, headers)
+
+
+def raw_refusal(status: str, code: str, message: str, extra_headers: bytes = b"") -> bytes:
+    """A complete HTTP/1.1 JSON error response as bytes, for answers written straight to a socket
+    before any HTTP machinery runs (a connection over the cap, plain HTTP on a TLS port)."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n".encode()
+        + extra_headers
+        + b"Connection: close\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )

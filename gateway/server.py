@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import ssl
 import sys
 import tempfile
 from dataclasses import replace
@@ -27,6 +28,7 @@ from gateway.config import Config, Listener
 from gateway.listen import CappedSite, bind
 from gateway.logbuffer import BufferedLineHandler, buffer_access_log, flush_periodically
 from gateway.reload import Reloader
+from gateway.tls import ServerCerts
 
 __all__ = ["serve"]
 
@@ -44,11 +46,24 @@ def _install_uvloop() -> None:
 async def _run_worker(
     config: Config, config_path: str | None, index: int, reuse_port: bool
 ) -> None:
+    # Certificates first: a listener whose certificate cannot load must stop the start, loudly.
+    certs = {
+        name: ServerCerts(listener.tls, name)
+        for name, listener in (
+            ("proxy", config.proxy),
+            ("admin", config.admin),
+            ("metrics", config.metrics),
+        )
+        if listener is not None and listener.tls is not None and (name == "proxy" or index == 0)
+    }
+    if index == 0:
+        for w in config.warnings:  # e.g. an upstream with tls.verify: false — say it loudly
+            log.warning("%s", w.render(config.source))
     gw = Gateway(config)
     await gw.start()
     flusher = asyncio.create_task(flush_periodically(_ACCESS_BUFFER)) if _ACCESS_BUFFER else None
     runners: list[web.AppRunner] = []
-    reloader = Reloader(gw, config_path) if config_path else None
+    reloader = Reloader(gw, config_path, certs=list(certs.values())) if config_path else None
     grace = config.limits.shutdown_grace
     # Signal handlers before the port opens: once a client (or an operator's script) can see the
     # gateway listening, SIGHUP reloads and SIGTERM drains, never the default "terminate".
@@ -66,24 +81,35 @@ async def _run_worker(
         runners.append(runner)
         sock = bind(config.proxy.host, config.proxy.port, reuse_port=reuse_port)
         await CappedSite(
-            runner, sock, config.limits.max_connections, config.limits.max_header_bytes
+            runner,
+            sock,
+            config.limits.max_connections,
+            config.limits.max_header_bytes,
+            _ssl(certs, "proxy"),
         ).start()
         if index == 0 and config.admin is not None:
             admin = web.AppRunner(create_admin_app(gw), access_log=None)
             await admin.setup()
             runners.append(admin)
-            await web.TCPSite(admin, config.admin.host, config.admin.port).start()
+            await web.TCPSite(
+                admin, config.admin.host, config.admin.port, ssl_context=_ssl(certs, "admin")
+            ).start()
         if index == 0 and config.metrics is not None:
             from gateway.telemetry import metrics_app
 
             metrics = web.AppRunner(metrics_app(gw), access_log=None)
             await metrics.setup()
             runners.append(metrics)
-            await web.TCPSite(metrics, config.metrics.host, config.metrics.port).start()
+            await web.TCPSite(
+                metrics,
+                config.metrics.host,
+                config.metrics.port,
+                ssl_context=_ssl(certs, "metrics"),
+            ).start()
         _tune_gc()
         log.info("worker %d serving proxy on %s", index, config.proxy)
         print(
-            f"gateway: worker {index} listening on http://{config.proxy}",
+            f"gateway: worker {index} listening on {config.proxy.scheme}://{config.proxy}",
             file=sys.stderr,
             flush=True,
         )
@@ -103,6 +129,12 @@ async def _run_worker(
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
+
+
+def _ssl(certs: dict[str, ServerCerts], name: str) -> ssl.SSLContext | None:
+    """The context a listener starts with (its sni_callback hands out reloaded ones)."""
+    c = certs.get(name)
+    return c.listening if c is not None else None
 
 
 def _setup_logging() -> None:
@@ -154,7 +186,7 @@ def _load(config_path: str | None, listen: str | None) -> Config:
     cfg = config_mod.load(config_path or "gateway.yaml")
     if listen:
         host, _, port = listen.rpartition(":")
-        cfg = replace(cfg, proxy=Listener(host or "127.0.0.1", int(port)))
+        cfg = replace(cfg, proxy=Listener(host or "127.0.0.1", int(port), cfg.proxy.tls))
     return cfg
 
 

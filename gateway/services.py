@@ -268,6 +268,7 @@ class Services:
         allowed_domains: list[str] | None = None,
         actor: Actor | None = None,
         caller: Identity | None = None,
+        certificate_key: str | None = None,
     ) -> tuple[TokenRecord, str]:
         """Mint a token; returns its record and the plaintext, which exists nowhere else.
 
@@ -317,7 +318,16 @@ class Services:
         if expires_at is not None and expires_at <= now:
             raise InvalidArgument("The expiry is in the past.", reason="expiry")
         domains = self.check_domains(allowed_domains or [])
-        plaintext = tokens.mint(tt.prefix)
+        if tt.client_certificate != (certificate_key is not None):
+            raise InvalidArgument(
+                f"{tt.name} credentials are "
+                + ("registered for a client certificate: give its fingerprint, SAN or subject."
+                   if tt.client_certificate else "minted, not registered for a certificate."),
+                reason="certificate",
+            )  # fmt: skip
+        # A certificate credential's "secret" is its public key string (see pipeline/authn.py);
+        # the certificate itself, verified in the TLS handshake, is what proves possession.
+        plaintext = tt.prefix + certificate_key if certificate_key else tokens.mint(tt.prefix)
         record = TokenRecord(
             id=tokens.new_id("tok_", 16),
             name=name,
@@ -396,6 +406,16 @@ class Services:
         )
         return await self.token(token_id)
 
+    async def revoke_certificate(self, fingerprint: str, actor: Actor | None = None) -> TokenRecord:
+        """Revoke the credential registered for a client certificate's SHA-256 fingerprint."""
+        key = "sha256:" + fingerprint.lower().replace(":", "")
+        for tt in self.config.token_types:
+            if tt.client_certificate:
+                found = await self.store.find_token(self.hasher(tt.prefix + key))
+                if found is not None:
+                    return await self.revoke_token(found[0].id, actor)
+        raise NotFound(f"No credential is registered for {key}.", reason="certificate")
+
     async def rotate_token(
         self,
         token_id: str,
@@ -407,6 +427,13 @@ class Services:
         await self.may_manage(caller, t, TOKENS_WRITE)
         if t.state(time.time()) != "active":
             raise InvalidArgument("Only an active token can be rotated.", reason="rotate_inactive")
+        tt = self.config.token_type(t.type_prefix)
+        if tt is not None and tt.client_certificate:
+            raise InvalidArgument(
+                "A certificate credential has no secret to rotate: register the new "
+                "certificate and revoke the old one.",
+                reason="rotate_certificate",
+            )
         plaintext = tokens.mint(t.type_prefix)
         prefix = plaintext[: tokens.VISIBLE_PREFIX_LENGTH]
         ok = await self.store.rotate_token(

@@ -129,12 +129,26 @@ WORKER_UP = Gauge(
     "1 per live worker process (labelled by pid when running several workers).",
     multiprocess_mode="liveall",
 )
+# Multi-target upstreams (issue 22); target labels are URLs from the config, so bounded.
+TARGET_REQUESTS = Counter(
+    "gateway_upstream_target_requests_total",
+    "Exchanges with each target of a multi-target upstream, by outcome "
+    "(ok, connect_failure, failure, timeout).",
+    ["upstream", "target", "outcome"],
+)
+TARGET_HEALTHY = Gauge(
+    "gateway_upstream_target_healthy",
+    "1 when a target may be chosen (not ejected, passing its health check), per worker.",
+    ["upstream", "target"],
+    multiprocess_mode="liveall",
+)
 BUILD = Gauge(
     "gateway_build_info", "Build information.", ["version", "python"], multiprocess_mode="max"
 )
 
 _UPSTREAM_KINDS = {
     "upstream_refused": "refused",
+    "upstream_tls": "tls",
     "upstream_disconnected": "disconnected",
     "upstream_reset": "reset",
     "upstream_payload": "payload",
@@ -174,6 +188,8 @@ _DENIALS = _Children(DENIALS)
 _REQUEST_SECONDS = _Children(REQUEST_SECONDS)
 _UPSTREAM_SECONDS = _Children(UPSTREAM_SECONDS)
 _CACHE_EVENTS = _Children(CACHE_EVENTS)
+_TARGET_REQUESTS = _Children(TARGET_REQUESTS)
+_TARGET_HEALTHY = _Children(TARGET_HEALTHY)
 _STATUS_CLASS = {s: f"{s // 100}xx" for s in range(0, 600)}
 
 
@@ -295,6 +311,10 @@ def install(gw: Gateway) -> None:
         on_miss=lambda kind: _CACHE_EVENTS[kind, "miss"].inc(),
         on_evict=lambda kind: _CACHE_EVENTS[kind, "eviction"].inc(),
     )
+    gw.balancers.on_result.append(
+        lambda up, target, outcome: _TARGET_REQUESTS[up, target, outcome].inc()
+    )
+    gw.balancers.on_health.append(lambda up, target, ok: _TARGET_HEALTHY[up, target].set(int(ok)))
     instrumented: Any = _InstrumentedStore(gw.store)
     cache.store = instrumented
     gw.feed.store = instrumented

@@ -6,8 +6,9 @@ and body machinery the gateway switches off anyway. For requests without a body 
 drives aiohttp's own client protocol (``ResponseHandler`` with the C response parser, the same
 objects ``ClientSession`` uses underneath) directly over a small pool of keep-alive connections:
 a minimal proxy measured ~67 µs per request this way against ~146 µs through ``ClientSession``
-(docs/performance.md). Requests with a body, ``https`` and WebSocket upstreams keep using
-``ClientSession``; the forwarder decides.
+(docs/performance.md). ``https`` upstreams use it too, over the upstream's verified client
+context (issue 22). Requests with a body and WebSocket upstreams keep using ``ClientSession``;
+the forwarder decides.
 
 What it keeps from ``ClientSession``: ``TCP_NODELAY``, ``sock_read`` (``read_timeout``, restarted
 by every byte), a connect timeout, 1xx responses skipped, one retry of an idempotent request
@@ -18,10 +19,13 @@ connections returned to the pool only once their response was read to the end.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 
 from aiohttp import (
+    ClientConnectorCertificateError,
     ClientConnectorError,
+    ClientConnectorSSLError,
     ClientOSError,
     ServerDisconnectedError,
     ServerTimeoutError,
@@ -61,17 +65,29 @@ class Connection(ResponseHandler):
 
 
 class UpstreamPool:
-    """Idle keep-alive connections to one ``http://host:port`` and the exchange over them."""
+    """Idle keep-alive connections to one ``http(s)://host:port`` and the exchange over them."""
 
-    def __init__(self, base: str, keepalive: float = 30.0, max_idle: int = 256) -> None:
+    def __init__(
+        self,
+        base: str,
+        keepalive: float = 30.0,
+        max_idle: int = 256,
+        ssl_context: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+    ) -> None:
         url = URL(base)
-        if url.scheme != "http" or not url.raw_host:
-            raise ValueError(f"not a plain http URL: {base!r}")
+        if url.scheme not in ("http", "https") or not url.raw_host:
+            raise ValueError(f"not an http(s) URL: {base!r}")
+        if (url.scheme == "https") != (ssl_context is not None):
+            raise ValueError(f"an https URL needs a TLS context (and only it): {base!r}")
         if url.user is not None or url.query_string or url.fragment:
             # ClientSession turns userinfo into Basic auth and keeps a query; leave those to it.
             raise ValueError(f"a base URL with credentials, query or fragment: {url.host!r}")
+        self.base = base
         self.host = url.raw_host
-        self.port = url.port or 80
+        self.port = url.port or (443 if ssl_context else 80)
+        self.ssl_context = ssl_context
+        self.server_name = server_name or (url.host if ssl_context else None)
         self.host_header = url.host_port_subcomponent or self.host
         # The base URL's own path (e.g. ``/v1``) prefixes every request target, as the string
         # concatenation of base + path does on the ClientSession path.
@@ -80,7 +96,9 @@ class UpstreamPool:
         self.max_idle = max_idle
         self._idle: deque[tuple[Connection, float]] = deque()
         self._closed = False
-        self._key = ConnectionKey(self.host, self.port, False, True, None, None, None)
+        self._key = ConnectionKey(
+            self.host, self.port, ssl_context is not None, ssl_context or True, None, None, None
+        )
         # The loop the pool's connections live on, taken at first use. On Python 3.11
         # asyncio.get_running_loop() makes a getpid() system call each time; per request that
         # showed in the profile, so the pool asks once.
@@ -109,8 +127,16 @@ class UpstreamPool:
         try:
             async with asyncio.timeout(limit):
                 _, proto = await loop.create_connection(
-                    lambda: Connection(loop), self.host, self.port
+                    lambda: Connection(loop),
+                    self.host,
+                    self.port,
+                    ssl=self.ssl_context,
+                    server_hostname=self.server_name,
                 )
+        except ssl.SSLCertVerificationError as exc:
+            raise ClientConnectorCertificateError(self._key, exc) from exc
+        except ssl.SSLError as exc:
+            raise ClientConnectorSSLError(self._key, exc) from exc
         except OSError as exc:
             raise ClientConnectorError(self._key, exc) from exc
         return proto
@@ -135,6 +161,10 @@ class UpstreamPool:
         idle = self._idle
         while idle and now - idle[0][1] >= self.keepalive:
             idle.popleft()[0].close()
+
+    @property
+    def idle_connections(self) -> int:
+        return len(self._idle)
 
     def close(self) -> None:
         self._closed = True
@@ -221,19 +251,28 @@ def _head_timed_out(proto: ResponseHandler) -> None:
 
 
 class UpstreamPools:
-    """One :class:`UpstreamPool` per plain-http base URL, created on first use; outlives reloads."""
+    """One :class:`UpstreamPool` per base URL, created on first use; outlives reloads."""
 
     def __init__(self) -> None:
         self._pools: dict[str, UpstreamPool | None] = {}
 
-    def get(self, base: str) -> UpstreamPool | None:
-        """The pool for ``base``, or ``None`` when it is not plain http (ClientSession serves it)."""
+    def get(
+        self, base: str, ssl_context: ssl.SSLContext | None = None, server_name: str | None = None
+    ) -> UpstreamPool | None:
+        """The pool for ``base``, or ``None`` when the pool cannot serve it (ClientSession does).
+
+        An ``https`` pool is bound to the TLS context it was made with: a reload that builds a new
+        one (another CA, client certificate or SNI name) replaces the pool and its connections.
+        """
         try:
-            return self._pools[base]
+            pool = self._pools[base]
+            if pool is None or pool.ssl_context is ssl_context:
+                return pool
+            pool.close()
         except KeyError:
             pass
         try:
-            pool: UpstreamPool | None = UpstreamPool(base)
+            pool = UpstreamPool(base, ssl_context=ssl_context, server_name=server_name)
         except ValueError:
             pool = None
         self._pools[base] = pool

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
 import aiohttp
 from aiohttp import web
@@ -36,6 +37,8 @@ async def proxy_websocket(
     url: str,
     headers: CIMultiDict[str],
     close_timeout: float,
+    ssl_context: ssl.SSLContext | None = None,
+    server_name: str | None = None,
 ) -> web.WebSocketResponse:
     for name in list(headers):
         if name.lower() in _WS_DROP:
@@ -51,6 +54,9 @@ async def proxy_websocket(
             protocols=protocols,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=close_timeout),
             autoping=True,
+            # An https upstream's own CA, client certificate and SNI name (issue 22).
+            ssl=ssl_context if ssl_context is not None else True,
+            server_hostname=server_name,
         )
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise UpstreamUnavailable(reason="upstream_ws") from exc

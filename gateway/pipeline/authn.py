@@ -6,13 +6,22 @@ there has its shape (length, alphabet, checksum) checked offline before the nega
 store is asked, so garbage never costs a lookup. A value shaped like a JWT goes to the session authenticator when one is
 configured. Messages say which class of problem occurred (missing, malformed, unknown, expired,
 revoked) without revealing anything a guesser could use.
+
+A request with no header credential may authenticate with its TLS client certificate (issue 22),
+already verified by the listener against ``client_ca_file``: token types with
+``client_certificate: true`` look up a stored credential registered for the certificate's
+SHA-256 fingerprint, then for each of its SANs, then for its subject (see
+:func:`certificate_keys`); revocation, expiry, the caches and the change feed are a token's. A
+route with ``require_client_certificate`` needs both: the header credential decides the identity,
+and the certificate must map to a live credential in the same workspace.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -22,8 +31,9 @@ from gateway.config import Config, TokenType
 from gateway.errors import AuthenticationError, MultipleCredentials
 from gateway.identity import Principal
 from gateway.store.base import TokenRecord
+from gateway.tls import peer_certificate
 
-__all__ = ["Authenticator", "Credential", "SessionVerifier", "principal_for"]
+__all__ = ["Authenticator", "Credential", "SessionVerifier", "certificate_keys", "principal_for"]
 
 # A session-JWT verifier (issue 5 plugs one in): raw JWT -> Principal, raising AuthenticationError.
 SessionVerifier = Callable[[str], Awaitable[Principal]]
@@ -56,7 +66,11 @@ class Authenticator:
         self.reject_query = config.reject_query_credentials
         # Precomputed at load time: header (lowercase) -> (scheme, candidate types by prefix length).
         locations: dict[str, tuple[str | None, list[TokenType]]] = {}
+        # Certificate types are never read from a header: their stored key is public information.
+        self.cert_types = tuple(tt for tt in config.token_types if tt.client_certificate)
         for tt in config.token_types:
+            if tt.client_certificate:
+                continue
             key = tt.credential.header.lower()
             _, types = locations.setdefault(key, (tt.credential.scheme, []))
             types.append(tt)
@@ -97,6 +111,10 @@ class Authenticator:
     async def authenticate(self, request: web.Request) -> Principal:
         cred = self.extract(request)
         if cred is None:
+            if self.cert_types and request.transport is not None:
+                peer = peer_certificate(request.transport)
+                if peer is not None:
+                    return await self.certificate(*peer)
             raise AuthenticationError("A credential is required.", reason="missing")
         if not cred.value or not cred.value.isascii():
             # Every credential the gateway accepts is ASCII; anything else (a raw non-UTF-8
@@ -129,6 +147,43 @@ class Authenticator:
             found = await self.cache.find_token(digest)
             if found is None:
                 raise AuthenticationError("The credential is invalid.", reason="unknown")
+        return self._principal(found, tt)
+
+    async def certificate(self, cert: Mapping[str, Any], fingerprint: str) -> Principal:
+        """The stored credential a verified client certificate maps to (401 when none)."""
+        for tt in self.cert_types:
+            for key in certificate_keys(cert, fingerprint):
+                digest = self.hasher(tt.prefix + key)
+                found = self.cache.cached_token(digest) or await self.cache.find_token(digest)
+                if found is not None:
+                    # The most specific registration decides, revoked or not: a revoked
+                    # fingerprint is not rescued by a registration of its subject.
+                    return self._principal(found, tt)
+        raise AuthenticationError(
+            "The client certificate is not a registered credential.", reason="unknown_certificate"
+        )
+
+    async def require_certificate(self, request: web.Request, principal: Principal) -> None:
+        """For routes that need a client certificate as well as the credential: same workspace."""
+        if principal.auth_method == "certificate":
+            raise AuthenticationError(
+                "This endpoint requires a credential as well as the client certificate.",
+                reason="credential_missing",
+            )
+        peer = peer_certificate(request.transport) if self.cert_types else None
+        if peer is None:
+            raise AuthenticationError(
+                "This endpoint requires a client certificate.", reason="certificate_missing"
+            )
+        cert = await self.certificate(*peer)
+        workspace = principal.token.workspace_id if principal.token else None
+        if cert.token is None or cert.token.workspace_id != workspace:
+            raise AuthenticationError(
+                "The client certificate belongs to another workspace.",
+                reason="certificate_workspace",
+            )
+
+    def _principal(self, found: tuple[TokenRecord, float | None], tt: TokenType) -> Principal:
         record, not_after = found
         now = time.time()
         if record.revoked_at is not None:
@@ -147,7 +202,12 @@ class Authenticator:
 
 def principal_for(record: TokenRecord, tt: TokenType | None) -> Principal:
     """The principal a stored token stands for (also used to compute its power, gateway.authz)."""
-    method = "oauth" if record.kind == "oauth_access" else "token"
+    if tt is not None and tt.client_certificate:
+        method = "certificate"
+    elif record.kind == "oauth_access":
+        method = "oauth"
+    else:
+        method = "token"
     return Principal(
         auth_method=method,
         token=record,
@@ -169,3 +229,32 @@ def _strip_scheme(raw: str, scheme: str | None) -> str:
 
 def _looks_like_jwt(value: str) -> bool:
     return value.count(".") == 2 and value.startswith("eyJ")
+
+
+def certificate_keys(cert: Mapping[str, Any], fingerprint: str) -> Iterator[str]:
+    """The keys a certificate credential may be registered under, most specific first:
+    ``sha256:<hex fingerprint>``, then ``san:<type>:<value>`` for each subjectAltName
+    (``san:DNS:svc.internal``, ``san:email:a@b.c``, ``san:URI:spiffe://…``), then
+    ``subject:<RFC 4514 DN>`` (``subject:CN=svc,O=Example``)."""
+    yield f"sha256:{fingerprint.lower()}"
+    for kind, value in cert.get("subjectAltName", ()):
+        yield f"san:{kind}:{value}"
+    subject = ",".join(
+        f"{_DN_NAMES.get(name, name)}={value}"
+        for rdn in reversed(cert.get("subject", ()))
+        for name, value in rdn
+    )
+    if subject:
+        yield f"subject:{subject}"
+
+
+_DN_NAMES = {
+    "commonName": "CN",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "stateOrProvinceName": "ST",
+    "localityName": "L",
+    "domainComponent": "DC",
+    "emailAddress": "emailAddress",
+}

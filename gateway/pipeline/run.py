@@ -70,6 +70,8 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
                 await guard(request, ctx)
             try:
                 principal = await rt.authenticator.authenticate(request)
+                if route.require_client_certificate:  # both: credential and certificate
+                    await rt.authenticator.require_certificate(request, principal)
             except AuthenticationError as err:
                 for hook in gw.auth_failed:
                     await hook(request, ctx, err)
@@ -111,10 +113,17 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
         )
     if websocket:
         headers = rt.forwarder.build_headers(request, route, ctx.identity, ctx.request_id)
+        base, ssl_context, server_name = rt.forwarder.websocket_target(upstream.name, base)
         url = base + rt.forwarder.target_path(route, path.path)
         query = request.raw_path.partition("?")[2]
         return await proxy_websocket(
-            request, gw.client, url + (f"?{query}" if query else ""), headers, upstream.timeout
+            request,
+            gw.client,
+            url + (f"?{query}" if query else ""),
+            headers,
+            upstream.timeout,
+            ssl_context,
+            server_name,
         )
     return await rt.forwarder.forward(
         request, route, base, path.path, ctx.identity, ctx.request_id, ctx.timing

@@ -35,7 +35,7 @@ RUN_FIELDS = (
 
 
 def _listening(url: str) -> bool:
-    host, port = url.removeprefix("http://").rsplit(":", 1)
+    host, port = url.split("://", 1)[-1].rsplit(":", 1)
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, int(port))) == 0
@@ -173,6 +173,34 @@ def test_baseline_and_ceiling_contenders(tmp_path: Path) -> None:
         assert not _listening(url), f"{url} still listening after the benchmark exited"
     report = _report(out)
     assert "Paired before/after: gateway and gateway@HEAD" in report
+
+
+def test_tls_scenarios(tmp_path: Path) -> None:
+    """``--scenarios tls,tls-new``: nginx and the gateway terminating TLS beside their plain selves,
+    keep-alive and a new connection per request, and the gateway to an https upstream."""
+    _requires()
+    binary_or_skip("openssl", "openssl")
+    out = tmp_path / "tls.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--scenarios", "tls,tls-new", "--no-floor",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    both = {"nginx-proxy", "nginx-proxy-tls", "gateway", "gateway-tls"}
+    assert set(res["scenarios"]["tls"]["median"]) == both | {"gateway-https-up"}
+    assert set(res["scenarios"]["tls-new"]["median"]) == both
+    for name in ("tls", "tls-new"):
+        sc = res["scenarios"][name]
+        for label, m in sc["median"].items():
+            # Every request answered 2xx over a real handshake: a broken TLS setup shows here.
+            assert m["requests"] > 0 and m["non2xx"] == 0 and m["socket_errors"] == 0, label
+        assert sc["ratios"]["gateway-tls/nginx-proxy-tls req/s"] > 0
+        assert "gateway TLS cost cpu µs/req" in sc["ratios"]
+    assert res["servers"]["gateway-tls"].startswith("https://")
+    for url in res["servers"].values():
+        assert not _listening(url), f"{url} still listening after the benchmark exited"
 
 
 def _start_mid_sitting() -> tuple[subprocess.Popen[str], dict[str, str]]:

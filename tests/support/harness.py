@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from gateway.config import Config
 from gateway.listen import CappedSite, bind
 from gateway.services import Services
 from gateway.store import open_store
+from gateway.tls import ServerCerts
 
 
 @dataclass
@@ -56,10 +58,12 @@ class Upstream:
     extra_routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = (
         field(default_factory=list)
     )
+    ssl_context: ssl.SSLContext | None = None  # serve https (issue 22)
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     async def start(self) -> None:
         async def echo(request: web.Request) -> web.StreamResponse:
@@ -78,7 +82,7 @@ class Upstream:
         app.router.add_route("*", "/{tail:.*}", echo)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=self.ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -100,10 +104,12 @@ class RunningGateway:
     admin_port: int
     runners: list[web.AppRunner]
     config_path: Path
+    # The proxy listener's certificates when listeners.proxy.tls is set (reload them in tests).
+    certs: ServerCerts | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.proxy_port}"
+        return f"{self.config.proxy.scheme}://127.0.0.1:{self.proxy_port}"
 
     @property
     def admin_url(self) -> str:
@@ -132,7 +138,11 @@ async def start_gateway(config_path: Path) -> RunningGateway:
     await gw.start()
     runners = []
     ports = []
-    for app in (create_proxy_app(gw), create_admin_app(gw)):
+    certs = ServerCerts(cfg.proxy.tls, "proxy") if cfg.proxy.tls is not None else None
+    for app, ctx in (
+        (create_proxy_app(gw), certs.listening if certs else None),
+        (create_admin_app(gw), None),
+    ):
         r = web.AppRunner(app, access_log=None)
         await r.setup()
         # The proxy listens through the same capped site `gateway serve` uses.
@@ -141,13 +151,16 @@ async def start_gateway(config_path: Path) -> RunningGateway:
             bind("127.0.0.1", 0, reuse_port=False),
             cfg.limits.max_connections,
             cfg.limits.max_header_bytes,
+            ctx,
         )
         await site.start()
         runners.append(r)
         ports.append(site.port)
     store = open_store(cfg.store)
     await store.open()
-    return RunningGateway(cfg, gw, Services(store, cfg), ports[0], ports[1], runners, config_path)
+    return RunningGateway(
+        cfg, gw, Services(store, cfg), ports[0], ports[1], runners, config_path, certs
+    )
 
 
 async def eventually(

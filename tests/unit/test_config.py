@@ -454,3 +454,21 @@ def test_token_type_routes_must_name_a_route_or_a_tag() -> None:
     web = cfg.token_type("web")
     assert web is not None and web.routes == {"browser"} and web.require_allowed_domains
     assert cfg.routes[0].tags == {"browser"}
+
+
+def test_certificate_token_type_needs_a_listener_asking_for_certificates() -> None:
+    """Issue 22: a client_certificate type with nothing asking clients for a certificate, or
+    also given a header to read, is a mistake the config names."""
+    text = (
+        "store: sqlite:///x.db\n"
+        "upstreams: {api: 'http://127.0.0.1:1'}\n"
+        "token_types:\n"
+        "  - {name: cert, prefix: mtls_, client_certificate: true, credential: {header: X-C}}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_text(text)
+    problems = str(err.value)
+    assert "token_types: a client_certificate type needs listeners.proxy.tls" in problems
+    assert "token_types[0].credential: a client_certificate type is not read from a header" in (
+        problems
+    )
