@@ -23,7 +23,7 @@ import json
 import logging
 import socket
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import http_exceptions, web
 from aiohttp.http import HttpVersion10, HttpVersion11
@@ -65,7 +65,9 @@ class _Refuse(asyncio.Protocol):
     """Answers 503 and closes; reads (and drops) what the client sends so close() sends no RST."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Not an isinstance check: uvloop's transports (what `gateway serve` runs on) are not
+        # asyncio.Transport subclasses, and an assertion here turned the 503 into a reset.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         transport.write(REFUSAL)
         self.timer = asyncio.get_running_loop().call_later(REFUSAL_LINGER, transport.close)

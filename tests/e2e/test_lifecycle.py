@@ -199,3 +199,31 @@ async def test_sigterm_drains_in_flight_flushes_usage_and_exits_zero(
             "SELECT last_used_at FROM tokens WHERE id = ?", (token_id,)
         ).fetchone()
     assert last_used is not None
+
+
+async def test_the_connection_cap_answers_503_under_uvloop(
+    tmp_path: Path, upstream: tuple[Upstream, asyncio.Event, asyncio.Event]
+) -> None:
+    """`gateway serve` runs on uvloop, whose transports are not asyncio.Transport subclasses: the
+    refusal past ``limits.max_connections`` must still be a whole 503 answer, not a reset."""
+    s = Setup(tmp_path, upstream[0])
+    capped = CONFIG.replace("shutdown_grace: 15", "max_connections: 2")
+    s.write(prefix="api", raw=capped.replace("{prefix}", "api"))
+    served = await Served(s.cfg, s.port).start()
+    held = []
+    try:
+        for _ in range(2):  # two connections mid-request: neither is idle, both count
+            r, w = await asyncio.open_connection("127.0.0.1", s.port)
+            w.write(b"GET /api/x HTTP/1.1\r\n")
+            await w.drain()
+            held.append(w)
+        r, w = await asyncio.open_connection("127.0.0.1", s.port)
+        w.write(request_bytes("GET", "/api/x"))
+        data = await asyncio.wait_for(r.read(), 10)
+        w.close()
+        resp = parse(data, closed=True)
+        assert resp.status == 503 and resp.code == "TOO_MANY_CONNECTIONS"
+    finally:
+        for w in held:
+            w.close()
+        served.kill()
