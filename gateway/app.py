@@ -37,7 +37,15 @@ from gateway.responses import error_response, json_response
 from gateway.store import Store, open_store
 from gateway.upstream import UpstreamPools
 
-__all__ = ["GATEWAY", "Gateway", "Runtime", "create_admin_app", "create_proxy_app"]
+__all__ = [
+    "GATEWAY",
+    "Gateway",
+    "Runtime",
+    "create_admin_app",
+    "create_bare_app",
+    "create_proxy_app",
+    "response_headers",
+]
 
 log = logging.getLogger("gateway")
 access_log = logging.getLogger("gateway.access")
@@ -293,7 +301,7 @@ async def edge(gw: Gateway, request: web.Request, handler: Handler) -> web.Strea
                 log.exception("observer failed")
 
 
-async def _response_headers(request: web.Request, response: web.StreamResponse) -> None:
+async def response_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Request id and extra context headers on every response, streamed ones included."""
     ctx = RequestContext.of(request)
     response.headers["X-Request-Id"] = ctx.request_id
@@ -301,7 +309,8 @@ async def _response_headers(request: web.Request, response: web.StreamResponse) 
         response.headers[name] = value
 
 
-def create_proxy_app(gw: Gateway) -> web.Application:
+def create_bare_app(gw: Gateway) -> web.Application:
+    """An app with the proxy listener's limits and response headers, no middleware, no routes."""
     limits = gw.config.limits
     app = web.Application(
         handler_args={
@@ -312,7 +321,12 @@ def create_proxy_app(gw: Gateway) -> web.Application:
         },
     )
     app[GATEWAY] = gw
-    app.on_response_prepare.append(_response_headers)
+    app.on_response_prepare.append(response_headers)
+    return app
+
+
+def create_proxy_app(gw: Gateway) -> web.Application:
+    app = create_bare_app(gw)
     # Pages the gateway serves itself (the dashboard) go first: the catch-all below is the pipeline.
     # Extensions wrap their handlers with with_edge(); this app has no middleware.
     for ext in gw.extensions:
@@ -327,7 +341,7 @@ def create_admin_app(gw: Gateway) -> web.Application:
     """The admin listener: health, readiness, and whatever admin routes extensions add."""
     app = web.Application(middlewares=[edge_middleware])
     app[GATEWAY] = gw
-    app.on_response_prepare.append(_response_headers)
+    app.on_response_prepare.append(response_headers)
 
     async def healthz(request: web.Request) -> web.Response:
         return json_response({"status": "ok"})

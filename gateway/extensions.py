@@ -32,6 +32,7 @@ EXTENSIONS: list[str] = [
     "gateway.sessions",
     "gateway.oauth.http",
     "gateway.oauth.admin",
+    "gateway.extauth",
 ]
 
 

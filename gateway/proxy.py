@@ -141,18 +141,35 @@ class Forwarder:
             out["X-Forwarded-Host"] = incoming.get("Host", "")
         out["X-Request-Id"] = request_id
         if identity is not None:
-            n = self.names
-            ws = identity.workspace
-            if identity.token_id:
-                out[n.token_id] = identity.token_id
-            if identity.user_id:
-                out[n.user_id] = identity.user_id
-            out[n.workspace_id] = ws.id
-            out[n.workspace_slug] = ws.slug
-            out[n.scopes] = _scope_list(identity.scopes)
-            out[n.auth_method] = identity.auth_method
-            out[n.environment] = identity.environment
+            self.add_identity(out, identity)
         return out
+
+    def add_identity(self, out: CIMultiDict[str], identity: Identity) -> None:
+        """The identity headers the upstream trusts: sent upstream in proxy mode, and returned to
+        the proxy by the external-authorization decision endpoint (:mod:`gateway.extauth`)."""
+        n = self.names
+        ws = identity.workspace
+        if identity.token_id:
+            out[n.token_id] = identity.token_id
+        if identity.user_id:
+            out[n.user_id] = identity.user_id
+        out[n.workspace_id] = ws.id
+        out[n.workspace_slug] = ws.slug
+        out[n.scopes] = _scope_list(identity.scopes)
+        out[n.auth_method] = identity.auth_method
+        out[n.environment] = identity.environment
+
+    def stripped(self, incoming: CIMultiDictProxy[str], route: Route) -> list[str]:
+        """The client's header names :meth:`build_headers` would drop as a credential or as a
+        spoofed identity header: what a proxy deciding through the gateway must strip itself."""
+        out = []
+        for name in incoming:
+            norm = header_key(name)
+            if norm in self.identity_keys or (
+                norm in self.credential_keys and not route.keep_credential
+            ):
+                out.append(name.lower())
+        return sorted(set(out))
 
     @staticmethod
     def target_path(route: Route, path: str) -> str:
