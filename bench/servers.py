@@ -27,6 +27,8 @@ from bench.procs import Processes, free_port, process_tree, wait_for
 __all__ = [
     "Server",
     "gateway_config",
+    "nginx_common",
+    "render_auth_request_conf",
     "start_floor",
     "start_gateway",
     "start_nginx_proxy",
@@ -63,7 +65,7 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _nginx_common(tmp: Path, name: str, workers: int) -> str:
+def nginx_common(tmp: Path, name: str, workers: int) -> str:
     user = ""
     if os.geteuid() == 0:
         # As root nginx would drop its workers to "nobody", who cannot read our private temp dir.
@@ -90,6 +92,24 @@ http {{
 """
 
 
+AUTH_REQUEST_CONF = Path(__file__).resolve().parents[1] / "config" / "nginx" / "auth_request.conf"
+AUTH_REQUEST_VARS = (
+    "NGINX_LISTEN",
+    "GATEWAY_AUTHZ",
+    "APP_UPSTREAM",
+    "NGINX_CACHE_DIR",
+    "GATEWAY_DECISION_CACHE",
+)
+
+
+def render_auth_request_conf(**values: str) -> str:
+    """config/nginx/auth_request.conf as shipped, its placeholders filled as envsubst would."""
+    text = AUTH_REQUEST_CONF.read_text()
+    for name in AUTH_REQUEST_VARS:
+        text = text.replace("${" + name + "}", values[name])
+    return text
+
+
 def start_upstream(procs: Processes, tmp: Path, cpus: str | None, big_bytes: int) -> Server:
     files = tmp / "files"
     files.mkdir()
@@ -99,7 +119,7 @@ def start_upstream(procs: Processes, tmp: Path, cpus: str | None, big_bytes: int
     port = free_port()
     conf = tmp / "upstream.conf"
     conf.write_text(
-        _nginx_common(tmp, "upstream", 1)
+        nginx_common(tmp, "upstream", 1)
         + f"""
   server {{
     listen 127.0.0.1:{port};
@@ -128,7 +148,7 @@ def start_nginx_proxy(
     port = free_port()
     conf = tmp / "proxy.conf"
     conf.write_text(
-        _nginx_common(tmp, "proxy", workers)
+        nginx_common(tmp, "proxy", workers)
         + f"""
   upstream app {{
     server 127.0.0.1:{upstream.port};
