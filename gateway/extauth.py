@@ -158,14 +158,17 @@ async def answer(gw: Gateway, original: web.Request) -> web.StreamResponse:
     if strip:
         headers[STRIP_HEADER] = headers[ENVOY_STRIP_HEADER] = ", ".join(strip)
     seconds = rt.config.external_auth.cache_seconds if rt.config.external_auth else 0
+    # X-Accel-Expires before Cache-Control: nginx before 1.23 honours whichever comes first, and
+    # "private" (which keeps any shared HTTP cache from reusing one caller's answer for another,
+    # all answers having the same URL) would otherwise forbid nginx's keyed decision cache.
     if seconds and not ctx.response_headers:
         # Rate-limit and CORS headers mean the answer depended on more than the cache key
         # (credential, workspace, host, method, URI): such answers are never reused.
-        headers["Cache-Control"] = f"private, max-age={seconds}"
         headers["X-Accel-Expires"] = str(seconds)
+        headers["Cache-Control"] = f"private, max-age={seconds}"
     else:
-        headers["Cache-Control"] = "no-store"
         headers["X-Accel-Expires"] = "0"
+        headers["Cache-Control"] = "no-store"
     return web.Response(status=200, headers=headers)
 
 
