@@ -91,10 +91,13 @@ def original_request(gw: Gateway, request: web.Request, prefix: str) -> web.Requ
             reason="untrusted_peer",
         )
     raw = request.raw_path
+    # Some proxies keep the original query on the decision request (Caddy's rewrite does); the
+    # original URI comes from its header all the same.
+    where = raw.partition("?")[0]
     host: str | None = None
-    if raw == prefix + "/nginx":
+    if where == prefix + "/nginx":
         method, target = _one(request, "X-Original-Method"), _one(request, "X-Original-URI")
-    elif raw == prefix + "/forwarded":
+    elif where == prefix + "/forwarded":
         method, target = _one(request, "X-Forwarded-Method"), _one(request, "X-Forwarded-Uri")
         host = _one(request, "X-Forwarded-Host")
     elif raw.startswith(prefix + "/envoy/"):

@@ -24,7 +24,7 @@ from tests.conftest import GatewayFactory
 from tests.e2e.core_config import CORE
 from tests.e2e.test_attacks import PATH_TRICKS
 from tests.support.harness import RunningGateway, Upstream, eventually
-from tests.support.nginx import Nginx, start_auth_request_nginx
+from tests.support.proxies import Proxy, start_auth_request_nginx
 from tests.support.rawhttp import exchange, request_bytes
 
 CONFIG = (
@@ -41,7 +41,7 @@ rate_limits:
 @dataclass
 class Setup:
     gw: RunningGateway
-    nginx: Nginx
+    nginx: Proxy
     upstream: Upstream
     reader: str
     reader_id: str
@@ -74,7 +74,10 @@ async def setup(
 
 
 async def get(
-    http: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None, method: str = "GET"
+    http: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
 ) -> tuple[int, dict[str, Any] | None, CIMultiDictProxy[str]]:
     async with http.request(method, url, headers=headers or {}) as r:
         body = await r.read()
@@ -161,9 +164,7 @@ async def test_refusals_are_proxy_mode_refusals(
     setup: Setup, http: aiohttp.ClientSession, case: str
 ) -> None:
     method, path, raw_headers, want_status, want_code = REFUSALS[case]
-    headers = {
-        k: v.format(reader=setup.reader, other=setup.other) for k, v in raw_headers.items()
-    }
+    headers = {k: v.format(reader=setup.reader, other=setup.other) for k, v in raw_headers.items()}
     before = len(setup.upstream.seen)
     via_nginx = await get(http, setup.nginx.url + path, headers, method)
     via_proxy = await get(http, setup.gw.url + path, headers, method)
