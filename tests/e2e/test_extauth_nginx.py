@@ -113,7 +113,7 @@ async def test_allowed_request_arrives_with_identity_headers_and_without_credent
     assert seen.header("X-Gateway-Auth-Method") == "token"
     assert seen.header("X-Gateway-Environment") == "live"
     assert seen.header("X-Gateway-User-Id") is None  # a workspace key has no user: removed
-    assert seen.header("X-Request-Id")
+    assert seen.header("X-Request-Id") == resp_headers["X-Request-Id"]
     values = [v for vs in seen.headers.values() for v in vs]
     assert not any("evil" in v for v in values), seen.headers
     assert not any(setup.reader in v for v in values), "the credential reached the upstream"
