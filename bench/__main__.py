@@ -10,6 +10,7 @@ ratios the issue's targets are stated in, and whether each target is met. See do
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -25,24 +26,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from bench import profile
 from bench import store as bench_store
-from bench.procs import Processes, cpu_seconds, rss_bytes
+from bench.procs import Processes, cpu_seconds, free_port, rss_bytes
 from bench.servers import (
+    Chain,
     Server,
     gateway_config,
     scrape,
     start_floor,
     start_gateway,
+    start_nginx_authz,
     start_nginx_proxy,
     start_parserrelay,
     start_rawrelay,
     start_upstream,
 )
 from gateway import config as config_mod
+from gateway.services import Services
+from gateway.store.sqlite import SQLiteStore
 
 LUA = Path(__file__).resolve().parent / "lua"
 ALL = ("cache-hit", "c1", "cache-miss", "malformed", "unknown", "big", "conns", "soak", "stream")
+# Run only when asked for by name (--scenarios authz): two more nginx instances beside the others.
+OPT_IN = ("authz",)
 # Store queries a request may cause (background polls and batched usage writes excluded).
 LOOKUPS = ("find_token", "get_workspace", "get_membership")
 RUN_FIELDS = (
@@ -443,6 +452,73 @@ def _profile(bench: Bench, target: Target, out: Path) -> dict[str, Any]:
     return {"rps": res["rps"], **top}
 
 
+def _revocation(
+    bench: Bench, cached: Server, load: Target, probe: Path, db: Path, rounds: int = 5
+) -> dict[str, Any]:
+    """How long a revoked token keeps passing nginx's decision cache, under load.
+
+    Each round mints a token in the benchmark's store (through the gateway's service layer, as
+    the CLI would), has it allowed and cached, revokes it, and polls through nginx every 5 ms
+    until it is refused; the latency runs from the committed revocation to the first refusal.
+    Meanwhile wrk keeps nginx + gateway busy with the cache-hit token.
+    """
+    log(f"\n== revocation through {cached.name}: {rounds} tokens revoked under load")
+    config = config_mod.load(probe)
+    wrk = bench.procs.start(
+        "wrk",
+        Bench._argv(load, max(bench.args.connections // 2, 1), 1, 600),
+        cpus=bench.wrk_cpus,
+        env=bench._env(load, 1),
+        stdout=bench.tmp / "wrk-revocation.out",
+    )
+
+    async def measure() -> list[float]:
+        store = SQLiteStore(f"sqlite:///{db}")
+        await store.open()
+        out = []
+        try:
+            svc = Services(store, config)
+            async with aiohttp.ClientSession() as http:
+
+                async def status(tok: str) -> int:
+                    headers = {"Authorization": f"Bearer {tok}"}
+                    async with http.get(cached.url + "/api/small", headers=headers) as r:
+                        await r.read()
+                        return r.status
+
+                for i in range(rounds):
+                    rec, tok = await svc.create_token(
+                        workspace=bench_store.WORKSPACE_SLUG,
+                        name=f"revocation {i}",
+                        scopes=["items:read"],
+                    )
+                    for _ in range(20):  # allowed, and now in nginx's decision cache
+                        assert await status(tok) == 200
+                    await svc.revoke_token(rec.id)
+                    committed = time.monotonic()
+                    while await status(tok) != 401:
+                        if time.monotonic() - committed > 10:
+                            raise RuntimeError("a revoked token still passed after 10 s")
+                        await asyncio.sleep(0.005)
+                    out.append(time.monotonic() - committed)
+                    log(f"  token {i + 1}: refused {out[-1] * 1000:.0f} ms after revocation")
+        finally:
+            await store.close()
+        return out
+
+    try:
+        latencies = asyncio.run(measure())
+    finally:
+        bench.procs.stop(wrk)
+    return {
+        "server": cached.name,
+        "rounds": rounds,
+        "latencies_s": latencies,
+        "max_s": max(latencies),
+        "median_s": statistics.median(latencies),
+    }
+
+
 def _targets_table(res: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
     s = res["scenarios"]
     rows: list[dict[str, Any]] = []
@@ -488,6 +564,15 @@ def _targets_table(res: dict[str, Any], args: argparse.Namespace) -> list[dict[s
         # a few per 100,000 requests; a burst of concurrent misses would show as 0.001 and up.
         lk = m["gateway"]["lookups_per_req"]
         add("cache-hit store lookups/req", lk, "< 0.001 (TTL refreshes only)", lk < 0.001)
+    if "authz" in s:
+        m = s["authz"]["median"]
+        r = _ratio(m["nginx+authz"]["rps"], m["gateway"]["rps"])
+        add("nginx+authz (no cache) / gateway proxy-mode req/s", r, "≥ 1.5", r >= 1.5)
+        r = _ratio(m["nginx+authz+cache"]["rps"], m["nginx-proxy"]["rps"])
+        add("nginx+authz+cache (1 s) / nginx-proxy req/s", r, "≥ 0.6", r >= 0.6)
+    if "revocation" in res:
+        worst = res["revocation"]["max_s"]
+        add("revocation through the decision cache, max (s)", worst, "≤ 1.0", worst <= 1.0)
     if "soak" in res:
         d = res["soak"]["rss_drift"]
         add(f"RSS drift over {res['soak']['seconds']}s soak", d, "within ±10%", abs(d) <= 0.10)
@@ -527,7 +612,11 @@ def _print_summary(res: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scenarios", default=",".join(ALL), help=f"comma list of {', '.join(ALL)}")
+    p.add_argument(
+        "--scenarios",
+        default=",".join(ALL),
+        help=f"comma list of {', '.join(ALL)} (default: all of these), and {', '.join(OPT_IN)}",
+    )
     p.add_argument("--quick", action="store_true", help="CI smoke: 1 round of 1 s, small store")
     p.add_argument("--rounds", type=int, help="rounds per scenario (default 3)")
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 10)")
@@ -569,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     args.soak_seconds = args.soak_seconds or (2 if q else 60)
     args.stream_bytes = args.stream_bytes or ((32 << 20) if q else (1 << 30))
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = sorted(set(chosen) - set(ALL))
+    unknown = sorted(set(chosen) - set(ALL) - set(OPT_IN))
     if unknown:
         p.error(f"unknown scenarios: {', '.join(unknown)}")
     for tool in ("nginx", "wrk"):
@@ -605,7 +694,10 @@ def main(argv: list[str] | None = None) -> int:
         db = bench_store.build_store(
             args.store_tokens, config_mod.load(probe), tmp / "gateway.db", log
         )
-        gateway, metrics_port = start_gateway(procs, tmp, server_cpus, upstream, db, args.workers)
+        authz_port = free_port() if "authz" in chosen else None
+        gateway, metrics_port = start_gateway(
+            procs, tmp, server_cpus, upstream, db, args.workers, authz=authz_port
+        )
         bench = Bench(args, procs, tmp, server_cpus, wrk_cpus, upstream, metrics_port)
         contenders = [upstream, proxy, gateway]
         baseline: Server | None = None
@@ -722,6 +814,30 @@ def main(argv: list[str] | None = None) -> int:
             scenarios.append(
                 Scenario("big", trio("/api/files/1m.bin"), 16, th, "1 MiB response streamed")
             )
+        authz_servers: list[Chain] = []
+        if authz_port is not None:
+            authz_servers = [
+                start_nginx_authz(
+                    procs, tmp, server_cpus, upstream, gateway, authz_port, args.workers, cache=c
+                )
+                for c in (False, True)
+            ]
+            res["servers"].update({s.name: s.url for s in authz_servers})
+            scenarios.append(
+                Scenario(
+                    "authz",
+                    [
+                        Target(upstream.name, upstream, env=auth),
+                        Target(proxy.name, proxy, env=auth),
+                        Target(gateway.name, gateway, env=auth),
+                        *(Target(s.name, s, env=auth) for s in authz_servers),
+                    ],
+                    conns,
+                    th,
+                    "nginx auth_request + gateway decisions (cpu: nginx and gateway together), "
+                    "without and with nginx's 1 s decision cache",
+                )
+            )
         if "conns" in chosen:
             n = 100 if args.quick else 1000
             scenarios.append(Scenario("conns", trio(), n, th, f"{n} concurrent keep-alive conns"))
@@ -753,6 +869,14 @@ def main(argv: list[str] | None = None) -> int:
                     ratios[f"gateway/{label} cpu"] = _ratio(
                         m["gateway"]["cpu_us_per_req"], m[label]["cpu_us_per_req"]
                     )
+            if "nginx+authz" in m and "gateway" in m:
+                ratios["nginx+authz/gateway req/s"] = _ratio(
+                    m["nginx+authz"]["rps"], m["gateway"]["rps"]
+                )
+            if "nginx+authz+cache" in m and "nginx-proxy" in m:
+                ratios["nginx+authz+cache/nginx-proxy req/s"] = _ratio(
+                    m["nginx+authz+cache"]["rps"], m["nginx-proxy"]["rps"]
+                )
             for label in m:
                 if label.startswith("gateway/"):
                     ratios[f"{label}/gateway req/s"] = _ratio(m[label]["rps"], m["gateway"]["rps"])
@@ -769,6 +893,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.profile is not None:
             res["profile"] = _profile(bench, Target("gateway", gateway, env=auth), args.profile)
+        if len(authz_servers) == 2:
+            res["revocation"] = _revocation(
+                bench, authz_servers[1], Target("load", authz_servers[1], env=auth), probe, db
+            )
         if "soak" in chosen:
             res["soak"] = _soak(
                 bench, Target("gateway", gateway, env=auth), args.soak_seconds, conns, th

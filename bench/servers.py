@@ -25,12 +25,14 @@ from pathlib import Path
 from bench.procs import Processes, free_port, process_tree, wait_for
 
 __all__ = [
+    "Chain",
     "Server",
     "gateway_config",
     "nginx_common",
     "render_auth_request_conf",
     "start_floor",
     "start_gateway",
+    "start_nginx_authz",
     "start_nginx_proxy",
     "start_upstream",
 ]
@@ -57,6 +59,17 @@ class Server:
         """The processes that serve requests (children of the master/supervisor)."""
         tree = self.pids()
         return [p for p in tree if p != self.proc.pid] or tree
+
+
+@dataclass
+class Chain(Server):
+    """A server that asks others on every request (nginx + auth_request → gateway): its CPU per
+    request counts theirs too."""
+
+    behind: tuple[Server, ...] = ()
+
+    def pids(self) -> list[int]:
+        return [p for s in (self, *self.behind) for p in process_tree(s.proc.pid)]
 
 
 def _port_open(port: int) -> bool:
@@ -175,15 +188,66 @@ def start_nginx_proxy(
     return Server("nginx-proxy", proc, port, log)
 
 
+def start_nginx_authz(
+    procs: Processes,
+    tmp: Path,
+    cpus: str | None,
+    upstream: Server,
+    gateway: Server,
+    authz_port: int,
+    workers: int,
+    *,
+    cache: bool,
+) -> Chain:
+    """nginx running config/nginx/auth_request.conf as shipped, deciding through the gateway's
+    decision listener; with ``cache`` its 1 s decision cache is on."""
+    name = "nginx+authz+cache" if cache else "nginx+authz"
+    tag = name.replace("+", "-")
+    port = free_port()
+    conf = tmp / f"{tag}.conf"
+    conf.write_text(
+        nginx_common(tmp, tag, workers)
+        + render_auth_request_conf(
+            NGINX_LISTEN=f"127.0.0.1:{port} reuseport",
+            GATEWAY_AUTHZ=f"127.0.0.1:{authz_port}",
+            APP_UPSTREAM=f"127.0.0.1:{upstream.port}",
+            NGINX_CACHE_DIR=str(tmp / f"{tag}-decisions"),
+            GATEWAY_DECISION_CACHE="gateway_decisions" if cache else "off",
+        )
+        + "\n}\n"
+    )
+    log = tmp / f"{tag}.stderr"
+    argv = [NGINX, "-e", str(tmp / f"{tag}.err"), "-c", str(conf)]
+    proc = procs.start(name, argv, cpus=cpus, stderr=log)
+    wait_for(lambda: _port_open(port) or _died(proc, log), 15, f"the {name}")
+    return Chain(name, proc, port, log, behind=(gateway,))
+
+
 def gateway_config(
-    port: int, admin: int, metrics: int, db: Path, upstream: Server, extra_routes: int = 40
+    port: int,
+    admin: int,
+    metrics: int,
+    db: Path,
+    upstream: Server,
+    extra_routes: int = 40,
+    authz: int | None = None,
 ) -> str:
-    """Full auth, identity headers (defaults), metrics and access log on; a realistic route table."""
+    """Full auth, identity headers (defaults), metrics and access log on; a realistic route table.
+
+    ``authz``: also serve external-authorization decisions on that port, to nginx on 127.0.0.1.
+    """
     decoys = "\n".join(
         f"  - {{name: svc{i}, path: '/svc{i}/{{id}}/items/**', scopes: [items:read]}}"
         for i in range(extra_routes)
     )
-    return f"""
+    decisions = (
+        f'trusted_proxies: ["127.0.0.1/32"]\nexternal_auth: {{listener: "127.0.0.1:{authz}"}}\n'
+        if authz
+        else ""
+    )
+    return (
+        decisions
+        + f"""
 listeners:
   proxy: "127.0.0.1:{port}"
   admin: "127.0.0.1:{admin}"
@@ -206,6 +270,7 @@ routes:
   - {{name: admin, path: /admin/**, scopes: [admin:all]}}
 {decoys}
 """
+    )
 
 
 def start_gateway(
@@ -217,15 +282,17 @@ def start_gateway(
     workers: int,
     name: str = "gateway",
     source: Path | None = None,
+    authz: int | None = None,
 ) -> tuple[Server, int]:
     """Start ``gateway serve --workers N``; returns the server and its metrics port.
 
     ``source``: run the ``gateway`` package found there (an older revision) instead of this one.
+    ``authz``: the port its workers answer external-authorization decisions on.
     """
     port, admin, metrics = free_port(), free_port(), free_port()
     tag = name.replace("/", "_").replace("@", "_")
     cfg = tmp / f"{tag}.yaml"
-    cfg.write_text(gateway_config(port, admin, metrics, db, upstream))
+    cfg.write_text(gateway_config(port, admin, metrics, db, upstream, authz=authz))
     log = tmp / f"{tag}.stderr"  # the JSON access log goes here, one line per request
     env = {"GATEWAY_LOG_LEVEL": "INFO"}
     if source is not None:
