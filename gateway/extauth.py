@@ -28,6 +28,7 @@ a refusal never (``no-store``, ``X-Accel-Expires: 0``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from gateway import catchall
 from gateway.app import Gateway, create_bare_app, edge
 from gateway.context import RequestContext
 from gateway.errors import BadRequest, GatewayError, RouteNotFound, UntrustedProxy
@@ -66,6 +68,7 @@ def _one(request: web.Request, name: str) -> str:
     return values[0]
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of proxy addresses, asked on every decision
 def _trusted(
     peer: str | None, nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 ) -> bool:
@@ -227,5 +230,7 @@ def create_authz_app(gw: Gateway) -> web.Application | None:
     if ea is None or ea.listener is None:
         return None
     app = create_bare_app(gw)
-    _add(app, gw, ea.path)
+    # Every target goes to the one handler, which sorts them by their raw path (unknown ones get
+    # a JSON 404 in the edge): no URL dispatching per decision.
+    catchall.install(app, handler(gw, ea.path))
     return app
