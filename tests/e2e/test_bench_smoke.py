@@ -203,3 +203,45 @@ def test_ctrl_c_stops_every_server(tmp_path: Path) -> None:
             proc.stdout.close()
     for url in servers.values():
         assert not _listening(url), f"{url} still listening after Ctrl-C"
+
+
+def test_authz_scenario_reports_every_contender_and_the_revocation_latency(tmp_path: Path) -> None:
+    """``--scenarios authz``: nginx auth_request (config/nginx/auth_request.conf as shipped) with
+    and without its decision cache, beside nginx-proxy and proxy mode, and revocations measured
+    through the cache. Every decision contender must have let the valid token through."""
+    _requires()
+    out = tmp_path / "authz.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--scenarios",
+            "authz",
+            "--no-floor",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    median = res["scenarios"]["authz"]["median"]
+    assert set(median) == {"direct", "nginx-proxy", "gateway", "nginx+authz", "nginx+authz+cache"}
+    for label, m in median.items():
+        assert m["requests"] > 0 and m["non2xx"] == 0 and m["socket_errors"] == 0, label
+        assert m["cpu_us_per_req"] > 0, label
+    ratios = res["scenarios"]["authz"]["ratios"]
+    assert ratios["nginx+authz/gateway req/s"] > 0
+    assert ratios["nginx+authz+cache/nginx-proxy req/s"] > 0
+    rv = res["revocation"]
+    assert rv["rounds"] == len(rv["latencies_s"]) == 5 and rv["max_s"] > 0
+    names = {row["target"] for row in res["targets"]}
+    assert "revocation through the decision cache, max (s)" in names
+    for url in res["servers"].values():
+        assert not _listening(url), f"{url} still listening after the benchmark exited"
+    assert "Revocation through nginx+authz+cache under load" in _report(out)
