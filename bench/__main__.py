@@ -65,6 +65,8 @@ RUN_FIELDS = (
     "non2xx",
     "socket_errors",
 )
+# Only for nginx + auth_request contenders: decisions the gateway made, and their CPU, per request.
+CHAIN_FIELDS = ("decisions_per_req", "gateway_cpu_us_per_req")
 
 
 @dataclass
@@ -134,7 +136,10 @@ class Bench:
     def wrk(self, t: Target, connections: int, threads: int, duration: int) -> dict[str, Any]:
         env = self._env(t, threads)
         is_gateway = t.server.name == "gateway"
-        before_m = scrape(self.metrics_port) if is_gateway else {}
+        chain = isinstance(t.server, Chain)
+        before_m = scrape(self.metrics_port) if is_gateway or chain else {}
+        behind = [p for s in t.server.behind for p in s.pids()] if chain else []  # type: ignore[attr-defined]
+        cpu_behind0 = cpu_seconds(behind)
         pids = t.server.pids()
         up_pids = self.upstream.pids() if t.server is not self.upstream else []
         cpu0, up0 = cpu_seconds(pids), cpu_seconds(up_pids)
@@ -161,6 +166,16 @@ class Bench:
             "socket_errors": raw["socket_errors"],
             "bytes": raw["bytes"],
         }
+        if chain:
+            # What nginx asked the gateway, and what that cost the gateway, per client request.
+            after_m = scrape(self.metrics_port)
+            decided = sum(
+                v - before_m.get(k, 0.0)
+                for k, v in after_m.items()
+                if k.startswith("gateway_requests_total{")
+            )
+            result["decisions_per_req"] = decided / n
+            result["gateway_cpu_us_per_req"] = (cpu_seconds(behind) - cpu_behind0) * 1e6 / n
         if is_gateway:
             after_m = scrape(self.metrics_port)
             lookups = sum(
@@ -255,7 +270,11 @@ class Bench:
                     f"cpu {res['cpu_us_per_req']:6.1f} µs/req"
                 )
         summary = {
-            label: {k: statistics.median(x[k] for x in rs) for k in RUN_FIELDS}
+            label: {
+                k: statistics.median(x[k] for x in rs)
+                for k in RUN_FIELDS + CHAIN_FIELDS
+                if k in rs[0]
+            }
             for label, rs in runs.items()
         }
         return {
