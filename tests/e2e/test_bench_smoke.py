@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.support.require import binary_or_skip
 
@@ -43,6 +44,20 @@ def _requires() -> None:
     binary_or_skip("wrk", "wrk")
 
 
+def _run_bench(out: Path, *args: str) -> dict[str, Any]:
+    """``python -m bench --quick ARGS --json OUT``: must exit 0; returns the JSON it wrote."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", *args, "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
 def _report(results: Path) -> str:
     """``python -m bench.report``: the Markdown tables of docs/performance.md, from the JSON."""
     return subprocess.run(
@@ -58,15 +73,7 @@ def _report(results: Path) -> str:
 def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) -> None:
     _requires()
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+    res = _run_bench(out)
 
     expected = {
         "cache-hit": {"direct", "nginx-proxy", "gateway", "aiohttp-floor"},
@@ -122,28 +129,9 @@ def test_baseline_and_ceiling_contenders(tmp_path: Path) -> None:
     """
     _requires()
     out = tmp_path / "paired.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--scenarios",
-            "cache-hit",
-            "--no-floor",
-            "--baseline",
-            "HEAD",
-            "--ceiling",
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    res = _run_bench(
+        out, "--scenarios", "cache-hit", "--no-floor", "--baseline", "HEAD", "--ceiling"
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    res = json.loads(out.read_text())
     hit = res["scenarios"]["cache-hit"]
     assert set(hit["median"]) == {
         "direct",
@@ -211,25 +199,7 @@ def test_authz_scenario_reports_every_contender_and_the_revocation_latency(tmp_p
     through the cache. Every decision contender must have let the valid token through."""
     _requires()
     out = tmp_path / "authz.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--scenarios",
-            "authz",
-            "--no-floor",
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+    res = _run_bench(out, "--scenarios", "authz", "--no-floor")
     median = res["scenarios"]["authz"]["median"]
     assert set(median) == {"direct", "nginx-proxy", "gateway", "nginx+authz", "nginx+authz+cache"}
     for label, m in median.items():
