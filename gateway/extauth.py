@@ -49,8 +49,6 @@ __all__ = ["STRIP_HEADER", "answer", "create_authz_app", "install_proxy", "origi
 STRIP_HEADER = "X-Gateway-Strip-Headers"
 ENVOY_STRIP_HEADER = "X-Envoy-Auth-Headers-To-Remove"
 ERROR_HEADER = "X-Gateway-Error"
-# Headers that carry the original request under some convention: never part of the request decided.
-_CONVENTION = ("X-Original-Method", "X-Original-URI", "X-Forwarded-Method", "X-Forwarded-Uri")
 _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
@@ -116,12 +114,11 @@ def original_request(gw: Gateway, request: web.Request, prefix: str) -> web.Requ
     if not set(method) <= _TOKEN_CHARS:
         raise BadRequest("The original method is not an HTTP method.", reason="authz_bad_method")
     headers: CIMultiDict[str] | None = None
-    if host is not None or any(name in request.headers for name in _CONVENTION):
-        headers = CIMultiDict(
-            (k, v) for k, v in request.headers.items() if k.title() not in _CONVENTION_TITLES
-        )
-        if host is not None:
-            headers["Host"] = host
+    if host is not None and host != request.headers.get("Host"):
+        # The original host is what workspaces and allowed domains are decided on. (The
+        # convention headers themselves stay: no step reads them.)
+        headers = CIMultiDict(request.headers)
+        headers["Host"] = host
     try:
         if headers is None:
             return request.clone(method=method.upper(), rel_url=URL(target, encoded=True))
@@ -132,9 +129,6 @@ def original_request(gw: Gateway, request: web.Request, prefix: str) -> web.Requ
         raise BadRequest(
             "The original request cannot be represented.", reason="authz_unrepresentable"
         ) from None
-
-
-_CONVENTION_TITLES = frozenset(name.title() for name in _CONVENTION)
 
 
 async def answer(gw: Gateway, original: web.Request) -> web.StreamResponse:
