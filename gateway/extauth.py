@@ -119,12 +119,11 @@ def original_request(gw: Gateway, request: web.Request, prefix: str) -> web.Requ
         # convention headers themselves stay: no step reads them.)
         headers = CIMultiDict(request.headers)
         headers["Host"] = host
+    # The method as sent (not upper-cased): proxy mode would not match "get" to a GET route either.
     try:
         if headers is None:
-            return request.clone(method=method.upper(), rel_url=URL(target, encoded=True))
-        return request.clone(
-            method=method.upper(), rel_url=URL(target, encoded=True), headers=headers
-        )
+            return request.clone(method=method, rel_url=URL(target, encoded=True))
+        return request.clone(method=method, rel_url=URL(target, encoded=True), headers=headers)
     except (ValueError, UnicodeError):
         raise BadRequest(
             "The original request cannot be represented.", reason="authz_unrepresentable"
