@@ -197,10 +197,11 @@ def start_nginx_authz(
     authz_port: int,
     workers: int,
     *,
-    cache: bool,
+    cache_dir: Path | None,
 ) -> Chain:
     """nginx running config/nginx/auth_request.conf as shipped, deciding through the gateway's
-    decision listener; with ``cache`` its 1 s decision cache is on."""
+    decision listener; with ``cache_dir`` its decision cache is on, kept there."""
+    cache = cache_dir is not None
     name = "nginx+authz+cache" if cache else "nginx+authz"
     tag = name.replace("+", "-")
     port = free_port()
@@ -211,7 +212,7 @@ def start_nginx_authz(
             NGINX_LISTEN=f"127.0.0.1:{port} reuseport",
             GATEWAY_AUTHZ=f"127.0.0.1:{authz_port}",
             APP_UPSTREAM=f"127.0.0.1:{upstream.port}",
-            NGINX_CACHE_DIR=str(tmp / f"{tag}-decisions"),
+            NGINX_CACHE_DIR=str(cache_dir or tmp / f"{tag}-decisions"),
             GATEWAY_DECISION_CACHE="gateway_decisions" if cache else "off",
         )
         + "\n}\n"
