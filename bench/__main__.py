@@ -10,6 +10,7 @@ ratios the issue's targets are stated in, and whether each target is met. See do
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -25,16 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from bench import profile
 from bench import store as bench_store
-from bench.procs import Processes, cpu_seconds, rss_bytes
+from bench.procs import Processes, cpu_seconds, free_port, rss_bytes
 from bench.servers import (
+    Chain,
     Server,
     gateway_config,
     make_certificate,
     scrape,
     start_floor,
     start_gateway,
+    start_nginx_authz,
     start_nginx_proxy,
     start_parserrelay,
     start_rawrelay,
@@ -42,11 +47,15 @@ from bench.servers import (
     tls_twin,
 )
 from gateway import config as config_mod
+from gateway.services import Services
+from gateway.store.sqlite import SQLiteStore
 
 LUA = Path(__file__).resolve().parent / "lua"
 ALL = ("cache-hit", "c1", "cache-miss", "malformed", "unknown", "big", "conns", "soak", "stream")
 # Opt-in (issue 22): TLS termination, gateway vs nginx, keep-alive and a new connection per request.
 TLS = ("tls", "tls-new")
+# Run only when asked for by name (--scenarios authz): two more nginx instances beside the others.
+OPT_IN = ("authz", *TLS)
 # Store queries a request may cause (background polls and batched usage writes excluded).
 LOOKUPS = ("find_token", "get_workspace", "get_membership")
 RUN_FIELDS = (
@@ -60,6 +69,8 @@ RUN_FIELDS = (
     "non2xx",
     "socket_errors",
 )
+# Only for nginx + auth_request contenders: decisions the gateway made, and their CPU, per request.
+CHAIN_FIELDS = ("decisions_per_req", "gateway_cpu_us_per_req")
 
 
 @dataclass
@@ -129,7 +140,10 @@ class Bench:
     def wrk(self, t: Target, connections: int, threads: int, duration: int) -> dict[str, Any]:
         env = self._env(t, threads)
         is_gateway = t.server.name == "gateway"
-        before_m = scrape(self.metrics_port) if is_gateway else {}
+        chain = isinstance(t.server, Chain)
+        before_m = scrape(self.metrics_port) if is_gateway or chain else {}
+        behind = [p for s in t.server.behind for p in s.pids()] if chain else []  # type: ignore[attr-defined]
+        cpu_behind0 = cpu_seconds(behind)
         pids = t.server.pids()
         up_pids = self.upstream.pids() if t.server is not self.upstream else []
         cpu0, up0 = cpu_seconds(pids), cpu_seconds(up_pids)
@@ -156,6 +170,16 @@ class Bench:
             "socket_errors": raw["socket_errors"],
             "bytes": raw["bytes"],
         }
+        if chain:
+            # What nginx asked the gateway, and what that cost the gateway, per client request.
+            after_m = scrape(self.metrics_port)
+            decided = sum(
+                v - before_m.get(k, 0.0)
+                for k, v in after_m.items()
+                if k.startswith("gateway_requests_total{")
+            )
+            result["decisions_per_req"] = decided / n
+            result["gateway_cpu_us_per_req"] = (cpu_seconds(behind) - cpu_behind0) * 1e6 / n
         if is_gateway:
             after_m = scrape(self.metrics_port)
             lookups = sum(
@@ -250,7 +274,11 @@ class Bench:
                     f"cpu {res['cpu_us_per_req']:6.1f} µs/req"
                 )
         summary = {
-            label: {k: statistics.median(x[k] for x in rs) for k in RUN_FIELDS}
+            label: {
+                k: statistics.median(x[k] for x in rs)
+                for k in RUN_FIELDS + CHAIN_FIELDS
+                if k in rs[0]
+            }
             for label, rs in runs.items()
         }
         return {
@@ -447,6 +475,96 @@ def _profile(bench: Bench, target: Target, out: Path) -> dict[str, Any]:
     return {"rps": res["rps"], **top}
 
 
+def _authz_ratios(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+    """The authz goals' ratios, each the median of per-round ratios (a round's contenders run
+    seconds apart, so the host's drift between rounds cancels), in req/s and as implied by CPU
+    per request (server + its upstream, all on the same cores: what throughput would be if the
+    servers alone had the cores; the steadier reading on a shared host)."""
+
+    def both(r: dict[str, Any]) -> float:
+        return float(r["cpu_us_per_req"] + r["upstream_cpu_us_per_req"])
+
+    def per_round(a: str, b: str) -> tuple[float, float]:
+        pairs = list(zip(rounds[a], rounds[b], strict=True))
+        rps = statistics.median(_ratio(x["rps"], y["rps"]) for x, y in pairs)
+        cpu = statistics.median(_ratio(both(y), both(x)) for x, y in pairs)
+        return rps, cpu
+
+    out = {}
+    for a, b in (("nginx+authz", "gateway"), ("nginx+authz+cache", "nginx-proxy")):
+        rps, cpu = per_round(a, b)
+        out[f"{a}/{b} req/s"] = rps
+        out[f"{a}/{b} implied by CPU per request"] = cpu
+    return out
+
+
+def _revocation(
+    bench: Bench, cached: Server, load: Target, probe: Path, db: Path, rounds: int = 5
+) -> dict[str, Any]:
+    """How long a revoked token keeps passing nginx's decision cache, under load.
+
+    Each round mints a token in the benchmark's store (through the gateway's service layer, as
+    the CLI would), has it allowed and cached, revokes it, and polls through nginx every 5 ms
+    until it is refused; the latency runs from the committed revocation to the first refusal.
+    Meanwhile wrk keeps nginx + gateway busy with the cache-hit token.
+    """
+    log(f"\n== revocation through {cached.name}: {rounds} tokens revoked under load")
+    config = config_mod.load(probe)
+    wrk = bench.procs.start(
+        "wrk",
+        Bench._argv(load, max(bench.args.connections // 2, 1), 1, 600),
+        cpus=bench.wrk_cpus,
+        env=bench._env(load, 1),
+        stdout=bench.tmp / "wrk-revocation.out",
+    )
+
+    async def measure() -> list[float]:
+        store = SQLiteStore(f"sqlite:///{db}")
+        await store.open()
+        out = []
+        try:
+            svc = Services(store, config)
+            async with aiohttp.ClientSession() as http:
+
+                async def status(tok: str) -> int:
+                    headers = {"Authorization": f"Bearer {tok}"}
+                    async with http.get(cached.url + "/api/small", headers=headers) as r:
+                        await r.read()
+                        return r.status
+
+                for i in range(rounds):
+                    rec, tok = await svc.create_token(
+                        workspace=bench_store.WORKSPACE_SLUG,
+                        name=f"revocation {i}",
+                        scopes=["items:read"],
+                    )
+                    for _ in range(20):  # allowed, and now in nginx's decision cache
+                        assert await status(tok) == 200
+                    await svc.revoke_token(rec.id)
+                    committed = time.monotonic()
+                    while await status(tok) != 401:
+                        if time.monotonic() - committed > 10:
+                            raise RuntimeError("a revoked token still passed after 10 s")
+                        await asyncio.sleep(0.005)
+                    out.append(time.monotonic() - committed)
+                    log(f"  token {i + 1}: refused {out[-1] * 1000:.0f} ms after revocation")
+        finally:
+            await store.close()
+        return out
+
+    try:
+        latencies = asyncio.run(measure())
+    finally:
+        bench.procs.stop(wrk)
+    return {
+        "server": cached.name,
+        "rounds": rounds,
+        "latencies_s": latencies,
+        "max_s": max(latencies),
+        "median_s": statistics.median(latencies),
+    }
+
+
 def _targets_table(res: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
     s = res["scenarios"]
     rows: list[dict[str, Any]] = []
@@ -492,6 +610,15 @@ def _targets_table(res: dict[str, Any], args: argparse.Namespace) -> list[dict[s
         # a few per 100,000 requests; a burst of concurrent misses would show as 0.001 and up.
         lk = m["gateway"]["lookups_per_req"]
         add("cache-hit store lookups/req", lk, "< 0.001 (TTL refreshes only)", lk < 0.001)
+    if "authz" in s:
+        ratios = s["authz"]["ratios"]
+        r = ratios["nginx+authz/gateway req/s"]
+        add("nginx+authz (no cache) / gateway proxy-mode req/s", r, "≥ 1.5", r >= 1.5)
+        r = ratios["nginx+authz+cache/nginx-proxy req/s"]
+        add("nginx+authz+cache (1 s) / nginx-proxy req/s", r, "≥ 0.6", r >= 0.6)
+    if "revocation" in res:
+        worst = res["revocation"]["max_s"]
+        add("revocation through the decision cache, max (s)", worst, "≤ 1.0", worst <= 1.0)
     if "soak" in res:
         d = res["soak"]["rss_drift"]
         add(f"RSS drift over {res['soak']['seconds']}s soak", d, "within ±10%", abs(d) <= 0.10)
@@ -534,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--scenarios",
         default=",".join(ALL),
-        help=f"comma list of {', '.join(ALL)}; opt-in: {', '.join(TLS)}",
+        help=f"comma list of {', '.join(ALL)} (default: all of these), and {', '.join(OPT_IN)}",
     )
     p.add_argument("--quick", action="store_true", help="CI smoke: 1 round of 1 s, small store")
     p.add_argument("--rounds", type=int, help="rounds per scenario (default 3)")
@@ -577,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     args.soak_seconds = args.soak_seconds or (2 if q else 60)
     args.stream_bytes = args.stream_bytes or ((32 << 20) if q else (1 << 30))
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = sorted(set(chosen) - set(ALL) - set(TLS))
+    unknown = sorted(set(chosen) - set(ALL) - set(OPT_IN))
     if unknown:
         p.error(f"unknown scenarios: {', '.join(unknown)}")
     for tool in ("nginx", "wrk"):
@@ -602,7 +729,15 @@ def main(argv: list[str] | None = None) -> int:
         f"servers on CPUs {server_cpus or 'any'}, wrk on {wrk_cpus or 'any'}"
     )
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmpdir, Processes() as procs:
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmpdir,
+        # nginx's decision cache on tmpfs, as docs/external-auth.md advises: a cache hit opens
+        # and reads a file, and tmpfs makes that cheaper than a disk file system's page cache.
+        tempfile.TemporaryDirectory(
+            prefix="gateway-bench-decisions-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None
+        ) as decisions_dir,
+        Processes() as procs,
+    ):
         tmp = Path(tmpdir)
 
         tls = make_certificate(tmp) if set(chosen) & set(TLS) else None
@@ -614,7 +749,10 @@ def main(argv: list[str] | None = None) -> int:
         db = bench_store.build_store(
             args.store_tokens, config_mod.load(probe), tmp / "gateway.db", log
         )
-        gateway, metrics_port = start_gateway(procs, tmp, server_cpus, upstream, db, args.workers)
+        authz_port = free_port() if "authz" in chosen else None
+        gateway, metrics_port = start_gateway(
+            procs, tmp, server_cpus, upstream, db, args.workers, authz=authz_port
+        )
         bench = Bench(args, procs, tmp, server_cpus, wrk_cpus, upstream, metrics_port)
         contenders = [upstream, proxy, gateway]
         baseline: Server | None = None
@@ -743,6 +881,37 @@ def main(argv: list[str] | None = None) -> int:
             scenarios.append(
                 Scenario("big", trio("/api/files/1m.bin"), 16, th, "1 MiB response streamed")
             )
+        authz_servers: list[Chain] = []
+        if authz_port is not None:
+            authz_servers = [
+                start_nginx_authz(
+                    procs,
+                    tmp,
+                    server_cpus,
+                    upstream,
+                    gateway,
+                    authz_port,
+                    args.workers,
+                    cache_dir=Path(decisions_dir) if c else None,
+                )
+                for c in (False, True)
+            ]
+            res["servers"].update({s.name: s.url for s in authz_servers})
+            scenarios.append(
+                Scenario(
+                    "authz",
+                    [
+                        Target(upstream.name, upstream, env=auth),
+                        Target(proxy.name, proxy, env=auth),
+                        Target(gateway.name, gateway, env=auth),
+                        *(Target(s.name, s, env=auth) for s in authz_servers),
+                    ],
+                    conns,
+                    th,
+                    "nginx auth_request + gateway decisions (cpu: nginx and gateway together), "
+                    "without and with nginx's 1 s decision cache",
+                )
+            )
         if "conns" in chosen:
             n = 100 if args.quick else 1000
             scenarios.append(Scenario("conns", trio(), n, th, f"{n} concurrent keep-alive conns"))
@@ -820,6 +989,8 @@ def main(argv: list[str] | None = None) -> int:
                 ratios["https upstream cost cpu µs/req"] = (
                     up["cpu_us_per_req"] - m["gateway"]["cpu_us_per_req"]
                 )
+            if sc.name == "authz":
+                ratios.update(_authz_ratios(out["rounds"]))
             for label in m:
                 if label.startswith("gateway/"):
                     ratios[f"{label}/gateway req/s"] = _ratio(m[label]["rps"], m["gateway"]["rps"])
@@ -856,6 +1027,10 @@ def main(argv: list[str] | None = None) -> int:
             }
         if args.profile is not None:
             res["profile"] = _profile(bench, Target("gateway", gateway, env=auth), args.profile)
+        if len(authz_servers) == 2:
+            res["revocation"] = _revocation(
+                bench, authz_servers[1], Target("load", authz_servers[1], env=auth), probe, db
+            )
         if "soak" in chosen:
             res["soak"] = _soak(
                 bench, Target("gateway", gateway, env=auth), args.soak_seconds, conns, th

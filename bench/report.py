@@ -69,6 +69,13 @@ def markdown(res: dict[str, Any]) -> str:
             f"({st['mib_per_s']:.0f} MiB/s), complete: {st['complete']}; peak worker RSS "
             f"{st['rss_peak_max_mib']:.1f} MiB (before: {st['rss_before_max_mib']:.1f} MiB).\n"
         )
+    if "revocation" in res:
+        rv = res["revocation"]
+        shown = ", ".join(f"{x * 1000:.0f}" for x in rv["latencies_s"])
+        out.append(
+            f"Revocation through {rv['server']} under load: {rv['rounds']} tokens, each refused "
+            f"{shown} ms after its revocation was committed (max {rv['max_s'] * 1000:.0f} ms).\n"
+        )
     out.append("| target | measured | goal | |")
     out.append("|---|---:|---|---|")
     for row in res["targets"]:

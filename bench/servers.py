@@ -30,10 +30,14 @@ from pathlib import Path
 from bench.procs import Processes, free_port, process_tree, wait_for
 
 __all__ = [
+    "Chain",
     "Server",
     "gateway_config",
+    "nginx_common",
+    "render_auth_request_conf",
     "start_floor",
     "start_gateway",
+    "start_nginx_authz",
     "start_nginx_proxy",
     "start_upstream",
 ]
@@ -63,13 +67,24 @@ class Server:
         return [p for p in tree if p != self.proc.pid] or tree
 
 
+@dataclass
+class Chain(Server):
+    """A server that asks others on every request (nginx + auth_request → gateway): its CPU per
+    request counts theirs too."""
+
+    behind: tuple[Server, ...] = ()
+
+    def pids(self) -> list[int]:
+        return [p for s in (self, *self.behind) for p in process_tree(s.proc.pid)]
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _nginx_common(tmp: Path, name: str, workers: int) -> str:
+def nginx_common(tmp: Path, name: str, workers: int) -> str:
     user = ""
     if os.geteuid() == 0:
         # As root nginx would drop its workers to "nobody", who cannot read our private temp dir.
@@ -94,6 +109,24 @@ http {{
   sendfile on;
 {temps}
 """
+
+
+AUTH_REQUEST_CONF = Path(__file__).resolve().parents[1] / "config" / "nginx" / "auth_request.conf"
+AUTH_REQUEST_VARS = (
+    "NGINX_LISTEN",
+    "GATEWAY_AUTHZ",
+    "APP_UPSTREAM",
+    "NGINX_CACHE_DIR",
+    "GATEWAY_DECISION_CACHE",
+)
+
+
+def render_auth_request_conf(**values: str) -> str:
+    """config/nginx/auth_request.conf as shipped, its placeholders filled as envsubst would."""
+    text = AUTH_REQUEST_CONF.read_text()
+    for name in AUTH_REQUEST_VARS:
+        text = text.replace("${" + name + "}", values[name])
+    return text
 
 
 def make_certificate(tmp: Path) -> tuple[Path, Path]:
@@ -134,7 +167,7 @@ def start_upstream(
         tls_listen = f"listen 127.0.0.1:{free_port()} ssl;" + _nginx_tls(tls)
     conf = tmp / "upstream.conf"
     conf.write_text(
-        _nginx_common(tmp, "upstream", 1)
+        nginx_common(tmp, "upstream", 1)
         + f"""
   server {{
     listen 127.0.0.1:{port};
@@ -179,7 +212,7 @@ def start_nginx_proxy(
     name = "nginx-proxy-tls" if tls else "nginx-proxy"
     conf = tmp / f"{name}.conf"
     conf.write_text(
-        _nginx_common(tmp, name, workers)
+        nginx_common(tmp, name, workers)
         + f"""
   upstream app {{
     server 127.0.0.1:{upstream.port};
@@ -206,6 +239,42 @@ def start_nginx_proxy(
     return Server(name, proc, port, log, "https" if tls else "http")
 
 
+def start_nginx_authz(
+    procs: Processes,
+    tmp: Path,
+    cpus: str | None,
+    upstream: Server,
+    gateway: Server,
+    authz_port: int,
+    workers: int,
+    *,
+    cache_dir: Path | None,
+) -> Chain:
+    """nginx running config/nginx/auth_request.conf as shipped, deciding through the gateway's
+    decision listener; with ``cache_dir`` its decision cache is on, kept there."""
+    cache = cache_dir is not None
+    name = "nginx+authz+cache" if cache else "nginx+authz"
+    tag = name.replace("+", "-")
+    port = free_port()
+    conf = tmp / f"{tag}.conf"
+    conf.write_text(
+        nginx_common(tmp, tag, workers)
+        + render_auth_request_conf(
+            NGINX_LISTEN=f"127.0.0.1:{port} reuseport",
+            GATEWAY_AUTHZ=f"127.0.0.1:{authz_port}",
+            APP_UPSTREAM=f"127.0.0.1:{upstream.port}",
+            NGINX_CACHE_DIR=str(cache_dir or tmp / f"{tag}-decisions"),
+            GATEWAY_DECISION_CACHE="gateway_decisions" if cache else "off",
+        )
+        + "\n}\n"
+    )
+    log = tmp / f"{tag}.stderr"
+    argv = [NGINX, "-e", str(tmp / f"{tag}.err"), "-c", str(conf)]
+    proc = procs.start(name, argv, cpus=cpus, stderr=log)
+    wait_for(lambda: _port_open(port) or _died(proc, log), 15, f"the {name}")
+    return Chain(name, proc, port, log, behind=(gateway,))
+
+
 def gateway_config(
     port: int,
     admin: int,
@@ -215,11 +284,13 @@ def gateway_config(
     extra_routes: int = 40,
     tls: tuple[Path, Path] | None = None,
     upstream_ca: Path | None = None,
+    authz: int | None = None,
 ) -> str:
     """Full auth, identity headers (defaults), metrics and access log on; a realistic route table.
 
     ``tls``: the proxy listener terminates TLS with this (cert, key); an ``https`` upstream is
     verified against the same certificate (self-signed, so it is its own CA).
+    ``authz``: also serve external-authorization decisions on that port, to nginx on 127.0.0.1.
     """
     proxy = f'"127.0.0.1:{port}"'
     if tls is not None:
@@ -234,7 +305,14 @@ def gateway_config(
         f"  - {{name: svc{i}, path: '/svc{i}/{{id}}/items/**', scopes: [items:read]}}"
         for i in range(extra_routes)
     )
-    return f"""
+    decisions = (
+        f'trusted_proxies: ["127.0.0.1/32"]\nexternal_auth: {{listener: "127.0.0.1:{authz}"}}\n'
+        if authz
+        else ""
+    )
+    return (
+        decisions
+        + f"""
 listeners:
   proxy: {proxy}
   admin: "127.0.0.1:{admin}"
@@ -257,6 +335,7 @@ routes:
   - {{name: admin, path: /admin/**, scopes: [admin:all]}}
 {decoys}
 """
+    )
 
 
 def start_gateway(
@@ -270,15 +349,19 @@ def start_gateway(
     source: Path | None = None,
     tls: tuple[Path, Path] | None = None,
     ca: Path | None = None,
+    authz: int | None = None,
 ) -> tuple[Server, int]:
     """Start ``gateway serve --workers N``; returns the server and its metrics port.
 
     ``source``: run the ``gateway`` package found there (an older revision) instead of this one.
+    ``authz``: the port its workers answer external-authorization decisions on.
     """
     port, admin, metrics = free_port(), free_port(), free_port()
     tag = name.replace("/", "_").replace("@", "_")
     cfg = tmp / f"{tag}.yaml"
-    cfg.write_text(gateway_config(port, admin, metrics, db, upstream, tls=tls, upstream_ca=ca))
+    cfg.write_text(
+        gateway_config(port, admin, metrics, db, upstream, tls=tls, upstream_ca=ca, authz=authz)
+    )
     log = tmp / f"{tag}.stderr"  # the JSON access log goes here, one line per request
     env = {"GATEWAY_LOG_LEVEL": "INFO"}
     if source is not None:

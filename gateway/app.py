@@ -40,7 +40,15 @@ from gateway.store import Store, open_store
 from gateway.storehealth import StoreHealth
 from gateway.upstream import UpstreamPools
 
-__all__ = ["GATEWAY", "Gateway", "Runtime", "create_admin_app", "create_proxy_app"]
+__all__ = [
+    "GATEWAY",
+    "Gateway",
+    "Runtime",
+    "create_admin_app",
+    "create_bare_app",
+    "create_proxy_app",
+    "response_headers",
+]
 
 log = logging.getLogger("gateway")
 access_log = logging.getLogger("gateway.access")
@@ -323,7 +331,7 @@ async def edge(gw: Gateway, request: web.Request, handler: Handler) -> web.Strea
                 log.exception("observer failed")
 
 
-async def _response_headers(request: web.Request, response: web.StreamResponse) -> None:
+async def response_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Request id and extra context headers on every response, streamed ones included."""
     ctx = RequestContext.of(request)
     response.headers["Server"] = SERVER  # aiohttp's default names Python's and its own versions
@@ -332,7 +340,8 @@ async def _response_headers(request: web.Request, response: web.StreamResponse) 
         response.headers[name] = value
 
 
-def create_proxy_app(gw: Gateway) -> web.Application:
+def create_bare_app(gw: Gateway) -> web.Application:
+    """An app with the proxy listener's limits and response headers, no middleware, no routes."""
     limits = gw.config.limits
     app = web.Application(
         handler_args={
@@ -343,7 +352,12 @@ def create_proxy_app(gw: Gateway) -> web.Application:
         },
     )
     app[GATEWAY] = gw
-    app.on_response_prepare.append(_response_headers)
+    app.on_response_prepare.append(response_headers)
+    return app
+
+
+def create_proxy_app(gw: Gateway) -> web.Application:
+    app = create_bare_app(gw)
     # Pages the gateway serves itself (the dashboard) go first: the catch-all below is the pipeline.
     # Extensions wrap their handlers with with_edge(); this app has no middleware.
     for ext in gw.extensions:
@@ -358,7 +372,7 @@ def create_admin_app(gw: Gateway) -> web.Application:
     """The admin listener: health, readiness, and whatever admin routes extensions add."""
     app = web.Application(middlewares=[edge_middleware])
     app[GATEWAY] = gw
-    app.on_response_prepare.append(_response_headers)
+    app.on_response_prepare.append(response_headers)
 
     async def healthz(request: web.Request) -> web.Response:
         return json_response({"status": "ok"})

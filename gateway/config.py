@@ -26,6 +26,7 @@ __all__ = [
     "ConfigError",
     "CredentialSource",
     "DashboardConfig",
+    "ExternalAuthConfig",
     "HealthCheck",
     "IdentityHeaders",
     "Listener",
@@ -439,6 +440,51 @@ class RateLimits:
     failed_auth: RateLimitRule | None = None
 
 
+# -- external authorization (issue 19) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalAuthConfig:
+    """The decision endpoint for nginx auth_request, Envoy ext_authz, Traefik and Caddy forward auth.
+
+    Served under ``path`` on its own ``listener``, or on the proxy listener when none is given.
+    ``cache_seconds`` is how long a proxy may reuse an allowed decision (0 or 1: revocation must
+    still reach every request within a second); refusals are never cacheable.
+    """
+
+    path: str = "/_gateway/authz"
+    listener: Listener | None = None
+    cache_seconds: int = 1
+
+
+_AUTHZ_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+
+
+def _read_external_auth(raw: Any, r: _Reader, trusted: list[Any]) -> ExternalAuthConfig | None:
+    if raw is None:
+        return None
+    m = r.mapping(raw, "external_auth", {"path", "listener", "cache_seconds"})
+    d = ExternalAuthConfig()
+    path = r.get(m, "path", "external_auth", str, d.path)
+    if not _AUTHZ_PATH.match(path) or any(seg in (".", "..") for seg in path.split("/")):
+        r.error("external_auth.path", "must be an absolute path like /_gateway/authz", path)
+    listener = _listener(m.get("listener"), "external_auth.listener", r)
+    cache = r.get(m, "cache_seconds", "external_auth", int, d.cache_seconds)
+    if cache not in (0, 1):
+        # Proxies count cache lifetimes in whole seconds; anything longer would break the
+        # promise that a revoked token is refused everywhere within a second.
+        r.error("external_auth.cache_seconds", "must be 0 or 1", cache)
+    if not trusted:
+        r.warn(
+            "external_auth",
+            "trusted_proxies is empty: the decision endpoint will refuse every caller with 403",
+        )
+    return ExternalAuthConfig(path=path, listener=listener, cache_seconds=cache)
+
+
+# -- end of external authorization -----------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     source: str
@@ -468,6 +514,7 @@ class Config:
     sessions: SessionsConfig | None = None
     store_options: StoreOptions = field(default_factory=StoreOptions)
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    external_auth: ExternalAuthConfig | None = None
 
     def token_type(self, name: str) -> TokenType | None:
         for tt in self.token_types:
@@ -1626,6 +1673,7 @@ TOP_KEYS = {
     "oauth",
     "sessions",
     "rate_limits",
+    "external_auth",
 }
 
 
@@ -1698,6 +1746,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
             "required (nothing would ever present a certificate)",
         )
     rate_limits = _read_rate_limits(top.get("rate_limits"), r, routes, token_types)
+    external_auth = _read_external_auth(top.get("external_auth"), r, trusted)
 
     if any(not p.warning for p in r.problems):
         raise ConfigError(source, r.problems)
@@ -1728,6 +1777,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
         sessions=sessions,
         store_options=store_options,
         rate_limits=rate_limits,
+        external_auth=external_auth,
     )
 
 

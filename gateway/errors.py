@@ -19,6 +19,7 @@
     │   ├── PlanRequired              403 PLAN_REQUIRED
     │   ├── EnvironmentUnavailable    403 ENVIRONMENT_UNAVAILABLE (no upstream for sk_test_ etc.)
     │   └── CsrfFailed                403 CSRF_FAILED (dashboard form/call without its CSRF token)
+    ├── UntrustedProxy                403 UNTRUSTED_PROXY (decision endpoint called by a non-proxy)
     ├── RouteNotFound                 404 NOT_FOUND
     ├── MethodNotAllowed              405 METHOD_NOT_ALLOWED
     ├── BodyTimeout                   408 REQUEST_TIMEOUT (the client paused its body too long)
@@ -67,6 +68,7 @@ __all__ = [
     "RateLimiterUnavailable",
     "RouteNotFound",
     "StoreUnavailable",
+    "UntrustedProxy",
     "UpgradeNotAllowed",
     "UpstreamBusy",
     "UpstreamTimeout",
@@ -264,3 +266,15 @@ class LoginLinkInvalid(AuthenticationError):
 class CsrfFailed(PermissionDenied):
     code = "CSRF_FAILED"
     default_message = "The request lacks a valid CSRF token; reload the page and try again."
+
+
+class UntrustedProxy(GatewayError):
+    """The external-authorization endpoint was called from outside ``trusted_proxies``.
+
+    Not a :class:`PermissionDenied`: the caller is not a token holder lacking a permission (no
+    ``WWW-Authenticate`` challenge applies), it is not the proxy the endpoint answers.
+    """
+
+    status = 403
+    code = "UNTRUSTED_PROXY"
+    default_message = "Decision requests are accepted only from trusted_proxies."

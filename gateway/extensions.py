@@ -33,6 +33,7 @@ EXTENSIONS: list[str] = [
     "gateway.sessions",
     "gateway.oauth.http",
     "gateway.oauth.admin",
+    "gateway.extauth",
 ]
 
 

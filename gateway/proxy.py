@@ -46,6 +46,7 @@ from gateway.headerpolicy import (
     CLIENT_ADDRESS,
     CREDENTIAL,
     DROP,
+    FORWARDED,
     HOP_BY_HOP,
     METHOD_OVERRIDE,
     HeaderPolicy,
@@ -180,18 +181,50 @@ class Forwarder:
             out["X-Forwarded-Host"] = incoming.get("Host", "")
         out["X-Request-Id"] = request_id
         if identity is not None:
-            n = self.names
-            ws = identity.workspace
-            if identity.token_id:
-                out[n.token_id] = identity.token_id
-            if identity.user_id:
-                out[n.user_id] = identity.user_id
-            out[n.workspace_id] = ws.id
-            out[n.workspace_slug] = ws.slug
-            out[n.scopes] = _scope_list(identity.scopes)
-            out[n.auth_method] = identity.auth_method
-            out[n.environment] = identity.environment
+            self.add_identity(out, identity)
         return out
+
+    def add_identity(self, out: CIMultiDict[str], identity: Identity) -> None:
+        """The identity headers the upstream trusts: sent upstream in proxy mode, and returned to
+        the proxy by the external-authorization decision endpoint (:mod:`gateway.extauth`)."""
+        n = self.names
+        ws = identity.workspace
+        if identity.token_id:
+            out[n.token_id] = identity.token_id
+        if identity.user_id:
+            out[n.user_id] = identity.user_id
+        out[n.workspace_id] = ws.id
+        out[n.workspace_slug] = ws.slug
+        out[n.scopes] = _scope_list(identity.scopes)
+        out[n.auth_method] = identity.auth_method
+        out[n.environment] = identity.environment
+
+    def stripped(self, incoming: CIMultiDictProxy[str], route: Route) -> list[str]:
+        """The client's header names :meth:`build_headers` would withhold from the upstream for
+        the upstream's sake: what a proxy deciding through the gateway must strip itself.
+
+        The same verdicts as proxy mode (:mod:`gateway.headerpolicy`): credentials (unless the
+        route keeps them), the gateway's namespace and identity headers, `_` twins, URL overrides,
+        method overrides (unless the route honours them) and client-address headers (the peer
+        asking is the proxy, not the client, so they are never trusted here). Hop-by-hop headers
+        and ``X-Forwarded-*`` are the proxy's own business; a credential cookie cannot be named
+        without dropping every cookie, so it is not (docs/external-auth.md says so).
+        """
+        policy = self.policy
+        out = set()
+        for name in incoming:
+            key = name.lower()
+            v = policy.verdict(key)
+            if v == DROP:
+                if key not in HOP_BY_HOP and key not in FORWARDED:
+                    out.add(key)
+            elif (
+                (v == CREDENTIAL and not route.keep_credential)
+                or (v == METHOD_OVERRIDE and not route.method_override)
+                or v == CLIENT_ADDRESS
+            ):
+                out.add(key)
+        return sorted(out)
 
     @staticmethod
     def target_path(route: Route, path: str) -> str:

@@ -43,6 +43,7 @@ RESTART_ONLY = (
     "pepper",
     "cache",
     "limits",
+    "external_auth",  # its listener and path are bound when the worker starts
 )
 
 

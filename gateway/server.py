@@ -25,6 +25,7 @@ from aiohttp import web
 from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
 from gateway.config import Config, Listener
+from gateway.extauth import create_authz_app
 from gateway.listen import CappedSite, bind
 from gateway.logbuffer import BufferedLineHandler, buffer_access_log, flush_periodically
 from gateway.reload import Reloader
@@ -87,6 +88,21 @@ async def _run_worker(
             config.limits.max_header_bytes,
             _ssl(certs, "proxy"),
         ).start()
+        authz = create_authz_app(gw)
+        if authz is not None and config.external_auth and config.external_auth.listener:
+            # Every worker serves decisions, on one SO_REUSEPORT port like the proxy's.
+            listener = config.external_auth.listener
+            authz_runner = web.AppRunner(
+                authz, access_log=None, handle_signals=False, shutdown_timeout=grace
+            )
+            await authz_runner.setup()
+            runners.append(authz_runner)
+            await CappedSite(
+                authz_runner,
+                bind(listener.host, listener.port, reuse_port=reuse_port),
+                config.limits.max_connections,
+                config.limits.max_header_bytes,
+            ).start()
         if index == 0 and config.admin is not None:
             admin = web.AppRunner(create_admin_app(gw), access_log=None)
             await admin.setup()

@@ -1,23 +1,28 @@
-"""The pipeline, as one function: every step of a proxied request, in order, visibly.
+"""The pipeline, as two functions: :func:`decide` (every check, in order, visibly) and :func:`run`
+(decide, then serve or forward).
 
-    normalize path → match route → (method override, where the route honours one)
-      → (refuse foreign upgrades) → (failed-auth throttle)
-      → authenticate → workspace → scopes → checks (allowed domains, rate limits, …)
-      → (100 Continue) → built-in handler, or forward upstream
+    decide: normalize path → match route → (method override, where the route honours one)
+              → (refuse foreign upgrades) → (failed-auth throttle)
+              → authenticate → workspace → scopes → checks (allowed domains, rate limits, …)
+    run:    (CORS preflight) → decide → (100 Continue) → built-in handler, or forward upstream
 
-Steps raise :class:`gateway.errors.GatewayError`; the edge middleware renders those. Each step is a
-plain function or object method that can be tested alone.
+Proxy mode calls :func:`run`; the external-authorization decision endpoint
+(:mod:`gateway.extauth`) calls :func:`decide` alone and never forwards, so both doors refuse and
+allow exactly the same requests. Steps raise :class:`gateway.errors.GatewayError`; the edge
+middleware renders those. Each step is a plain function or object method that can be tested alone.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway.authz import authorize_route
 from gateway.builtin import HANDLERS
+from gateway.config import Route
 from gateway.context import RequestContext
 from gateway.errors import (
     AuthenticationError,
@@ -25,31 +30,41 @@ from gateway.errors import (
     RouteNotFound,
     UpgradeNotAllowed,
 )
+from gateway.identity import Identity
 from gateway.pipeline.override import overridden
-from gateway.pipeline.paths import normalize
+from gateway.pipeline.paths import NormalizedPath, normalize
 from gateway.proxy import answer_expect
 from gateway.websocket import is_websocket_upgrade, proxy_websocket
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.app import Gateway, Runtime
 
-__all__ = ["run"]
+__all__ = ["Decision", "decide", "is_preflight", "run", "upstream_base"]
 
 
-async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
-    rt = gw.runtime  # one config for the whole request, even if a reload swaps it meanwhile
-    ctx = RequestContext.of(request)
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An allowed request: its canonical path and route (the identity is on the context)."""
 
-    path = normalize(request.raw_path.partition("?")[0])
-    if (
+    path: NormalizedPath
+    route: Route
+    websocket: bool
+
+
+def is_preflight(gw: Gateway, request: web.Request) -> bool:
+    """A CORS preflight the gateway answers itself (OPTIONS with Origin + the method asked about)."""
+    return (
         request.method == "OPTIONS"
         and gw.preflight is not None
         and "Access-Control-Request-Method" in request.headers
         and "Origin" in request.headers
-    ):
-        # A CORS preflight carries no credential; it only asks whether the real request may be
-        # sent, which will itself go through every step below.
-        return await gw.preflight(request, rt, path.segments)
+    )
+
+
+async def decide(gw: Gateway, rt: Runtime, request: web.Request) -> Decision:
+    """Every check of the pipeline; raises the refusal, or returns what was allowed."""
+    ctx = RequestContext.of(request)
+    path = normalize(request.raw_path.partition("?")[0])
     match = rt.router.match(request.method, path.segments)
     if match.route.method_override:
         match = await overridden(request, match, rt.router, rt.forwarder, path.segments)
@@ -91,6 +106,33 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
         finally:
             # Refusals are timed too: a slow denial path is as interesting as a slow success.
             ctx.timing["auth"] = time.perf_counter() - auth_started
+    return Decision(path, route, websocket)
+
+
+def upstream_base(rt: Runtime, route: Route, identity: Identity | None) -> str:
+    """The base URL the route's upstream has for the caller's environment; 403 when it has none."""
+    upstream = rt.config.upstreams[route.upstream or ""]
+    base = upstream.url_for(identity.environment if identity else None)
+    if base is None:
+        raise EnvironmentUnavailable(
+            f"No upstream is configured for the {identity.environment if identity else ''} "
+            "environment.",
+            reason="environment_unavailable",
+        )
+    return base
+
+
+async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
+    rt = gw.runtime  # one config for the whole request, even if a reload swaps it meanwhile
+    if is_preflight(gw, request):
+        # A CORS preflight carries no credential; it only asks whether the real request may be
+        # sent, which will itself go through every step of decide().
+        assert gw.preflight is not None
+        segments = normalize(request.raw_path.partition("?")[0]).segments
+        return await gw.preflight(request, rt, segments)
+    decision = await decide(gw, rt, request)
+    ctx = RequestContext.of(request)
+    route = decision.route
 
     if "Expect" in request.headers:
         # Only now, authorized, is the client asked for its body; the upstream never sees
@@ -103,18 +145,12 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
             raise RouteNotFound(reason="handler_missing")
         return await handler(request, ctx)
 
+    base = upstream_base(rt, route, ctx.identity)
     upstream = rt.config.upstreams[route.upstream or ""]
-    base = upstream.url_for(ctx.identity.environment if ctx.identity else None)
-    if base is None:
-        raise EnvironmentUnavailable(
-            f"No upstream is configured for the {ctx.identity.environment if ctx.identity else ''} "
-            "environment.",
-            reason="environment_unavailable",
-        )
-    if websocket:
+    if decision.websocket:
         headers = rt.forwarder.build_headers(request, route, ctx.identity, ctx.request_id)
         base, ssl_context, server_name = rt.forwarder.websocket_target(upstream.name, base)
-        url = base + rt.forwarder.target_path(route, path.path)
+        url = base + rt.forwarder.target_path(route, decision.path.path)
         query = request.raw_path.partition("?")[2]
         return await proxy_websocket(
             request,
@@ -126,5 +162,5 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
             server_name,
         )
     return await rt.forwarder.forward(
-        request, route, base, path.path, ctx.identity, ctx.request_id, ctx.timing
+        request, route, base, decision.path.path, ctx.identity, ctx.request_id, ctx.timing
     )

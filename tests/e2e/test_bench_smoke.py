@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.procs import process_tree
 from tests.support.require import binary_or_skip
@@ -46,6 +47,20 @@ def _requires() -> None:
     binary_or_skip("wrk", "wrk")
 
 
+def _run_bench(out: Path, *args: str) -> dict[str, Any]:
+    """``python -m bench --quick ARGS --json OUT``: must exit 0; returns the JSON it wrote."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", *args, "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
 def _report(results: Path) -> str:
     """``python -m bench.report``: the Markdown tables of docs/performance.md, from the JSON."""
     return subprocess.run(
@@ -61,15 +76,7 @@ def _report(results: Path) -> str:
 def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) -> None:
     _requires()
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+    res = _run_bench(out)
 
     expected = {
         "cache-hit": {"direct", "nginx-proxy", "gateway", "aiohttp-floor"},
@@ -125,28 +132,9 @@ def test_baseline_and_ceiling_contenders(tmp_path: Path) -> None:
     """
     _requires()
     out = tmp_path / "paired.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--scenarios",
-            "cache-hit",
-            "--no-floor",
-            "--baseline",
-            "HEAD",
-            "--ceiling",
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    res = _run_bench(
+        out, "--scenarios", "cache-hit", "--no-floor", "--baseline", "HEAD", "--ceiling"
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    res = json.loads(out.read_text())
     hit = res["scenarios"]["cache-hit"]
     assert set(hit["median"]) == {
         "direct",
@@ -304,3 +292,27 @@ def _reap(proc: subprocess.Popen[str], started: list[int]) -> None:
     proc.wait()
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def test_authz_scenario_reports_every_contender_and_the_revocation_latency(tmp_path: Path) -> None:
+    """``--scenarios authz``: nginx auth_request (config/nginx/auth_request.conf as shipped) with
+    and without its decision cache, beside nginx-proxy and proxy mode, and revocations measured
+    through the cache. Every decision contender must have let the valid token through."""
+    _requires()
+    out = tmp_path / "authz.json"
+    res = _run_bench(out, "--scenarios", "authz", "--no-floor")
+    median = res["scenarios"]["authz"]["median"]
+    assert set(median) == {"direct", "nginx-proxy", "gateway", "nginx+authz", "nginx+authz+cache"}
+    for label, m in median.items():
+        assert m["requests"] > 0 and m["non2xx"] == 0 and m["socket_errors"] == 0, label
+        assert m["cpu_us_per_req"] > 0, label
+    ratios = res["scenarios"]["authz"]["ratios"]
+    assert ratios["nginx+authz/gateway req/s"] > 0
+    assert ratios["nginx+authz+cache/nginx-proxy req/s"] > 0
+    rv = res["revocation"]
+    assert rv["rounds"] == len(rv["latencies_s"]) == 5 and rv["max_s"] > 0
+    names = {row["target"] for row in res["targets"]}
+    assert "revocation through the decision cache, max (s)" in names
+    for url in res["servers"].values():
+        assert not _listening(url), f"{url} still listening after the benchmark exited"
+    assert "Revocation through nginx+authz+cache under load" in _report(out)

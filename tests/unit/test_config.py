@@ -472,3 +472,25 @@ def test_certificate_token_type_needs_a_listener_asking_for_certificates() -> No
     assert "token_types[0].credential: a client_certificate type is not read from a header" in (
         problems
     )
+
+
+def test_external_auth_defaults_and_problems() -> None:
+    cfg = load_text(MINIMAL + "trusted_proxies: [10.0.0.0/8]\nexternal_auth: {}\n")
+    assert cfg.external_auth is not None
+    assert (cfg.external_auth.path, cfg.external_auth.listener) == ("/_gateway/authz", None)
+    assert cfg.external_auth.cache_seconds == 1 and not cfg.warnings
+    with pytest.raises(ConfigError) as exc:
+        load_text(
+            MINIMAL
+            + "trusted_proxies: [10.0.0.0/8]\n"
+            + "external_auth: {path: authz, cache_seconds: 5, listener: 'x:y', extra: 1}\n",
+            "g.yaml",
+        )
+    text = str(exc.value)
+    assert "g.yaml: external_auth.path: must be an absolute path" in text and "'authz'" in text
+    assert "external_auth.cache_seconds: must be 0 or 1 (got 5)" in text
+    assert "external_auth.listener: must be HOST:PORT" in text
+    assert "external_auth.extra: unknown key" in text
+    # Without trusted proxies every decision request would be refused: say so at load.
+    cfg = load_text(MINIMAL + "external_auth: {listener: '127.0.0.1:8082'}\n")
+    assert any(w.path == "external_auth" and "trusted_proxies" in w.message for w in cfg.warnings)
