@@ -16,15 +16,17 @@ gateway's JSON error instead and logs only the error class, never the bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 
-__all__ = ["CappedSite", "GatewayRequestHandler", "bind"]
+__all__ = ["CappedSite", "GatewayRequestHandler", "ListenError", "bind", "opening"]
 
 log = logging.getLogger("gateway.listen")
 
@@ -45,6 +47,25 @@ REFUSAL = (
 )
 # How long a refused connection may take to read the answer before it is closed anyway.
 REFUSAL_LINGER = 2.0
+
+
+class ListenError(Exception):
+    """A listener could not open its port: said in one line to the operator, never a traceback."""
+
+    def __init__(self, name: str, host: str, port: int, err: OSError) -> None:
+        reason = (err.strerror or str(err)).lower()
+        super().__init__(f"the {name} listener cannot listen on {host}:{port}: {reason}")
+        self.name, self.host, self.port = name, host, port
+
+
+@contextlib.contextmanager
+def opening(name: str, host: str, port: int) -> Iterator[None]:
+    """Turns the ``OSError`` of binding ``name``'s port (in use, not permitted, no such address)
+    into a :class:`ListenError` naming the listener and the address."""
+    try:
+        yield
+    except OSError as exc:
+        raise ListenError(name, host, port, exc) from None
 
 
 def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ from aiohttp import web
 from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
 from gateway.config import Config, Listener
-from gateway.listen import CappedSite, bind
+from gateway.listen import CappedSite, ListenError, bind, opening
 from gateway.logbuffer import BufferedLineHandler, buffer_access_log, flush_periodically
 from gateway.reload import Reloader
 
@@ -64,22 +65,25 @@ async def _run_worker(
         )
         await runner.setup()
         runners.append(runner)
-        sock = bind(config.proxy.host, config.proxy.port, reuse_port=reuse_port)
-        await CappedSite(
-            runner, sock, config.limits.max_connections, config.limits.max_header_bytes
-        ).start()
+        with opening("proxy", config.proxy.host, config.proxy.port):
+            sock = bind(config.proxy.host, config.proxy.port, reuse_port=reuse_port)
+            await CappedSite(
+                runner, sock, config.limits.max_connections, config.limits.max_header_bytes
+            ).start()
         if index == 0 and config.admin is not None:
             admin = web.AppRunner(create_admin_app(gw), access_log=None)
             await admin.setup()
             runners.append(admin)
-            await web.TCPSite(admin, config.admin.host, config.admin.port).start()
+            with opening("admin", config.admin.host, config.admin.port):
+                await web.TCPSite(admin, config.admin.host, config.admin.port).start()
         if index == 0 and config.metrics is not None:
             from gateway.telemetry import metrics_app
 
             metrics = web.AppRunner(metrics_app(gw), access_log=None)
             await metrics.setup()
             runners.append(metrics)
-            await web.TCPSite(metrics, config.metrics.host, config.metrics.port).start()
+            with opening("metrics", config.metrics.host, config.metrics.port):
+                await web.TCPSite(metrics, config.metrics.host, config.metrics.port).start()
         _tune_gc()
         log.info("worker %d serving proxy on %s", index, config.proxy)
         print(
@@ -147,7 +151,11 @@ def _worker_entry(config_path: str | None, listen: str | None, index: int) -> No
     _setup_logging()
     _install_uvloop()
     config = _load(config_path, listen)
-    asyncio.run(_run_worker(config, config_path, index, reuse_port=True))
+    try:
+        asyncio.run(_run_worker(config, config_path, index, reuse_port=True))
+    except ListenError as exc:
+        print(f"gateway: worker {index}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 def _load(config_path: str | None, listen: str | None) -> Config:
@@ -192,9 +200,16 @@ def serve(config_path: str, listen: str | None = None, workers: int = 1) -> int:
     signal.signal(signal.SIGHUP, forward)
     status = 0
     try:
-        for p in procs:
-            p.join()
-            status = max(status, p.exitcode or 0)
+        running = list(procs)
+        while running:
+            multiprocessing.connection.wait([p.sentinel for p in running])
+            for p in [p for p in running if not p.is_alive()]:
+                running.remove(p)
+                status = max(status, p.exitcode or 0)
+                if p.exitcode:
+                    # One worker could not serve (e.g. its port is taken): stop the others too,
+                    # rather than run short-handed with a supervisor that looks healthy.
+                    forward(signal.SIGTERM, None)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return status
