@@ -156,9 +156,22 @@ def start_nginx_proxy(
 
 
 def gateway_config(
-    port: int, admin: int, metrics: int, db: Path, upstream: Server, extra_routes: int = 40
+    port: int,
+    admin: int,
+    metrics: int,
+    db: Path,
+    upstream: Server,
+    extra_routes: int = 40,
+    tracing: str | None = None,
+    tracing_ratio: float = 1.0,
 ) -> str:
-    """Full auth, identity headers (defaults), metrics and access log on; a realistic route table."""
+    """Full auth, identity headers (defaults), metrics and access log on; a realistic route table.
+
+    ``tracing``: an OTLP/HTTP endpoint; requests are then traced at ``tracing_ratio``.
+    """
+    traced = (
+        f'tracing: {{endpoint: "{tracing}", sampling_ratio: {tracing_ratio}}}' if tracing else ""
+    )
     decoys = "\n".join(
         f"  - {{name: svc{i}, path: '/svc{i}/{{id}}/items/**', scopes: [items:read]}}"
         for i in range(extra_routes)
@@ -185,6 +198,7 @@ routes:
   - {{name: api-write, path: /api/**, methods: [POST, PUT, PATCH, DELETE], scopes: [items:write]}}
   - {{name: admin, path: /admin/**, scopes: [admin:all]}}
 {decoys}
+{traced}
 """
 
 
@@ -197,6 +211,8 @@ def start_gateway(
     workers: int,
     name: str = "gateway",
     source: Path | None = None,
+    tracing: str | None = None,
+    tracing_ratio: float = 1.0,
 ) -> tuple[Server, int]:
     """Start ``gateway serve --workers N``; returns the server and its metrics port.
 
@@ -205,7 +221,11 @@ def start_gateway(
     port, admin, metrics = free_port(), free_port(), free_port()
     tag = name.replace("/", "_").replace("@", "_")
     cfg = tmp / f"{tag}.yaml"
-    cfg.write_text(gateway_config(port, admin, metrics, db, upstream))
+    cfg.write_text(
+        gateway_config(
+            port, admin, metrics, db, upstream, tracing=tracing, tracing_ratio=tracing_ratio
+        )
+    )
     log = tmp / f"{tag}.stderr"  # the JSON access log goes here, one line per request
     env = {"GATEWAY_LOG_LEVEL": "INFO"}
     if source is not None:
@@ -255,6 +275,11 @@ def start_rawrelay(
     """The Python ceiling (:mod:`bench.rawrelay`): a relay on bare uvloop, no HTTP library."""
     args = ["--upstream-port", str(upstream.port), "--workers", str(workers)]
     return _start_relay(procs, tmp, cpus, "raw-relay", "bench.rawrelay", args)
+
+
+def start_otlp_sink(procs: Processes, tmp: Path, cpus: str | None) -> Server:
+    """A collector stand-in (:mod:`bench.otlpsink`) for the traced gateway of ``--tracing``."""
+    return _start_relay(procs, tmp, cpus, "otlp-sink", "bench.otlpsink", [])
 
 
 def start_parserrelay(

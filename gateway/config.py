@@ -37,6 +37,7 @@ __all__ = [
     "SessionsConfig",
     "StoreOptions",
     "TokenType",
+    "TracingConfig",
     "Upstream",
     "WorkspaceSource",
     "load",
@@ -347,6 +348,47 @@ class RateLimits:
     failed_auth: RateLimitRule | None = None
 
 
+# -- tracing (OpenTelemetry, issue 21): one contiguous block --------------------------------------
+TRACING_KEYS = {"endpoint", "service_name", "sampling_ratio", "queue_size", "timeout"}
+
+
+@dataclass(frozen=True, slots=True)
+class TracingConfig:
+    """``tracing:``: spans sent by OTLP/HTTP to ``endpoint`` (absent section: no tracing at all)."""
+
+    endpoint: str  # the collector's traces URL, e.g. http://127.0.0.1:4318/v1/traces
+    service_name: str = "gateway"
+    # Share of new traces recorded; a client's traceparent decides for the traces it started.
+    sampling_ratio: float = 1.0
+    # Finished spans waiting for export; past it new spans are dropped (a down collector costs
+    # memory up to this bound, never request time).
+    queue_size: int = 2048
+    timeout: float = 5.0  # one export attempt (in the exporter's thread, never a request's)
+
+
+def _read_tracing(raw: Any, r: _Reader) -> TracingConfig | None:
+    if raw is None:
+        return None
+    m = r.mapping(raw, "tracing", TRACING_KEYS)
+    endpoint = _url(r.get(m, "endpoint", "tracing", str), "tracing.endpoint", r)
+    service = r.get(m, "service_name", "tracing", str, "gateway")
+    ratio = r.get(m, "sampling_ratio", "tracing", float, 1.0)
+    if not 0.0 <= ratio <= 1.0:
+        r.error("tracing.sampling_ratio", "must be between 0 and 1", ratio)
+    queue = r.get(m, "queue_size", "tracing", int, 2048)
+    if not 1 <= queue <= 1_000_000:
+        r.error("tracing.queue_size", "must be between 1 and 1000000", queue)
+    timeout = r.get(m, "timeout", "tracing", float, 5.0)
+    if not 0 < timeout <= 60:
+        r.error("tracing.timeout", "must be between 0 and 60 seconds", timeout)
+    if endpoint is None:
+        return None
+    return TracingConfig(endpoint, service or "gateway", ratio, queue, timeout)
+
+
+# -- end of tracing ---------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     source: str
@@ -376,6 +418,7 @@ class Config:
     sessions: SessionsConfig | None = None
     store_options: StoreOptions = field(default_factory=StoreOptions)
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    tracing: TracingConfig | None = None
 
     def token_type(self, name: str) -> TokenType | None:
         for tt in self.token_types:
@@ -1312,6 +1355,7 @@ TOP_KEYS = {
     "oauth",
     "sessions",
     "rate_limits",
+    "tracing",
 }
 
 
@@ -1373,6 +1417,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
         routes = routes + oauth_routes(oauth, len(routes))
     _warn_shadowed(routes, r)
     rate_limits = _read_rate_limits(top.get("rate_limits"), r, routes, token_types)
+    tracing = _read_tracing(top.get("tracing"), r)
 
     if any(not p.warning for p in r.problems):
         raise ConfigError(source, r.problems)
@@ -1403,6 +1448,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
         sessions=sessions,
         store_options=store_options,
         rate_limits=rate_limits,
+        tracing=tracing,
     )
 
 

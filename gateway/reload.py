@@ -33,6 +33,7 @@ RESTART_ONLY = (
     "pepper",
     "cache",
     "limits",
+    "tracing",  # the tracer provider and its exporter thread are built once (gateway/tracing.py)
 )
 
 

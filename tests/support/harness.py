@@ -100,6 +100,7 @@ class RunningGateway:
     admin_port: int
     runners: list[web.AppRunner]
     config_path: Path
+    stopped: bool = False  # a test may stop it early; the fixture's stop is then a no-op
 
     @property
     def url(self) -> str:
@@ -110,6 +111,9 @@ class RunningGateway:
         return f"http://127.0.0.1:{self.admin_port}"
 
     async def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
         for r in reversed(self.runners):
             await r.cleanup()
         await self.gw.stop()
