@@ -96,6 +96,12 @@ class Tracing:
         """Forwarder hook, right before the exchange: start the upstream span, send its context."""
         ctx = RequestContext.of(request)
         server = self._server_span(request, ctx)
+        headers.popall("tracestate", None)  # the client's, meaningful only with its traceparent
+        if not server.is_recording():
+            # Not sampled: no span of this trace is recorded anywhere, so the upstream only needs
+            # the trace id and the "not sampled" flag; a child span would be pure cost.
+            self.propagator.inject(headers, context=self.in_span(server))
+            return
         route = ctx.route
         upstream = route.upstream if route is not None and route.upstream else "upstream"
         child = self.tracer.start_span(
@@ -105,7 +111,6 @@ class Tracing:
             attributes={"gateway.upstream": upstream},
         )
         request[SPANS] = (server, child)
-        headers.popall("tracestate", None)  # the client's, meaningful only with its traceparent
         self.propagator.inject(headers, context=self.in_span(child))
 
     def observe(
@@ -113,10 +118,12 @@ class Tracing:
     ) -> None:
         """Completion observer (runs before the access line, which then carries the trace id)."""
         spans = request.get(SPANS)
-        if spans is None:  # refused (or answered by the gateway) before any upstream exchange
+        if spans is not None:
+            server, child = spans
+        elif ctx.trace_id is None:  # refused (or answered by the gateway) before any upstream
             server, child = self._server_span(request, ctx), None
         else:
-            server, child = spans
+            return  # not sampled: nothing to record (the trace id is already in ctx)
         status = response.status if response is not None else 0
         if child is not None and child.is_recording():
             upstream = ctx.timing.get("upstream")
