@@ -1,7 +1,7 @@
 """A real OTLP/HTTP trace receiver on a loopback port, decoding what it gets with opentelemetry-proto.
 
 It is what a collector is to the gateway: ``POST /v1/traces`` with an ``ExportTraceServiceRequest``
-protobuf body. Each span is kept with its ids as hex and its attributes as plain Python values.
+protobuf body, served by the harness's recording upstream. Each span is kept with its ids as hex and its attributes as plain Python values.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from tests.support.harness import Upstream
 
 
 @dataclass
@@ -40,53 +42,49 @@ def _value(v: AnyValue) -> Any:
 class OTLPReceiver:
     spans: list[ReceivedSpan] = field(default_factory=list)
     requests: int = 0
-    port: int = 0
-    runner: web.AppRunner | None = None
+    server: Upstream = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The recording upstream of the harness, serving the one route a collector has.
+        self.server = Upstream(name="otlp", extra_routes=[("POST", "/v1/traces", self._traces)])
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1/traces"
+        return f"{self.server.url}/v1/traces"
 
     async def start(self) -> None:
-        async def traces(request: web.Request) -> web.Response:
-            assert request.content_type == "application/x-protobuf", request.content_type
-            message = ExportTraceServiceRequest()
-            message.ParseFromString(await request.read())
-            self.requests += 1
-            for rs in message.resource_spans:
-                resource = {a.key: _value(a.value) for a in rs.resource.attributes}
-                for ss in rs.scope_spans:
-                    for s in ss.spans:
-                        self.spans.append(
-                            ReceivedSpan(
-                                name=s.name,
-                                trace_id=s.trace_id.hex(),
-                                span_id=s.span_id.hex(),
-                                parent_span_id=s.parent_span_id.hex(),
-                                kind=s.kind,
-                                attributes={a.key: _value(a.value) for a in s.attributes},
-                                status_code=s.status.code,
-                                start_ns=s.start_time_unix_nano,
-                                end_ns=s.end_time_unix_nano,
-                                service=str(resource.get("service.name")),
-                            )
-                        )
-            return web.Response(
-                body=ExportTraceServiceResponse().SerializeToString(),
-                content_type="application/x-protobuf",
-            )
-
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/traces", traces)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await self.server.start()
 
     async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
+        await self.server.stop()
+
+    async def _traces(self, request: web.Request) -> web.StreamResponse:
+        assert request.content_type == "application/x-protobuf", request.content_type
+        message = ExportTraceServiceRequest()
+        message.ParseFromString(await request.read())
+        self.requests += 1
+        for rs in message.resource_spans:
+            resource = {a.key: _value(a.value) for a in rs.resource.attributes}
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    self.spans.append(
+                        ReceivedSpan(
+                            name=s.name,
+                            trace_id=s.trace_id.hex(),
+                            span_id=s.span_id.hex(),
+                            parent_span_id=s.parent_span_id.hex(),
+                            kind=s.kind,
+                            attributes={a.key: _value(a.value) for a in s.attributes},
+                            status_code=s.status.code,
+                            start_ns=s.start_time_unix_nano,
+                            end_ns=s.end_time_unix_nano,
+                            service=str(resource.get("service.name")),
+                        )
+                    )
+        return web.Response(
+            body=ExportTraceServiceResponse().SerializeToString(),
+            content_type="application/x-protobuf",
+        )
 
     def trace(self, trace_id: str) -> list[ReceivedSpan]:
         return [s for s in self.spans if s.trace_id == trace_id]
