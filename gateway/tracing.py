@@ -6,7 +6,7 @@ process. When on:
 
 * the client's ``traceparent``/``tracestate`` are read and continued (a malformed or absent one
   starts a new trace); sampling is parent-based, with ``tracing.sampling_ratio`` for new traces;
-* one SERVER span per request, refusals included, named ``METHOD route-path`` and carrying the
+* one SERVER span per request, refusals included (liveness/readiness probes excepted), named ``METHOD route-path`` and carrying the
   route, decision, reason id, status, workspace id, token id and user id — never a token, a path or
   a query string (the same rule as the access line);
 * one CLIENT child span for the upstream exchange, whose context is what the upstream receives in
@@ -39,6 +39,8 @@ __all__ = ["EXPORT_INTERVAL", "Tracing", "install"]
 
 # How often finished spans are sent (the SDK's default is 5 s; a second keeps traces prompt).
 EXPORT_INTERVAL = 1.0
+# Admin-listener probe paths, asked every few seconds by orchestrators; never traced.
+_PROBES = frozenset({"/healthz", "/readyz"})
 SPANS: web.RequestKey[tuple[Span, Span]] = web.RequestKey("gateway.spans", tuple)
 
 
@@ -120,6 +122,8 @@ class Tracing:
         spans = request.get(SPANS)
         if spans is not None:
             server, child = spans
+        elif ctx.route is None and request.path in _PROBES:
+            return  # liveness/readiness probes (HEALTHCHECK, kubelet): not traffic worth a trace
         elif ctx.trace_id is None:  # refused (or answered by the gateway) before any upstream
             server, child = self._server_span(request, ctx), None
         else:

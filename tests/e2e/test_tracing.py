@@ -151,8 +151,11 @@ async def test_a_request_without_context_starts_a_trace_and_refusals_are_traced(
         f"{g.url}/api/items", headers={"Authorization": f"Bearer {ro}", "traceparent": "garbage"}
     ) as r:
         assert r.status == 403
+    async with http.get(f"{g.admin_url}/healthz") as r:  # a probe: not traced
+        assert r.status == 200
     seen = len(upstream.seen)
-    allowed, unauthorized, forbidden = access_lines(caplog)
+    allowed, unauthorized, forbidden, probe = access_lines(caplog)
+    assert "trace_id" not in probe
     await g.stop()  # flushes what is queued
     assert seen == 1  # the refusals never reached the upstream
 
@@ -167,6 +170,9 @@ async def test_a_request_without_context_starts_a_trace_and_refusals_are_traced(
     (denied,) = receiver.trace(str(forbidden["trace_id"]))
     assert denied.parent_span_id == "" and denied.attributes["gateway.decision"] == "FORBIDDEN"
     assert denied.attributes["gateway.token.id"] and "gateway.workspace.id" in denied.attributes
+    assert (
+        len(receiver.spans) == 4
+    )  # two for the allowed request, one per refusal, none for /healthz
 
 
 async def test_sampling_ratio_zero_records_no_new_trace_but_follows_a_sampled_client(
