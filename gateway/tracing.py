@@ -6,9 +6,9 @@ process. When on:
 
 * the client's ``traceparent``/``tracestate`` are read and continued (a malformed or absent one
   starts a new trace); sampling is parent-based, with ``tracing.sampling_ratio`` for new traces;
-* one SERVER span per request, refusals included (liveness/readiness probes excepted), named ``METHOD route-path`` and carrying the
-  route, decision, reason id, status, workspace id, token id and user id — never a token, a path or
-  a query string (the same rule as the access line);
+* one SERVER span per request, refusals included (liveness/readiness probes excepted), named
+  ``METHOD route-path`` and carrying the route, decision, reason id, status, workspace id, token
+  id and user id — never a token, a path or a query string (the same rule as the access line);
 * one CLIENT child span for the upstream exchange, whose context is what the upstream receives in
   ``traceparent`` (the client's own is replaced, its ``tracestate`` kept only with its trace);
 * the trace id goes into the request's access line (:attr:`RequestContext.trace_id`);
