@@ -41,6 +41,7 @@ from bench.servers import (
     start_gateway,
     start_nginx_authz,
     start_nginx_proxy,
+    start_otlp_sink,
     start_parserrelay,
     start_rawrelay,
     start_upstream,
@@ -691,6 +692,18 @@ def main(argv: list[str] | None = None) -> int:
         "ceiling) and bench/parserrelay.py (aiohttp's C parser on bare uvloop, no web layer)",
     )
     p.add_argument(
+        "--tracing",
+        action="store_true",
+        help="also run a second gateway with tracing on (exported by OTLP/HTTP to "
+        "bench/otlpsink.py) beside the untraced one, in every scenario",
+    )
+    p.add_argument(
+        "--tracing-ratio",
+        type=float,
+        default=1.0,
+        help="the traced gateway's tracing.sampling_ratio (default 1: every request recorded)",
+    )
+    p.add_argument(
         "--profile",
         type=Path,
         metavar="PATH",
@@ -781,6 +794,24 @@ def main(argv: list[str] | None = None) -> int:
                 source=src,
             )
             contenders.append(baseline)
+        if args.tracing:
+            # Same store contents, its own file: the two gateways must not share SQLite locks.
+            sink = start_otlp_sink(procs, tmp, server_cpus)
+            traced_db = bench_store.build_store(
+                args.store_tokens, config_mod.load(probe), tmp / "traced.db", log
+            )
+            traced, _ = start_gateway(
+                procs,
+                tmp,
+                server_cpus,
+                upstream,
+                traced_db,
+                args.workers,
+                name="gateway+tracing",
+                tracing=f"{sink.url}/v1/traces",
+                tracing_ratio=args.tracing_ratio,
+            )
+            contenders.append(traced)
         floor = (
             None if args.no_floor else start_floor(procs, tmp, server_cpus, upstream, args.workers)
         )
@@ -991,6 +1022,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if sc.name == "authz":
                 ratios.update(_authz_ratios(out["rounds"]))
+            if "gateway+tracing" in m and "gateway" in m:
+                traced, plain = m["gateway+tracing"], m["gateway"]
+                ratios["gateway+tracing/gateway req/s"] = _ratio(traced["rps"], plain["rps"])
+                ratios["gateway+tracing/gateway cpu"] = _ratio(
+                    traced["cpu_us_per_req"], plain["cpu_us_per_req"]
+                )
+                ratios["gateway+tracing - gateway p50 µs"] = traced["p50_us"] - plain["p50_us"]
             for label in m:
                 if label.startswith("gateway/"):
                     ratios[f"{label}/gateway req/s"] = _ratio(m[label]["rps"], m["gateway"]["rps"])

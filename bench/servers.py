@@ -285,12 +285,15 @@ def gateway_config(
     tls: tuple[Path, Path] | None = None,
     upstream_ca: Path | None = None,
     authz: int | None = None,
+    tracing: str | None = None,
+    tracing_ratio: float = 1.0,
 ) -> str:
     """Full auth, identity headers (defaults), metrics and access log on; a realistic route table.
 
     ``tls``: the proxy listener terminates TLS with this (cert, key); an ``https`` upstream is
     verified against the same certificate (self-signed, so it is its own CA).
     ``authz``: also serve external-authorization decisions on that port, to nginx on 127.0.0.1.
+    ``tracing``: an OTLP/HTTP endpoint; requests are then traced at ``tracing_ratio``.
     """
     proxy = f'"127.0.0.1:{port}"'
     if tls is not None:
@@ -301,6 +304,9 @@ def gateway_config(
     if upstream.scheme == "https":
         assert upstream_ca is not None, "an https upstream needs the CA to verify it"
         upstream_tls = f', tls: {{ca_file: "{upstream_ca}"}}'
+    traced = (
+        f'tracing: {{endpoint: "{tracing}", sampling_ratio: {tracing_ratio}}}' if tracing else ""
+    )
     decoys = "\n".join(
         f"  - {{name: svc{i}, path: '/svc{i}/{{id}}/items/**', scopes: [items:read]}}"
         for i in range(extra_routes)
@@ -334,6 +340,7 @@ routes:
   - {{name: api-write, path: /api/**, methods: [POST, PUT, PATCH, DELETE], scopes: [items:write]}}
   - {{name: admin, path: /admin/**, scopes: [admin:all]}}
 {decoys}
+{traced}
 """
     )
 
@@ -350,6 +357,8 @@ def start_gateway(
     tls: tuple[Path, Path] | None = None,
     ca: Path | None = None,
     authz: int | None = None,
+    tracing: str | None = None,
+    tracing_ratio: float = 1.0,
 ) -> tuple[Server, int]:
     """Start ``gateway serve --workers N``; returns the server and its metrics port.
 
@@ -360,7 +369,18 @@ def start_gateway(
     tag = name.replace("/", "_").replace("@", "_")
     cfg = tmp / f"{tag}.yaml"
     cfg.write_text(
-        gateway_config(port, admin, metrics, db, upstream, tls=tls, upstream_ca=ca, authz=authz)
+        gateway_config(
+            port,
+            admin,
+            metrics,
+            db,
+            upstream,
+            tls=tls,
+            upstream_ca=ca,
+            authz=authz,
+            tracing=tracing,
+            tracing_ratio=tracing_ratio,
+        )
     )
     log = tmp / f"{tag}.stderr"  # the JSON access log goes here, one line per request
     env = {"GATEWAY_LOG_LEVEL": "INFO"}
@@ -411,6 +431,11 @@ def start_rawrelay(
     """The Python ceiling (:mod:`bench.rawrelay`): a relay on bare uvloop, no HTTP library."""
     args = ["--upstream-port", str(upstream.port), "--workers", str(workers)]
     return _start_relay(procs, tmp, cpus, "raw-relay", "bench.rawrelay", args)
+
+
+def start_otlp_sink(procs: Processes, tmp: Path, cpus: str | None) -> Server:
+    """A collector stand-in (:mod:`bench.otlpsink`) for the traced gateway of ``--tracing``."""
+    return _start_relay(procs, tmp, cpus, "otlp-sink", "bench.otlpsink", [])
 
 
 def start_parserrelay(

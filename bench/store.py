@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -119,13 +120,15 @@ def build_store(count: int, config: Config, dest: Path, log: object = print) -> 
     cached = CACHE_DIR / f"store-{count}-{_schema_tag()}.db"
     if not cached.exists():
         started = time.monotonic()
-        tmp = cached.with_suffix(".building")
+        # A name of this build's own: parallel test workers (pytest-xdist) may build the same
+        # cache at once; each finishes its own file and the atomic replace keeps one whole.
+        tmp = cached.with_suffix(f".building-{os.getpid()}")
         tmp.unlink(missing_ok=True)
         ws_id = asyncio.run(_create_workspace(tmp, config))
         _bulk_insert(tmp, ws_id, count)
         for suffix in ("-wal", "-shm"):
             Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-        tmp.rename(cached)
+        os.replace(tmp, cached)
         log(f"built a {count:,}-token store in {time.monotonic() - started:.1f}s: {cached}")  # type: ignore[operator]
     # Each run gets its own copy: the gateway writes last_used_at and the change feed into it.
     shutil.copyfile(cached, dest)

@@ -34,7 +34,7 @@ from gateway.pipeline.authn import Authenticator, SessionVerifier
 from gateway.pipeline.routing import Router
 from gateway.pipeline.run import run
 from gateway.pipeline.workspace import WorkspaceResolver
-from gateway.proxy import Forwarder, make_client_session
+from gateway.proxy import Forwarder, HeaderHook, make_client_session
 from gateway.responses import error_response, json_response
 from gateway.store import Store, open_store
 from gateway.storehealth import StoreHealth
@@ -113,6 +113,8 @@ class Gateway:
         # Async cleanups run by stop() (e.g. closing a Redis client).
         self.closers: list[Callable[[], Awaitable[None]]] = []
         self.observers: list[Observer] = [_log_access]
+        # Last edits to the headers of each upstream request (trace context, gateway/tracing.py).
+        self.upstream_headers: list[HeaderHook] = []
         # Called as a request enters, before any step (the in-flight gauge); observers see it leave.
         self.on_start: list[Callable[[], None]] = []
         # Coroutine factories run as tasks between start() and stop() (e.g. metric refreshers).
@@ -146,6 +148,7 @@ class Gateway:
                 self.pools,
                 authenticator.credential_headers,
                 self.balancers,
+                self.upstream_headers,
             ),
             checks=list(self.checks),
         )
@@ -248,6 +251,8 @@ def _access_line(
     upstream = ctx.timing.get("upstream")
     upstream_ms = "null" if upstream is None else repr(round(upstream * 1000, 3))
     user = ident.user_id if ident else (principal.user_id if principal else None)
+    # The trace the request belongs to when tracing is on (32 hex digits), so logs and traces join.
+    trace = f',"trace_id":"{ctx.trace_id}"' if ctx.trace_id else ""
     return (
         f'{{"time":{_json_str(_now_iso())},"request_id":{_json_str(ctx.request_id)},'
         f'"method":{_json_str(request.method)},"route":{_q(ctx.route.name if ctx.route else None)},'
@@ -256,7 +261,7 @@ def _access_line(
         f'"upstream_ms":{upstream_ms},"decision":{_json_str(ctx.decision)},'
         f'"reason":{_q(ctx.reason)},"token_id":{_q(principal.token_id if principal else None)},'
         f'"token_prefix":{_q(principal.visible_prefix if principal else None)},'
-        f'"workspace":{_q(ident.workspace.id if ident else None)},"user":{_q(user)}}}'
+        f'"workspace":{_q(ident.workspace.id if ident else None)},"user":{_q(user)}{trace}}}'
     )
 
 

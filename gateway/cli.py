@@ -11,11 +11,15 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import yaml
+
+from gateway import __version__
 from gateway import config as config_mod
 from gateway.config import Config, ConfigError
 from gateway.errors import GatewayError, InvalidArgument, StoreUnavailable
@@ -41,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file (env GATEWAY_CONFIG; default ./gateway.yaml)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    p.add_argument("--version", action="version", version=f"gateway {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the gateway")
@@ -184,13 +189,39 @@ def _print(args: argparse.Namespace, data: object, text: str) -> None:
         print(text)
 
 
+def _cell(value: object) -> str:
+    """A value as a person reads it: lists (scopes, domains) space-separated, nothing as blank."""
+    if isinstance(value, list | tuple | set | frozenset):
+        return " ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
 def _table(rows: Sequence[Mapping[str, object]], cols: Sequence[str]) -> str:
     if not rows:
         return "(none)"
-    widths = {c: max(len(c), *(len(str(r.get(c) or "")) for r in rows)) for c in cols}
+    widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in cols}
     head = "  ".join(c.upper().ljust(widths[c]) for c in cols)
-    body = ["  ".join(str(r.get(c) or "").ljust(widths[c]) for c in cols) for r in rows]
+    body = ["  ".join(_cell(r.get(c)).ljust(widths[c]) for c in cols) for r in rows]
     return "\n".join([head, *body])
+
+
+def _scopeless_note(cfg: Config, svc: Services, args: argparse.Namespace) -> str | None:
+    """What a ``token create`` without ``--scope`` does, when that is not obvious."""
+    if args.scope:
+        return None
+    tt = svc.token_type(args.type)
+    if tt.inherit_user_permissions:
+        return (
+            f"note: no --scope given: this {tt.prefix} token acts with {args.user}'s current "
+            "role in the workspace (and follows it when the role changes)."
+        )
+    if not any(r.scopes_any or r.scopes_all for r in cfg.routes):
+        return None  # no route asks for a scope: a key without scopes reaches everything
+    known = ", ".join(sorted(cfg.scopes.known)) if cfg.scopes.known else "see the config's scopes"
+    return (
+        f"note: no --scope given: this {tt.prefix} token has no scopes, so every route that "
+        f"requires one refuses it (403 FORBIDDEN). Add --scope (repeatable): {known}."
+    )
 
 
 async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
@@ -283,6 +314,9 @@ async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
                 certificate_key=_certificate_key(args.certificate, args.certificate_file),
             )
             d = {**token_view(record), "token": plaintext}
+            note = _scopeless_note(cfg, svc, args)
+            if note is not None:
+                print(note, file=sys.stderr)
             _print(
                 args, d, f"token {record.id} created. It is shown once; store it now:\n{plaintext}"
             )
@@ -295,7 +329,7 @@ async def _run_management(cfg: Config, args: argparse.Namespace) -> int:
             )
         elif cmd == "token" and act == "show":
             d = token_view(await svc.token(args.id))
-            _print(args, d, "\n".join(f"{k}: {v}" for k, v in d.items()))
+            _print(args, d, "\n".join(f"{k}: {_cell(v)}" for k, v in d.items()))
         elif cmd == "token" and act == "revoke":
             t = await svc.revoke_token(args.id, actor)
             _print(args, token_view(t), f"token {t.id} revoked")
@@ -366,8 +400,9 @@ def _check(args: argparse.Namespace) -> int:
             f"error: {cfg.source}: routes[{r.index}].handler: unknown handler (got {r.handler!r})",
             file=sys.stderr,
         )
-    for w in cfg.warnings:
-        print(w.render(cfg.source), file=sys.stderr)
+    warnings = [w.render(cfg.source) for w in (*cfg.warnings, *_unreachable_environments(cfg))]
+    for w in warnings:
+        print(w, file=sys.stderr)
     ok = not missing
     if args.json:
         print(
@@ -375,13 +410,49 @@ def _check(args: argparse.Namespace) -> int:
                 {
                     "ok": ok,
                     "routes": len(cfg.routes),
-                    "warnings": [w.render(cfg.source) for w in cfg.warnings],
+                    "warnings": warnings,
                 }
             )
         )
     elif ok:
-        print(f"{cfg.source}: OK ({len(cfg.routes)} routes, {len(cfg.warnings)} warnings)")
+        print(f"{cfg.source}: OK ({len(cfg.routes)} routes, {len(warnings)} warnings)")
     return 0 if ok else 1
+
+
+def _unreachable_environments(cfg: Config) -> list[config_mod.Problem]:
+    """An upstream with per-environment URLs that has none for a token type's environment: every
+    such token gets 403 ENVIRONMENT_UNAVAILABLE there, usually because a variable is unset."""
+    used = {r.upstream for r in cfg.routes if r.upstream}
+    problems = []
+    for name, up in cfg.upstreams.items():
+        if name not in used or not up.environments:
+            continue
+        for env in sorted({tt.environment for tt in cfg.token_types}):
+            if up.url_for(env) is not None:
+                continue
+            prefixes = ", ".join(tt.prefix for tt in cfg.token_types if tt.environment == env)
+            var = _variable_behind(cfg.source, name, env)
+            problems.append(
+                config_mod.Problem(
+                    f"upstreams.{name}.environments.{env}",
+                    f"resolves to nothing{f' ({var} is unset or empty)' if var else ''}, so "
+                    f"{prefixes} tokens get 403 ENVIRONMENT_UNAVAILABLE on every route to {name}",
+                    warning=True,
+                )
+            )
+    return problems
+
+
+def _variable_behind(source: str, upstream: str, env: str) -> str | None:
+    """The ``${VAR}`` the file wrote for that URL (the loaded config holds only the result)."""
+    try:
+        with open(source, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+        text = raw["upstreams"][upstream]["environments"][env]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    m = re.search(r"\$\{(\w+)", str(text))
+    return m.group(1) if m else None
 
 
 def _migrate_store_cmd(args: argparse.Namespace) -> int:
@@ -442,6 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo(args.config, args.port, args.upstream_port)
     if args.command == "serve":
+        from gateway.listen import ListenError
         from gateway.server import serve
 
         try:
@@ -452,6 +524,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except StoreUnavailable as exc:
             # Refuse to start rather than serve without a store: one clear line, no traceback.
             print(f"gateway: {exc.message}", file=sys.stderr)
+            return 1
+        except ListenError as exc:
+            print(f"gateway: {exc}", file=sys.stderr)
             return 1
     try:
         cfg = config_mod.load(args.config)

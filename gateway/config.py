@@ -42,6 +42,7 @@ __all__ = [
     "StoreOptions",
     "TargetHealth",
     "TokenType",
+    "TracingConfig",
     "Upstream",
     "UpstreamTLS",
     "WorkspaceSource",
@@ -485,6 +486,47 @@ def _read_external_auth(raw: Any, r: _Reader, trusted: list[Any]) -> ExternalAut
 # -- end of external authorization -----------------------------------------------------------------
 
 
+# -- tracing (OpenTelemetry, issue 21): one contiguous block --------------------------------------
+TRACING_KEYS = {"endpoint", "service_name", "sampling_ratio", "queue_size", "timeout"}
+
+
+@dataclass(frozen=True, slots=True)
+class TracingConfig:
+    """``tracing:``: spans sent by OTLP/HTTP to ``endpoint`` (absent section: no tracing at all)."""
+
+    endpoint: str  # the collector's traces URL, e.g. http://127.0.0.1:4318/v1/traces
+    service_name: str = "gateway"
+    # Share of new traces recorded; a client's traceparent decides for the traces it started.
+    sampling_ratio: float = 1.0
+    # Finished spans waiting for export; past it new spans are dropped (a down collector costs
+    # memory up to this bound, never request time).
+    queue_size: int = 2048
+    timeout: float = 5.0  # one export attempt (in the exporter's thread, never a request's)
+
+
+def _read_tracing(raw: Any, r: _Reader) -> TracingConfig | None:
+    if raw is None:
+        return None
+    m = r.mapping(raw, "tracing", TRACING_KEYS)
+    endpoint = _url(r.get(m, "endpoint", "tracing", str), "tracing.endpoint", r)
+    service = r.get(m, "service_name", "tracing", str, "gateway")
+    ratio = r.get(m, "sampling_ratio", "tracing", float, 1.0)
+    if not 0.0 <= ratio <= 1.0:
+        r.error("tracing.sampling_ratio", "must be between 0 and 1", ratio)
+    queue = r.get(m, "queue_size", "tracing", int, 2048)
+    if not 1 <= queue <= 1_000_000:
+        r.error("tracing.queue_size", "must be between 1 and 1000000", queue)
+    timeout = r.get(m, "timeout", "tracing", float, 5.0)
+    if not 0 < timeout <= 60:
+        r.error("tracing.timeout", "must be between 0 and 60 seconds", timeout)
+    if endpoint is None:
+        return None
+    return TracingConfig(endpoint, service or "gateway", ratio, queue, timeout)
+
+
+# -- end of tracing ---------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     source: str
@@ -515,6 +557,7 @@ class Config:
     store_options: StoreOptions = field(default_factory=StoreOptions)
     rate_limits: RateLimits = field(default_factory=RateLimits)
     external_auth: ExternalAuthConfig | None = None
+    tracing: TracingConfig | None = None
 
     def token_type(self, name: str) -> TokenType | None:
         for tt in self.token_types:
@@ -1674,6 +1717,7 @@ TOP_KEYS = {
     "sessions",
     "rate_limits",
     "external_auth",
+    "tracing",
 }
 
 
@@ -1747,6 +1791,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
         )
     rate_limits = _read_rate_limits(top.get("rate_limits"), r, routes, token_types)
     external_auth = _read_external_auth(top.get("external_auth"), r, trusted)
+    tracing = _read_tracing(top.get("tracing"), r)
 
     if any(not p.warning for p in r.problems):
         raise ConfigError(source, r.problems)
@@ -1778,6 +1823,7 @@ def load_text(text: str, source: str = "<string>") -> Config:
         store_options=store_options,
         rate_limits=rate_limits,
         external_auth=external_auth,
+        tracing=tracing,
     )
 
 

@@ -23,6 +23,7 @@ from gateway.app import Gateway, create_admin_app, create_proxy_app
 from gateway.config import Config, DashboardConfig, Listener
 from gateway.dashboard.sessions import login_link
 from gateway.errors import NotFound
+from gateway.listen import ListenError, opening
 from gateway.services import Services
 from gateway.store import open_store
 
@@ -88,20 +89,47 @@ async def _seed(cfg: Config) -> tuple[str, str, str, str]:
 
 
 async def _main(cfg: Config, upstream_port: int) -> None:
-    up = web.AppRunner(echo_app(), access_log=None)
-    await up.setup()
-    await web.TCPSite(up, "127.0.0.1", upstream_port).start()
-    rw, ro, other, link = await _seed(cfg)
-    gw = Gateway(cfg)
-    await gw.start()
-    runners = []
-    for app, listener in ((create_proxy_app(gw), cfg.proxy), (create_admin_app(gw), cfg.admin)):
-        if listener is None:
-            continue
-        r = web.AppRunner(app, access_log=None)
-        await r.setup()
-        await web.TCPSite(r, listener.host, listener.port).start()
-        runners.append(r)
+    runners: list[web.AppRunner] = []
+    gw: Gateway | None = None
+    try:
+        # Every port first, so a taken one fails fast, before anything is seeded or started.
+        up = web.AppRunner(echo_app(), access_log=None)
+        await up.setup()
+        runners.append(up)
+        with opening("demo upstream", "127.0.0.1", upstream_port):
+            await web.TCPSite(up, "127.0.0.1", upstream_port).start()
+        rw, ro, other, link = await _seed(cfg)
+        gw = Gateway(cfg)
+        await gw.start()
+        for name, app, listener in (
+            ("proxy", create_proxy_app(gw), cfg.proxy),
+            ("admin", create_admin_app(gw), cfg.admin),
+        ):
+            if listener is None:
+                continue
+            r = web.AppRunner(app, access_log=None)
+            await r.setup()
+            runners.append(r)
+            with opening(name, listener.host, listener.port):
+                await web.TCPSite(r, listener.host, listener.port).start()
+        _print_welcome(cfg, upstream_port, rw, ro, other, link)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        # On every path, a refused port included: a store left open keeps its thread (and so
+        # the process) alive.
+        for r in reversed(runners):
+            await r.cleanup()
+        if gw is not None:
+            await gw.stop()
+
+
+def _print_welcome(
+    cfg: Config, upstream_port: int, rw: str, ro: str, other: str, link: str
+) -> None:
     base = f"http://{cfg.proxy}"
     print(
         f"""
@@ -109,6 +137,9 @@ Gateway running on {base} in front of a demo upstream on 127.0.0.1:{upstream_por
 
 A read-write token for workspace "demo" (shown once, stored only as a hash):
   {rw}
+A read-only token for "demo", and a token of another workspace, "other", for the refusals below:
+  {ro}
+  {other}
 
 Try it:
   curl -i {base}/api/v1/items/42 -H "Authorization: Bearer {rw}"          # 200, reaches the upstream
@@ -126,17 +157,6 @@ Revoke from another terminal and the next call is refused within a second:
 Ctrl-C stops it.""",
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for r in runners:
-            await r.cleanup()
-        await gw.stop()
-        await up.cleanup()
 
 
 def _admin_role(cfg: Config) -> str:
@@ -165,6 +185,10 @@ def run_demo(config_path: str, port: int | None, upstream_port: int) -> int:
     if cfg.dashboard is None:
         # This run only: a random secret, so nothing guessable ever signs a session.
         cfg = replace(cfg, dashboard=DashboardConfig(secret=secrets.token_urlsafe(32)))
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(cfg, upstream_port))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_main(cfg, upstream_port))
+    except ListenError as exc:
+        print(f"gateway: {exc} (choose another with --port / --upstream-port)", file=sys.stderr)
+        return 1
     return 0

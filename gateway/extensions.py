@@ -21,6 +21,7 @@ __all__ = ["EXTENSIONS", "load_all"]
 
 EXTENSIONS: list[str] = [
     "gateway.telemetry",
+    "gateway.tracing",
     "gateway.propagation",
     "gateway.ratelimit",
     "gateway.selfservice",

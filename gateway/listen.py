@@ -19,10 +19,12 @@ codings other than ``chunked``), and every answer says ``Server: gateway``, with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
 import ssl
+from collections.abc import Iterator
 from typing import Any, cast
 
 from aiohttp import http_exceptions, web
@@ -32,7 +34,16 @@ from aiohttp.web_protocol import RequestHandler
 from gateway.responses import raw_refusal
 from gateway.tls import Sniffer
 
-__all__ = ["SERVER", "CappedSite", "EdgeRefusal", "GatewayRequestHandler", "StrictParser", "bind"]
+__all__ = [
+    "SERVER",
+    "CappedSite",
+    "EdgeRefusal",
+    "GatewayRequestHandler",
+    "ListenError",
+    "StrictParser",
+    "bind",
+    "opening",
+]
 
 # What the gateway calls itself in `Server`: no product versions for a scanner to match.
 SERVER = "gateway"
@@ -47,6 +58,25 @@ REFUSAL = raw_refusal(
 )
 # How long a refused connection may take to read the answer before it is closed anyway.
 REFUSAL_LINGER = 2.0
+
+
+class ListenError(Exception):
+    """A listener could not open its port: said in one line to the operator, never a traceback."""
+
+    def __init__(self, name: str, host: str, port: int, err: OSError) -> None:
+        reason = (err.strerror or str(err)).lower()
+        super().__init__(f"the {name} listener cannot listen on {host}:{port}: {reason}")
+        self.name, self.host, self.port = name, host, port
+
+
+@contextlib.contextmanager
+def opening(name: str, host: str, port: int) -> Iterator[None]:
+    """Turns the ``OSError`` of binding ``name``'s port (in use, not permitted, no such address)
+    into a :class:`ListenError` naming the listener and the address."""
+    try:
+        yield
+    except OSError as exc:
+        raise ListenError(name, host, port, exc) from None
 
 
 def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:

@@ -22,7 +22,7 @@ import ipaddress
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from urllib.parse import unquote_plus
 
 import aiohttp
@@ -56,10 +56,12 @@ from gateway.identity import Identity
 from gateway.tls import upstream_context
 from gateway.upstream import IDEMPOTENT, UpstreamPool, UpstreamPools
 
-__all__ = ["Forwarder", "answer_expect", "make_client_session"]
+__all__ = ["Forwarder", "HeaderHook", "answer_expect", "make_client_session"]
 
 log = logging.getLogger("gateway.proxy")
 
+# Called with the request and the headers about to go upstream, right before the exchange.
+HeaderHook = Callable[[web.Request, CIMultiDict[str]], None]
 SMALL_BODY = 64 * 1024
 CHUNK = 64 * 1024
 # An urlencoded form is read whole to drop its `_method`; bigger ones are refused (413).
@@ -89,9 +91,12 @@ class Forwarder:
         pools: UpstreamPools,
         credential_headers: Iterable[str],
         balancers: Balancers | None = None,
+        header_hooks: Sequence[HeaderHook] = (),
     ) -> None:
         self.session = session
         self.balancers = balancers  # upstreams with several targets (issue 22)
+        # Last say over the upstream request's headers (trace context); empty costs one loop test.
+        self.header_hooks = tuple(header_hooks)
         self.pools = pools  # bodiless requests to http(s) upstreams; the session serves the rest
         self.names: IdentityHeaders = config.identity_headers
         self.policy = HeaderPolicy(config, credential_headers, credential_cookies(config))
@@ -182,6 +187,8 @@ class Forwarder:
         out["X-Request-Id"] = request_id
         if identity is not None:
             self.add_identity(out, identity)
+        for hook in self.header_hooks:
+            hook(request, out)
         return out
 
     def add_identity(self, out: CIMultiDict[str], identity: Identity) -> None:

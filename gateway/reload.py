@@ -44,6 +44,7 @@ RESTART_ONLY = (
     "cache",
     "limits",
     "external_auth",  # its listener and path are bound when the worker starts
+    "tracing",  # the tracer provider and its exporter thread are built once (gateway/tracing.py)
 )
 
 

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import signal
@@ -26,7 +27,7 @@ from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
 from gateway.config import Config, Listener
 from gateway.extauth import create_authz_app
-from gateway.listen import CappedSite, bind
+from gateway.listen import CappedSite, ListenError, bind, opening
 from gateway.logbuffer import BufferedLineHandler, buffer_access_log, flush_periodically
 from gateway.reload import Reloader
 from gateway.tls import ServerCerts
@@ -80,14 +81,15 @@ async def _run_worker(
         )
         await runner.setup()
         runners.append(runner)
-        sock = bind(config.proxy.host, config.proxy.port, reuse_port=reuse_port)
-        await CappedSite(
-            runner,
-            sock,
-            config.limits.max_connections,
-            config.limits.max_header_bytes,
-            _ssl(certs, "proxy"),
-        ).start()
+        with opening("proxy", config.proxy.host, config.proxy.port):
+            sock = bind(config.proxy.host, config.proxy.port, reuse_port=reuse_port)
+            await CappedSite(
+                runner,
+                sock,
+                config.limits.max_connections,
+                config.limits.max_header_bytes,
+                _ssl(certs, "proxy"),
+            ).start()
         authz = create_authz_app(gw)
         if authz is not None and config.external_auth and config.external_auth.listener:
             # Every worker serves decisions, on one SO_REUSEPORT port like the proxy's.
@@ -97,31 +99,34 @@ async def _run_worker(
             )
             await authz_runner.setup()
             runners.append(authz_runner)
-            await CappedSite(
-                authz_runner,
-                bind(listener.host, listener.port, reuse_port=reuse_port),
-                config.limits.max_connections,
-                config.limits.max_header_bytes,
-            ).start()
+            with opening("external_auth", listener.host, listener.port):
+                await CappedSite(
+                    authz_runner,
+                    bind(listener.host, listener.port, reuse_port=reuse_port),
+                    config.limits.max_connections,
+                    config.limits.max_header_bytes,
+                ).start()
         if index == 0 and config.admin is not None:
             admin = web.AppRunner(create_admin_app(gw), access_log=None)
             await admin.setup()
             runners.append(admin)
-            await web.TCPSite(
-                admin, config.admin.host, config.admin.port, ssl_context=_ssl(certs, "admin")
-            ).start()
+            with opening("admin", config.admin.host, config.admin.port):
+                await web.TCPSite(
+                    admin, config.admin.host, config.admin.port, ssl_context=_ssl(certs, "admin")
+                ).start()
         if index == 0 and config.metrics is not None:
             from gateway.telemetry import metrics_app
 
             metrics = web.AppRunner(metrics_app(gw), access_log=None)
             await metrics.setup()
             runners.append(metrics)
-            await web.TCPSite(
-                metrics,
-                config.metrics.host,
-                config.metrics.port,
-                ssl_context=_ssl(certs, "metrics"),
-            ).start()
+            with opening("metrics", config.metrics.host, config.metrics.port):
+                await web.TCPSite(
+                    metrics,
+                    config.metrics.host,
+                    config.metrics.port,
+                    ssl_context=_ssl(certs, "metrics"),
+                ).start()
         _tune_gc()
         log.info("worker %d serving proxy on %s", index, config.proxy)
         print(
@@ -195,7 +200,11 @@ def _worker_entry(config_path: str | None, listen: str | None, index: int) -> No
     _setup_logging()
     _install_uvloop()
     config = _load(config_path, listen)
-    asyncio.run(_run_worker(config, config_path, index, reuse_port=True))
+    try:
+        asyncio.run(_run_worker(config, config_path, index, reuse_port=True))
+    except ListenError as exc:
+        print(f"gateway: worker {index}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 def _load(config_path: str | None, listen: str | None) -> Config:
@@ -240,9 +249,16 @@ def serve(config_path: str, listen: str | None = None, workers: int = 1) -> int:
     signal.signal(signal.SIGHUP, forward)
     status = 0
     try:
-        for p in procs:
-            p.join()
-            status = max(status, p.exitcode or 0)
+        running = list(procs)
+        while running:
+            multiprocessing.connection.wait([p.sentinel for p in running])
+            for p in [p for p in running if not p.is_alive()]:
+                running.remove(p)
+                status = max(status, p.exitcode or 0)
+                if p.exitcode:
+                    # One worker could not serve (e.g. its port is taken): stop the others too,
+                    # rather than run short-handed with a supervisor that looks healthy.
+                    forward(signal.SIGTERM, None)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return status

@@ -1,4 +1,8 @@
-"""Fixtures: a real upstream and a gateway on loopback ports over a real SQLite file."""
+"""Fixtures: a real upstream and a gateway on loopback ports over a real SQLite file.
+
+Before any test, PostgreSQL and Redis are probed at their default local addresses when their
+variables are unset (tests/support/stores.py), and the run's header says which backends run.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,27 @@ from typing import Any
 
 import aiohttp
 import pytest
+from pytest import StashKey
 
 from tests.support.harness import RunningGateway, Upstream, start_gateway, write_config
 from tests.support.oauth import JWKSServer
+from tests.support.stores import probe_local_backends
+
+_BACKENDS = StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Once per run, in the controller: xdist workers start later and inherit the variables it set.
+    if not hasattr(config, "workerinput"):
+        config.stash[_BACKENDS] = probe_local_backends()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Written directly (not a report header) so it shows under -q too: one line, every run.
+    line = session.config.stash.get(_BACKENDS, None)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if line is not None and reporter is not None:
+        reporter.write_line(line)
 
 
 @pytest.fixture

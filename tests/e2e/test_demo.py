@@ -86,3 +86,29 @@ async def test_the_demo_prints_a_dashboard_link_that_signs_in(
     async with aiohttp.ClientSession() as http, http.get(link) as r:
         page = await r.text()
     assert r.status == 200 and "Sign in as demo@example.com" in page
+
+
+def _readme_sample() -> list[str]:
+    """The demo's output as the README shows it (the block after "It prints")."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("It prints", 1)[1].split("```\n", 1)[1].split("\n```", 1)[0]
+    return block.splitlines()
+
+
+def _as_pattern(line: str) -> re.Pattern[str]:
+    """A README line as a pattern: ``…`` stands for the rest of a token, ports may differ, and
+    runs of spaces (curl comments are aligned to the full-length tokens) are any spacing."""
+    parts = []
+    for word in line.split():
+        pat = re.escape(word).replace("…", r"\S*")
+        parts.append(re.sub(r"127\\\.0\\\.0\\\.1:\d+", r"127\\.0\\.0\\.1:\\d+", pat))
+    return re.compile(r"\s+".join(parts))
+
+
+async def test_the_readme_shows_what_the_demo_prints(demo: tuple[str, list[str]]) -> None:
+    _, lines = demo
+    printed = "".join(lines).strip("\n").splitlines()
+    sample = _readme_sample()
+    assert len(printed) == len(sample), "\n".join(printed)
+    for want, got in zip(sample, printed, strict=True):
+        assert _as_pattern(want).fullmatch(got.strip()) or want == got == "", (want, got)

@@ -15,12 +15,26 @@ PRESETS = ("velocity", "velaflows", "spedy", "velt")
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_gateway_check_passes_with_defaults_and_no_warnings(preset: str) -> None:
-    out = cli(preset, "check", env={"GATEWAY_DASHBOARD_SECRET": "a-secret-of-sixteen-plus"})
+    env = {
+        "GATEWAY_DASHBOARD_SECRET": "a-secret-of-sixteen-plus",
+        "SANDBOX_UPSTREAM_URL": "http://127.0.0.1:9001",  # VelaFlows' sk_test_ upstream
+    }
+    out = cli(preset, "check", env=env)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["ok"] is True
     assert result["warnings"] == []
     assert result["routes"] > 0
+
+
+def test_check_warns_when_the_sandbox_upstream_resolves_to_nothing() -> None:
+    out = cli("velaflows", "check", env={"GATEWAY_DASHBOARD_SECRET": "a-secret-of-sixteen-plus"})
+    assert out.returncode == 0, out.stderr  # a warning, not an error: live tokens still work
+    (warning,) = json.loads(out.stdout)["warnings"]
+    assert "upstreams.velaflows.environments.test: resolves to nothing" in warning
+    assert "SANDBOX_UPSTREAM_URL" in warning and "sk_test_" in warning
+    assert "ENVIRONMENT_UNAVAILABLE" in warning
+    assert warning in out.stderr
 
 
 @pytest.mark.parametrize("preset", PRESETS)

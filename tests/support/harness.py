@@ -106,6 +106,7 @@ class RunningGateway:
     config_path: Path
     # The proxy listener's certificates when listeners.proxy.tls is set (reload them in tests).
     certs: ServerCerts | None = None
+    stopped: bool = False  # a test may stop it early; the fixture's stop is then a no-op
 
     @property
     def url(self) -> str:
@@ -116,6 +117,9 @@ class RunningGateway:
         return f"http://127.0.0.1:{self.admin_port}"
 
     async def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
         for r in reversed(self.runners):
             await r.cleanup()
         await self.gw.stop()

@@ -73,3 +73,14 @@ def test_direct_sink_only_when_the_buffer_is_the_sole_destination() -> None:
         for h in list(logger.handlers):
             logger.removeHandler(h)
         logger.filters.clear()
+
+
+def test_the_trace_id_joins_the_line_only_when_tracing_set_one() -> None:
+    request = make_mocked_request("GET", "/x")
+    ctx = RequestContext("rid-3")
+    assert "trace_id" not in json.loads(_access_line(request, None, ctx))
+    ctx.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    line = _access_line(request, None, ctx)
+    fields = json.loads(line)
+    assert fields["trace_id"] == ctx.trace_id
+    _expected(line, fields)

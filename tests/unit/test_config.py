@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, load, load_text
+from gateway.config import ConfigError, TracingConfig, load, load_text
 
 MINIMAL = """
 upstreams:
@@ -494,3 +494,20 @@ def test_external_auth_defaults_and_problems() -> None:
     # Without trusted proxies every decision request would be refused: say so at load.
     cfg = load_text(MINIMAL + "external_auth: {listener: '127.0.0.1:8082'}\n")
     assert any(w.path == "external_auth" and "trusted_proxies" in w.message for w in cfg.warnings)
+
+
+def test_tracing_is_off_without_its_section_and_checked_with_it() -> None:
+    base = """
+token_types: [{name: live, prefix: gw_live_, kind: api_key}]
+upstreams: {api: "http://127.0.0.1:9000"}
+routes: [{name: r, path: /x, upstream: api}]
+"""
+    assert load_text(base).tracing is None
+    cfg = load_text(base + 'tracing: {endpoint: "http://127.0.0.1:4318/v1/traces"}')
+    assert cfg.tracing == TracingConfig("http://127.0.0.1:4318/v1/traces")
+    with pytest.raises(ConfigError) as err:
+        load_text(base + "tracing: {endpoint: collector, sampling_ratio: 2, colour: red}")
+    text = str(err.value)
+    assert "tracing.endpoint: must be an http:// or https:// URL (got 'collector')" in text
+    assert "tracing.sampling_ratio: must be between 0 and 1 (got 2.0)" in text
+    assert "tracing.colour: unknown key" in text
