@@ -24,7 +24,12 @@ OPS = 'operator_workspace: "ops"\n'
 
 
 def config(poll_interval: float) -> str:
-    return CORE.replace("poll_interval: 0.1", f"poll_interval: {poll_interval}") + OPS
+    # These tests are about propagation, not about a slow store: a lookup that takes longer than
+    # the default 0.5 s on a loaded CI host must not open the store circuit (test_store_outage.py
+    # tests that bound).
+    text = CORE.replace("poll_interval: 0.1", f"poll_interval: {poll_interval}")
+    text = text.replace('store: "{store}"', 'store: {url: "{store}", lookup_timeout: 5}')
+    return text + OPS
 
 
 @pytest.fixture
