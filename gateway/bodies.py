@@ -241,8 +241,8 @@ class MeTokenCreate(Body):
 
     name: TokenName
     scopes: Strings | None = None
-    expiresIn: ExpiresIn | None = None  # noqa: N815 - Spedy's JSON names
-    expiresAt: str | None = None  # noqa: N815
+    expiresIn: ExpiresIn | None = None
+    expiresAt: str | None = None
 
 
 # -- Velt's key endpoint (gateway.velt) -------------------------------------------------------------
@@ -276,38 +276,38 @@ class VeltPlanInfo(Body):
 
 class VeltEmailService(Body):
     type: str | None = None
-    apiKey: str | None = None  # noqa: N815 - Velt's JSON names
-    fromEmail: str | None = None  # noqa: N815
-    fromCompany: str | None = None  # noqa: N815
-    commentTemplateId: str | None = None  # noqa: N815
-    tagTemplateId: str | None = None  # noqa: N815
+    apiKey: str | None = None
+    fromEmail: str | None = None
+    fromCompany: str | None = None
+    commentTemplateId: str | None = None
+    tagTemplateId: str | None = None
 
 
 class VeltWebhookService(Body):
-    authToken: str | None = None  # noqa: N815 - Velt's JSON names
-    rawNotificationUrl: str | None = None  # noqa: N815
-    processedNotificationUrl: str | None = None  # noqa: N815
+    authToken: str | None = None
+    rawNotificationUrl: str | None = None
+    processedNotificationUrl: str | None = None
 
 
 class VeltKeyData(Body):
-    ownerEmail: Annotated[  # noqa: N815 - Velt's JSON names
+    ownerEmail: Annotated[
         str,
         AfterValidator(_not_blank),
         AfterValidator(_email),
         _doc(format="email"),
     ]
     type: str | None = None
-    createAuthToken: bool = False  # noqa: N815
-    apiKeyName: Annotated[str, AfterValidator(_not_empty)] | None = None  # noqa: N815
-    planInfo: VeltPlanInfo | None = None  # noqa: N815
-    customPlanInfo: bool = False  # noqa: N815
-    customPlanInfoData: dict[str, Any] | None = None  # noqa: N815
-    allowedDomains: Strings = []  # noqa: N815
-    addLocalHostToAllowedDomains: bool = False  # noqa: N815
-    useEmailService: bool = False  # noqa: N815
-    useWebhookService: bool = False  # noqa: N815
-    emailServiceConfig: VeltEmailService | None = None  # noqa: N815
-    webhookServiceConfig: VeltWebhookService | None = None  # noqa: N815
+    createAuthToken: bool = False
+    apiKeyName: Annotated[str, AfterValidator(_not_empty)] | None = None
+    planInfo: VeltPlanInfo | None = None
+    customPlanInfo: bool = False
+    customPlanInfoData: dict[str, Any] | None = None
+    allowedDomains: Strings = []
+    addLocalHostToAllowedDomains: bool = False
+    useEmailService: bool = False
+    useWebhookService: bool = False
+    emailServiceConfig: VeltEmailService | None = None
+    webhookServiceConfig: VeltWebhookService | None = None
 
     @field_validator("ownerEmail", mode="before")
     @classmethod
