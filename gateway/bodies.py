@@ -29,7 +29,8 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import ErrorDetails, PydanticCustomError, core_schema
 
 from gateway.errors import GatewayError, InvalidArgument
 
@@ -50,6 +51,7 @@ __all__ = [
     "VeltKeyRequest",
     "add_routes",
     "invalid",
+    "json_schemas",
     "read_body",
     "read_json_object",
 ]
@@ -89,6 +91,7 @@ class Body(BaseModel):
     # A top-level key wrapping the fields (Velt's "data"), left out of the field names in messages.
     envelope: ClassVar[str | None] = None
     reason: ClassVar[str | None] = None  # the InvalidArgument reason; default: the field's name
+    form: ClassVar[bool] = False  # also taken as application/x-www-form-urlencoded
 
     @field_validator("*", mode="before")
     @classmethod
@@ -169,6 +172,30 @@ def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
             app.router.add_get(route.path, route.handler)  # and HEAD, as aiohttp does for GET
         else:
             app.router.add_route(route.method, route.path, route.handler)
+
+
+class _NoNull(GenerateJsonSchema):
+    """Bodies never take null (Body._no_null): an optional field's schema is just its type."""
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        return self.generate_inner(schema["schema"])
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def json_schemas(models: Iterable[type[Body]], ref_template: str) -> dict[str, Any]:
+    """The JSON Schema of each model and of the models they nest, by class name."""
+    _, top = models_json_schema(
+        [(m, "validation") for m in models], ref_template=ref_template, schema_generator=_NoNull
+    )
+    defs: dict[str, Any] = top.get("$defs", {})
+    for schema in defs.values():
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            if prop.get("default", 0) is None:
+                del prop["default"]  # None stands for "absent", not a value a client may send
+    return defs
 
 
 # -- field types -------------------------------------------------------------------------------------
@@ -332,6 +359,7 @@ class VeltKeyRequest(Body):
 
 class _OAuthParams(Body):
     model_config = ConfigDict(extra="allow")
+    form = True  # RFC 6749 §4.1.3; JSON too
     __pydantic_extra__: dict[str, str] = Field(init=False)
 
     client_id: str | None = None
