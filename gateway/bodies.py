@@ -260,7 +260,7 @@ class CreateOAuthApp(Body):
     public: bool = False
 
 
-# -- self-service (gateway.selfservice) --------------------------------------------------------------
+# -- self-service (gateway.selfservice); field names are Spedy's JSON names -------------------------
 
 
 class MeTokenCreate(Body):
@@ -272,7 +272,7 @@ class MeTokenCreate(Body):
     expiresAt: str | None = None
 
 
-# -- Velt's key endpoint (gateway.velt) -------------------------------------------------------------
+# -- Velt's key endpoint (gateway.velt); field names are Velt's JSON names --------------------------
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -345,9 +345,9 @@ class VeltKeyData(Body):
 
 
 class VeltKeyRequest(Body):
-    """``{"data": {...}}``; messages name fields inside ``data`` without it."""
+    """Velt's request: the new key's settings inside ``data``."""
 
-    envelope = "data"
+    envelope = "data"  # messages name the fields inside it without "data."
     reason = "velt_argument"
     phrases = {"list_type": "an array of strings"}
 
