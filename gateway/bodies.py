@@ -1,4 +1,5 @@
-"""Every request body the gateway accepts, as one pydantic model each, and reading a body into one.
+"""The request bodies of the gateway's documented endpoints (admin API, self-service, Velt's key
+endpoint, OAuth's token endpoints), as one pydantic model each, and reading a body into one.
 
 A model is the single statement of a body's shape: the handler gets a typed value from
 :func:`read_body`, and :mod:`gateway.openapi` publishes the model's JSON Schema, so the document and
@@ -10,7 +11,9 @@ unknown field, missing field, wrong type, bad value in that order::
     Unknown field: data.surprise.     name is required.     scopes must be a list of strings.
 
 Rules a model cannot state (a duration's grammar, a scope being known, an expiry in the future)
-stay with the services that apply them.
+stay with the services that apply them; a model may document them (``_doc``) for the schema.
+:class:`Route` pairs an admin-listener route with its body model, for ``install_admin`` and the
+document alike; :func:`json_schemas` renders the models as the document shows them.
 """
 
 from __future__ import annotations

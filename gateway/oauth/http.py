@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from gateway.app import GATEWAY, Gateway
 from gateway.authz import TOKENS_READ, TOKENS_WRITE, Powers, authorize, covers, require_covers
@@ -128,7 +129,7 @@ def _basic(request: web.Request) -> tuple[str, str] | None:
     return unquote(user.replace("+", " ")), unquote(password.replace("+", " "))
 
 
-def _invalid_request(model: type[Body], exc: Any) -> OAuthError:
+def _invalid_request(model: type[Body], exc: ValidationError) -> OAuthError:
     return OAuthError("invalid_request", invalid(model, exc).message)
 
 
