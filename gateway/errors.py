@@ -10,6 +10,8 @@
     │   ├── MultipleCredentials       400 MULTIPLE_CREDENTIALS
     │   ├── UpgradeNotAllowed         400 UPGRADE_NOT_ALLOWED
     │   └── InvalidArgument           400 INVALID_ARGUMENT
+    ├── OAuthError                    400 OAUTH_ERROR (RFC 6749 §5.2: {"error", "error_description"})
+    │   └── InvalidClient             401 OAUTH_ERROR (error=invalid_client, with a challenge)
     ├── AuthenticationError           401 UNAUTHORIZED
     │   └── LoginLinkInvalid          401 LOGIN_LINK_INVALID (dashboard sign-in link bad/expired/used)
     ├── PermissionDenied              403 FORBIDDEN
@@ -54,12 +56,14 @@ __all__ = [
     "GatewayError",
     "InsufficientScope",
     "InvalidArgument",
+    "InvalidClient",
     "InvalidPath",
     "InvalidWorkspace",
     "LoginLinkInvalid",
     "MethodNotAllowed",
     "MultipleCredentials",
     "NotFound",
+    "OAuthError",
     "OriginDenied",
     "PayloadTooLarge",
     "PermissionDenied",
@@ -132,6 +136,28 @@ class UpgradeNotAllowed(BadRequest):
 class InvalidArgument(BadRequest):
     code = "INVALID_ARGUMENT"
     default_message = "An argument is invalid."
+
+
+class OAuthError(GatewayError):
+    """An authorization-server error (RFC 6749 §5.2, §4.1.2.1): ``error`` is the RFC's code, the
+    message its description. Rendered in the RFC's envelope whatever the configured one."""
+
+    status = 400
+    code = "OAUTH_ERROR"
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description, reason=error)
+        self.error = error
+        self.status = status
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed (401). ``basic``: the client tried HTTP Basic, so the
+    challenge is Basic (RFC 6749 §5.2); otherwise Bearer."""
+
+    def __init__(self, description: str, *, basic: bool) -> None:
+        super().__init__("invalid_client", description, 401)
+        self.basic = basic
 
 
 class AuthenticationError(GatewayError):

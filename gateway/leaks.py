@@ -25,12 +25,12 @@ from aiohttp import web
 
 from gateway import tokens
 from gateway.app import GATEWAY
+from gateway.bodies import read_json_object
 from gateway.builtin import register
 from gateway.context import RequestContext
 from gateway.errors import InvalidArgument, RateLimited
 from gateway.ratelimit import Backend, BackendError, Counter, client_address, make_backend
 from gateway.responses import json_response
-from gateway.selfservice import read_json_object
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

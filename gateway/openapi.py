@@ -1,605 +1,363 @@
 """The OpenAPI 3.1 document of every endpoint the gateway serves itself, at ``/openapi.json`` on the
-admin listener.
+admin listener, generated so that it cannot drift from the handlers:
 
-Operations tagged ``proxy`` are served on the proxy listener when a route names their built-in
-handler (Spedy's ``me_tokens``, Velt's ``velt_apikey_create``); those tagged ``admin`` on the admin
-listener. The schemas describe exactly what the handlers return; tests/e2e/test_openapi.py runs
-schemathesis against a running gateway to keep them honest.
+* operations come from the route tables the listeners are built from: ``ROUTES`` of
+  :mod:`gateway.admin.api` and :mod:`gateway.oauth.admin` (admin listener, tag ``admin``), and the
+  built-in handlers of :data:`BUILTINS` (proxy listener, tag ``proxy`` or ``velt``) at the paths the
+  Spedy preset and ``oauth.paths``' defaults give them;
+* request bodies are the JSON Schema of the route's model in :mod:`gateway.bodies` (the same model
+  the handler validates with), under ``components/schemas``;
+* each operation's summary and responses come from :data:`DOCS`; an operation without an entry, or
+  an entry without an operation, makes :func:`document` fail, so a route cannot go undocumented.
+
+tests/e2e/test_openapi.py runs schemathesis against a running gateway to keep the responses honest.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from gateway import __version__
+from gateway import __version__, bodies, selfservice, velt
+from gateway.admin import api as admin_api
+from gateway.builtin import BuiltinHandler
+from gateway.config import OAuthPaths
+from gateway.oauth import admin as oauth_admin
+from gateway.oauth import http as oauth_http
 
-__all__ = ["document", "install_admin"]
+__all__ = ["BUILTINS", "DOCS", "Doc", "document", "install_admin"]
 
-NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
+S: dict[str, Any] = {"type": "string"}
+NS: dict[str, Any] = {"type": ["string", "null"]}
+SL: dict[str, Any] = {"type": "array", "items": S}
+INT: dict[str, Any] = {"type": "integer"}
 ID = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}
+NO_STORE = {"Cache-Control": {"schema": {"const": "no-store"}, "required": True}}
 
 
-def _ref(name: str) -> dict[str, str]:
+def obj(required: str = "", **props: Any) -> dict[str, Any]:
+    """An object schema: ``required`` names the required properties, space-separated."""
+    return {"type": "object", "required": required.split(), "properties": props}
+
+
+def each(schema: dict[str, Any], names: str) -> dict[str, Any]:
+    """``names`` (space-separated) all with ``schema``: spread into :func:`obj`."""
+    return dict.fromkeys(names.split(), schema)
+
+
+def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def listing(key: str, item: str) -> dict[str, Any]:
+    return obj(key, **{key: {"type": "array", "items": ref(item)}})
 
 
-def _errors(*codes: int, envelope: str = "Error") -> dict[str, Any]:
-    text = {
-        400: "Invalid request",
-        401: "Missing, malformed, unknown, expired or revoked credential",
-        403: "Not allowed",
-        404: "Not found (also for what the caller may not see)",
-        405: "Method not allowed",
-        409: "It exists already",
-        429: "Rate limited",
-        502: "Upstream unavailable",
-        503: "Store unavailable",
-        504: "Upstream timeout",
-    }
-    return {str(c): _json(_ref(envelope), text[c]) for c in codes}
+def plus(base: str, key: str, required: bool = True) -> dict[str, Any]:
+    """``base`` with one more string property (a secret shown once)."""
+    extra: dict[str, Any] = {"required": [key]} if required else {}
+    return {"allOf": [ref(base), {**extra, "properties": {key: S}}]}
 
 
-PROXY_ERRORS = (400, 401, 403, 404, 503)
-ADMIN_ERRORS = (400, 401, 403, 404, 503)
+def _json(schema: dict[str, Any], description: str, **more: Any) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}, **more}
 
 
-def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {"application/json": {"schema": schema}}}
+ERROR_TEXT = {
+    400: "Invalid request",
+    401: "Missing, malformed, unknown, expired or revoked credential",
+    403: "Not allowed",
+    404: "Not found (also for what the caller may not see)",
+    409: "It exists already",
+    503: "Store unavailable",
+}
 
 
-def _param(name: str, where: str = "path", schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": where == "path", "schema": schema or ID}
+def errors(*codes: int, envelope: str = "Error") -> dict[str, Any]:
+    return {str(c): _json(ref(envelope), ERROR_TEXT[c]) for c in codes}
+
+
+CODES = (400, 401, 403, 404, 503)
+REFUSALS = errors(*CODES)
+OAUTH_CODES = "invalid_request invalid_client invalid_grant unauthorized_client"
+OAUTH_CODES += " unsupported_grant_type invalid_scope"
+OAUTH_ERROR = obj("error", error={"enum": OAUTH_CODES.split()}, error_description=S)
+OAUTH_ERRORS = {
+    "400": _json(OAUTH_ERROR, "RFC 6749 §5.2 error", headers=NO_STORE),
+    "401": _json(OAUTH_ERROR, "Client authentication failed", headers=NO_STORE),
+    **errors(503),
+}
+
+# What the handlers answer (request bodies come from gateway.bodies).
+RESPONSES: dict[str, Any] = {
+    "Error": obj(
+        "error",
+        error=obj(
+            "code message request_id", **each(S, "code message request_id"), required_scopes=SL
+        ),
+    ),
+    "VeltError": obj(
+        "error",
+        error={**obj("status message", **each(S, "status message")), "additionalProperties": False},
+    ),
+    "Token": obj(
+        "id name prefix status scopes created_at",
+        **each(S, "id name type kind environment workspace_id"),
+        **each(NS, "user_id expires_at revoked_at last_used_at created_by"),
+        prefix={"type": "string", "minLength": 1, "maxLength": 16},
+        scopes=SL,
+        allowed_domains=SL,
+        status={"enum": ["active", "expired", "revoked"]},
+        created_at={"type": "string", "format": "date-time"},
+    ),
+    "TokenWithSecret": plus("Token", "token"),
+    "MeToken": obj(
+        "id name lastUsedAt createdAt",
+        **each(S, "id name prefix createdAt"),
+        **each(NS, "lastUsedAt expiresAt"),
+        scopes=SL,
+    ),
+    "Workspace": obj("id slug name plan", **each(S, "id slug name plan created_at")),
+    "OAuthApp": obj(
+        "client_id name type redirect_uris scopes created_at",
+        **each(S, "client_id name created_at"),
+        **each(SL, "redirect_uris scopes"),
+        type={"enum": ["confidential", "public"]},
+        workspace_id=NS,
+    ),
+    "OAuthAppWithSecret": plus("OAuthApp", "client_secret", required=False),
+    "OAuthGrant": obj(
+        "id client_id user_id workspace_id scopes created_at",
+        **each(S, "id client_id user_id workspace_id created_at"),
+        client_name=NS,
+        scopes=SL,
+    ),
+}
+USER = obj("id email", **each(S, "id email"), name=NS)
+MEMBERSHIP = obj("user_id workspace_id role", **each(S, "user_id workspace_id role"))
+MEMBER = obj("user_id role", **each(S, "user_id role created_at"))
+MEMBERS = obj("members", members={"type": "array", "items": MEMBER})
+EVENT = obj(
+    "at action",
+    **each(S, "at action"),
+    **each(NS, "actor address token_id token_prefix workspace_id detail"),
+)
+EVENTS = obj("events", events={"type": "array", "items": EVENT})
+INTROSPECTION = obj(
+    "active",
+    active={"type": "boolean"},
+    **each(S, "scope client_id token_type workspace_id"),
+    **each(INT, "exp iat"),
+    sub=NS,
+)
+OAUTH_TOKENS = obj(
+    "access_token token_type expires_in refresh_token scope",
+    **each(S, "access_token refresh_token scope"),
+    token_type={"const": "Bearer"},
+    expires_in=INT,
+)
+METADATA = {
+    "type": "object",
+    "required": [
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "code_challenge_methods_supported",
+    ],
+}
+VELT_KEYS = obj("apiKey", **each(S, "apiKey authToken"))
+VELT_RESULT = obj(
+    "result",
+    result=obj("status message data", status={"const": "success"}, message=S, data=VELT_KEYS),
+)
+READY = obj("status store", **each(S, "status store config"))
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What the route table does not say about an operation: its summary and responses."""
+
+    summary: str
+    schema: dict[str, Any] | None = None  # the success body; None: no body
+    status: int = 200
+    errors: dict[str, Any] = field(default_factory=lambda: REFUSALS)
+    query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    public: bool = False  # no credential (security: [])
+    headers: dict[str, Any] | None = None
+
+
+def public(summary: str, schema: dict[str, Any] | None, **more: Any) -> Doc:
+    return Doc(summary, schema, errors=more.pop("errors", {}), public=True, **more)
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A built-in handler on the proxy listener, at the path its preset or default gives it."""
+
+    method: str
+    path: str
+    handler: BuiltinHandler
+    body: type[bodies.Body] | None = None
+    tag: str = "proxy"
+
+
+_P = OAuthPaths()
+_ME = "/api/v1/me/tokens"  # config/spedy.yaml
+_VELT = "/v2/workspace/apikey/create"  # config/velt.yaml
+BUILTINS = (
+    Builtin("GET", _ME, selfservice.me_tokens),
+    Builtin("POST", _ME, selfservice.me_tokens, bodies.MeTokenCreate),
+    Builtin("GET", _ME + "/{tokenId}", selfservice.me_tokens),
+    Builtin("DELETE", _ME + "/{tokenId}", selfservice.me_tokens),
+    Builtin("POST", _VELT, velt.apikey_create, bodies.VeltKeyRequest, "velt"),
+    Builtin("POST", _P.token, oauth_http.token_endpoint, bodies.OAuthTokenRequest),
+    Builtin("POST", _P.revoke, oauth_http.revoke_endpoint, bodies.OAuthTokenParams),
+    Builtin("POST", _P.introspect, oauth_http.introspect_endpoint, bodies.OAuthTokenParams),
+    Builtin("GET", _P.metadata, oauth_http.metadata_endpoint),
+)
+# Served by gateway.app (health) and by this module, on the admin listener.
+OWN = ("GET /healthz", "GET /readyz", "GET /openapi.json")
+
+WS, TOK, APP = "/admin/workspaces/{ws}", "/admin/tokens/{id}", "/admin/oauth-apps"
+DOCS: dict[str, Doc] = {
+    "GET /healthz": public("Process alive", obj("status", status={"const": "ok"})),
+    "GET /readyz": public(
+        "Store reachable, config loaded",
+        READY,
+        errors={"503": _json({"type": "object"}, "Not ready")},
+    ),
+    "GET /openapi.json": public("This document (OpenAPI 3.1)", {"type": "object"}),
+    # gateway.admin.api
+    "GET /admin/workspaces": Doc("All workspaces (operator)", listing("workspaces", "Workspace")),
+    "POST /admin/workspaces": Doc("Create a workspace (operator)", ref("Workspace"), 201),
+    f"GET {WS}": Doc("A workspace", ref("Workspace")),
+    f"PATCH {WS}": Doc("Change the plan (operator)", ref("Workspace")),
+    f"DELETE {WS}": Doc("Delete (operator); its tokens stop working", status=204),
+    "POST /admin/users": Doc("Create a user", USER, 201, {**REFUSALS, **errors(409)}),
+    f"GET {WS}/members": Doc("Members and roles", MEMBERS),
+    f"PUT {WS}/members/{{user}}": Doc("Add a member or change their role", MEMBERSHIP),
+    f"DELETE {WS}/members/{{user}}": Doc("Remove a member", status=204),
+    f"GET {WS}/tokens": Doc("Every token of the workspace", listing("tokens", "Token")),
+    f"POST {WS}/tokens": Doc("Mint a token; returned once", ref("TokenWithSecret"), 201),
+    f"GET {TOK}": Doc("A token, never its secret", ref("Token")),
+    f"POST {TOK}/revoke": Doc("Revoke", ref("Token")),
+    f"POST {TOK}/rotate": Doc(
+        "New secret; the old one works for a grace period", ref("TokenWithSecret")
+    ),
+    f"GET {WS}/audit": Doc(
+        "Token create/rotate/revoke events, newest first",
+        EVENTS,
+        query={"limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    ),
+    # gateway.oauth.admin (404 NOT_FOUND when the config has no oauth: section)
+    f"GET {APP}": Doc(
+        "OAuth apps (an operator sees all, a workspace admin its own)", listing("apps", "OAuthApp")
+    ),
+    f"POST {APP}": Doc(
+        "Register an app; its client_secret is shown once", ref("OAuthAppWithSecret"), 201
+    ),
+    f"GET {APP}/{{client_id}}": Doc("An app, never its secret", ref("OAuthApp")),
+    f"DELETE {APP}/{{client_id}}": Doc("Delete an app; its grants and tokens end", status=204),
+    f"GET {WS}/oauth-grants": Doc(
+        "Active OAuth grants in a workspace (optionally one user's)",
+        listing("grants", "OAuthGrant"),
+        query={"user": ID},
+    ),
+    "DELETE /admin/oauth-grants/{grant_id}": Doc("Revoke a grant and its tokens", status=204),
+    # built-in handlers on the proxy listener
+    f"GET {_ME}": Doc("The caller's active tokens (Spedy)", listing("tokens", "MeToken")),
+    f"POST {_ME}": Doc("Create a personal access token; shown once", plus("MeToken", "token"), 201),
+    f"GET {_ME}/{{tokenId}}": Doc("One of the caller's tokens, without its secret", ref("MeToken")),
+    f"DELETE {_ME}/{{tokenId}}": Doc("Revoke permanently", status=204),
+    f"POST {_VELT}": Doc(
+        "Create an API key for the workspace (Velt)",
+        VELT_RESULT,
+        errors=errors(*CODES, envelope="VeltError"),
+    ),
+    f"POST {_P.token}": public(
+        "OAuth token endpoint: authorization_code (PKCE S256) and refresh_token",
+        OAUTH_TOKENS,
+        errors=OAUTH_ERRORS,
+        headers=NO_STORE,
+    ),
+    f"POST {_P.revoke}": public(
+        "RFC 7009 revocation (of the client's own tokens)", None, errors=OAUTH_ERRORS
+    ),
+    f"POST {_P.introspect}": public(
+        "RFC 7662 introspection (of the client's own tokens)", INTROSPECTION, errors=OAUTH_ERRORS
+    ),
+    f"GET {_P.metadata}": public("RFC 8414 authorization server metadata", METADATA),
+}
+STATUS_TEXT = {200: "OK", 201: "Created", 204: "Done"}
+
+
+def _operations() -> Iterator[tuple[str, str, str, type[bodies.Body] | None]]:
+    """(method, path, tag, body model) of every operation the gateway serves itself."""
+    for op in OWN:
+        method, path = op.split(" ")
+        yield method, path, "admin", None
+    for route in (*admin_api.ROUTES, *oauth_admin.ROUTES):
+        yield route.method, route.path, "admin", route.body
+    for b in BUILTINS:
+        yield b.method, b.path, b.tag, b.body
+
+
+def _operation(doc: Doc, tag: str, body: type[bodies.Body] | None) -> dict[str, Any]:
+    text = STATUS_TEXT[doc.status]
+    ok: dict[str, Any] = {"description": text} if doc.schema is None else _json(doc.schema, text)
+    if doc.headers:
+        ok["headers"] = doc.headers
+    op: dict[str, Any] = {"tags": [tag], "summary": doc.summary}
+    if doc.public:
+        op["security"] = []
+    if doc.query:
+        op["parameters"] = [
+            {"name": k, "in": "query", "required": False, "schema": v} for k, v in doc.query.items()
+        ]
+    if body is not None:
+        schema = ref(body.__name__)
+        types = ["application/x-www-form-urlencoded"] if body.form else []
+        types.append("application/json")
+        op["requestBody"] = {
+            # A body with no required field may be left out (rotate: the default grace).
+            "required": any(f.is_required() for f in body.model_fields.values()),
+            "content": {t: {"schema": schema} for t in types},
+        }
+    op["responses"] = {str(doc.status): ok, **doc.errors}
+    return op
 
 
 def document() -> dict[str, Any]:
-    token_view = {
-        "type": "object",
-        "required": ["id", "name", "prefix", "status", "scopes", "created_at"],
-        "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "type": {"type": "string"},
-            "kind": {"type": "string"},
-            "environment": {"type": "string"},
-            "prefix": {"type": "string", "minLength": 1, "maxLength": 16},
-            "scopes": {"type": "array", "items": {"type": "string"}},
-            "workspace_id": {"type": "string"},
-            "user_id": NULLABLE_STR,
-            "status": {"enum": ["active", "expired", "revoked"]},
-            "created_at": {"type": "string", "format": "date-time"},
-            "expires_at": NULLABLE_STR,
-            "revoked_at": NULLABLE_STR,
-            "last_used_at": NULLABLE_STR,
-            "allowed_domains": {"type": "array", "items": {"type": "string"}},
-            "created_by": NULLABLE_STR,
-        },
-    }
-    me_token = {
-        "type": "object",
-        "required": ["id", "name", "lastUsedAt", "createdAt"],
-        "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "prefix": {"type": "string"},
-            "scopes": {"type": "array", "items": {"type": "string"}},
-            "lastUsedAt": NULLABLE_STR,
-            "createdAt": {"type": "string"},
-            "expiresAt": NULLABLE_STR,
-        },
-    }
-    workspace = {
-        "type": "object",
-        "required": ["id", "slug", "name", "plan"],
-        "properties": {k: {"type": "string"} for k in ("id", "slug", "name", "plan", "created_at")},
-    }
-    schemas: dict[str, Any] = {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message", "request_id"],
-                    "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "request_id": {"type": "string"},
-                        "required_scopes": {"type": "array", "items": {"type": "string"}},
-                    },
-                }
-            },
-        },
-        "VeltError": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["status", "message"],
-                    "additionalProperties": False,
-                    "properties": {"status": {"type": "string"}, "message": {"type": "string"}},
-                }
-            },
-        },
-        "Token": token_view,
-        "TokenWithSecret": {
-            "allOf": [
-                token_view,
-                {"required": ["token"], "properties": {"token": {"type": "string"}}},
+    paths: dict[str, Any] = {}
+    models: list[type[bodies.Body]] = []
+    seen: set[str] = set()
+    for method, path, tag, body in _operations():
+        key = f"{method} {path}"
+        if key not in DOCS or key in seen:
+            raise LookupError(f"{key} is served twice, or not documented in DOCS")
+        doc = DOCS[key]
+        seen.add(key)
+        item = paths.setdefault(path, {})
+        names = re.findall(r"\{(\w+)\}", path)
+        if names:
+            item["parameters"] = [
+                {"name": n, "in": "path", "required": True, "schema": ID} for n in names
             ]
-        },
-        "MeToken": me_token,
-        "Workspace": workspace,
-        **_oauth_schemas(),
-    }
-    ws = _param("ws")
-    tid = _param("id")
-    grace = {"type": "string", "pattern": "^[0-9]{1,6}[smhdw]$"}
-    paths: dict[str, Any] = {
-        "/api/v1/me/tokens": {
-            "get": {
-                "tags": ["proxy"],
-                "summary": "The caller's active tokens (Spedy)",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["tokens"],
-                            "properties": {"tokens": {"type": "array", "items": _ref("MeToken")}},
-                        },
-                        "Tokens",
-                    ),
-                    **_errors(*PROXY_ERRORS),
-                },
-            },
-            "post": {
-                "tags": ["proxy"],
-                "summary": "Create a personal access token; the token is returned once",
-                "requestBody": _body(
-                    {
-                        "type": "object",
-                        "required": ["name"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "name": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": 200,
-                                "pattern": "\\S",
-                            },
-                            "scopes": {"type": "array", "items": {"type": "string"}},
-                            "expiresIn": {"type": "string", "pattern": "^[0-9]{1,5}[smhdw]$"},
-                        },
-                    }
-                ),
-                "responses": {
-                    "201": _json(
-                        {
-                            "allOf": [
-                                _ref("MeToken"),
-                                {
-                                    "required": ["token"],
-                                    "properties": {"token": {"type": "string"}},
-                                },
-                            ]
-                        },
-                        "Created",
-                    ),
-                    **_errors(*PROXY_ERRORS),
-                },
-            },
-        },
-        "/api/v1/me/tokens/{tokenId}": {
-            "parameters": [_param("tokenId")],
-            "get": {
-                "tags": ["proxy"],
-                "summary": "One of the caller's tokens, without its secret",
-                "responses": {"200": _json(_ref("MeToken"), "Token"), **_errors(*PROXY_ERRORS)},
-            },
-            "delete": {
-                "tags": ["proxy"],
-                "summary": "Revoke permanently",
-                "responses": {"204": {"description": "Revoked"}, **_errors(*PROXY_ERRORS)},
-            },
-        },
-        "/v2/workspace/apikey/create": {
-            "post": {
-                "tags": ["velt"],
-                "summary": "Create an API key for the workspace (Velt)",
-                "requestBody": _body(
-                    {
-                        "type": "object",
-                        "required": ["data"],
-                        "properties": {
-                            "data": {
-                                "type": "object",
-                                "required": ["ownerEmail"],
-                                "properties": {"ownerEmail": {"type": "string", "format": "email"}},
-                            }
-                        },
-                    }
-                ),
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["result"],
-                            "properties": {
-                                "result": {
-                                    "type": "object",
-                                    "required": ["status", "message", "data"],
-                                    "properties": {
-                                        "status": {"const": "success"},
-                                        "message": {"type": "string"},
-                                        "data": {
-                                            "type": "object",
-                                            "required": ["apiKey"],
-                                            "properties": {
-                                                "apiKey": {"type": "string"},
-                                                "authToken": {"type": "string"},
-                                            },
-                                        },
-                                    },
-                                }
-                            },
-                        },
-                        "Created",
-                    ),
-                    **_errors(*PROXY_ERRORS, envelope="VeltError"),
-                },
-            }
-        },
-        "/healthz": {
-            "get": {
-                "tags": ["admin"],
-                "security": [],
-                "summary": "Process alive",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["status"],
-                            "properties": {"status": {"const": "ok"}},
-                        },
-                        "Alive",
-                    )
-                },
-            }
-        },
-        "/readyz": {
-            "get": {
-                "tags": ["admin"],
-                "security": [],
-                "summary": "Store reachable, config loaded",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["status", "store"],
-                            "properties": {
-                                "status": {"type": "string"},
-                                "store": {"type": "string"},
-                                "config": {"type": "string"},
-                            },
-                        },
-                        "Ready",
-                    ),
-                    "503": _json({"type": "object"}, "Not ready"),
-                },
-            }
-        },
-        "/admin/workspaces": {
-            "get": {
-                "tags": ["admin"],
-                "summary": "All workspaces (operator)",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["workspaces"],
-                            "properties": {
-                                "workspaces": {"type": "array", "items": _ref("Workspace")}
-                            },
-                        },
-                        "Workspaces",
-                    ),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-            "post": {
-                "tags": ["admin"],
-                "summary": "Create a workspace (operator)",
-                "requestBody": _body(
-                    {
-                        "type": "object",
-                        "required": ["name"],
-                        "additionalProperties": False,
-                        "properties": {
-                            # Any name with a visible character (as the handler checks).
-                            "name": {"type": "string", "minLength": 1, "pattern": "\\S"},
-                            "slug": {
-                                "type": "string",
-                                "pattern": "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$",
-                            },
-                            "plan": {"type": "string"},
-                        },
-                    }
-                ),
-                "responses": {"201": _json(_ref("Workspace"), "Created"), **_errors(*ADMIN_ERRORS)},
-            },
-        },
-        "/admin/workspaces/{ws}": {
-            "parameters": [ws],
-            "get": {
-                "tags": ["admin"],
-                "summary": "A workspace",
-                "responses": {
-                    "200": _json(_ref("Workspace"), "Workspace"),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-            "patch": {
-                "tags": ["admin"],
-                "summary": "Change the plan (operator)",
-                "requestBody": _body(
-                    {
-                        "type": "object",
-                        "required": ["plan"],
-                        "additionalProperties": False,
-                        "properties": {"plan": {"type": "string"}},
-                    }
-                ),
-                "responses": {
-                    "200": _json(_ref("Workspace"), "Workspace"),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-            "delete": {
-                "tags": ["admin"],
-                "summary": "Delete (operator); its tokens stop working",
-                "responses": {"204": {"description": "Deleted"}, **_errors(*ADMIN_ERRORS)},
-            },
-        },
-        "/admin/users": {
-            "post": {
-                "tags": ["admin"],
-                "summary": "Create a user",
-                "requestBody": _body(
-                    {
-                        "type": "object",
-                        "required": ["email"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "email": {"type": "string", "format": "email"},
-                            "name": {"type": "string"},
-                        },
-                    }
-                ),
-                "responses": {
-                    "201": _json(
-                        {
-                            "type": "object",
-                            "required": ["id", "email"],
-                            "properties": {
-                                "id": {"type": "string"},
-                                "email": {"type": "string"},
-                                "name": NULLABLE_STR,
-                            },
-                        },
-                        "Created",
-                    ),
-                    **_errors(*ADMIN_ERRORS, 409),
-                },
-            },
-        },
-        "/admin/workspaces/{ws}/members": {
-            "parameters": [ws],
-            "get": {
-                "tags": ["admin"],
-                "summary": "Members and roles",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["members"],
-                            "properties": {
-                                "members": {
-                                    "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "required": ["user_id", "role"],
-                                        "properties": {
-                                            "user_id": {"type": "string"},
-                                            "role": {"type": "string"},
-                                            "created_at": {"type": "string"},
-                                        },
-                                    },
-                                }
-                            },
-                        },
-                        "Members",
-                    ),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-        },
-        "/admin/workspaces/{ws}/members/{user}": {
-            "parameters": [ws, _param("user")],
-            "put": {
-                "tags": ["admin"],
-                "summary": "Add a member or change their role",
-                "requestBody": _body(
-                    {
-                        "type": "object",
-                        "required": ["role"],
-                        "additionalProperties": False,
-                        "properties": {"role": {"type": "string"}},
-                    }
-                ),
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["user_id", "workspace_id", "role"],
-                            "properties": {
-                                "user_id": {"type": "string"},
-                                "workspace_id": {"type": "string"},
-                                "role": {"type": "string"},
-                            },
-                        },
-                        "Membership",
-                    ),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-            "delete": {
-                "tags": ["admin"],
-                "summary": "Remove a member",
-                "responses": {"204": {"description": "Removed"}, **_errors(*ADMIN_ERRORS)},
-            },
-        },
-        "/admin/workspaces/{ws}/tokens": {
-            "parameters": [ws],
-            "get": {
-                "tags": ["admin"],
-                "summary": "Every token of the workspace",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["tokens"],
-                            "properties": {"tokens": {"type": "array", "items": _ref("Token")}},
-                        },
-                        "Tokens",
-                    ),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-            "post": {
-                "tags": ["admin"],
-                "summary": "Mint a token; returned once",
-                "requestBody": _body(
-                    {
-                        "type": "object",
-                        "required": ["name"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "name": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": 200,
-                                "pattern": "\\S",
-                            },
-                            "scopes": {"type": "array", "items": {"type": "string"}},
-                            "type": {"type": "string"},
-                            "user": {"type": "string"},
-                            "expires_in": {"type": "string", "pattern": "^[0-9]{1,5}[smhdw]$"},
-                            "allowed_domains": {"type": "array", "items": {"type": "string"}},
-                        },
-                    }
-                ),
-                "responses": {
-                    "201": _json(_ref("TokenWithSecret"), "Created"),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-        },
-        "/admin/tokens/{id}": {
-            "parameters": [tid],
-            "get": {
-                "tags": ["admin"],
-                "summary": "A token, never its secret",
-                "responses": {"200": _json(_ref("Token"), "Token"), **_errors(*ADMIN_ERRORS)},
-            },
-        },
-        "/admin/tokens/{id}/revoke": {
-            "parameters": [tid],
-            "post": {
-                "tags": ["admin"],
-                "summary": "Revoke",
-                "responses": {"200": _json(_ref("Token"), "Revoked"), **_errors(*ADMIN_ERRORS)},
-            },
-        },
-        "/admin/tokens/{id}/rotate": {
-            "parameters": [tid],
-            "post": {
-                "tags": ["admin"],
-                "summary": "New secret; the old one works for the grace period",
-                "requestBody": _body(
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {"grace": grace},
-                    },
-                    required=False,
-                ),
-                "responses": {
-                    "200": _json(_ref("TokenWithSecret"), "Rotated"),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-        },
-        "/admin/workspaces/{ws}/audit": {
-            "parameters": [
-                ws,
-                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
-            ],
-            "get": {
-                "tags": ["admin"],
-                "summary": "Token create/rotate/revoke events, newest first",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["events"],
-                            "properties": {
-                                "events": {
-                                    "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "required": ["at", "action"],
-                                        "properties": {
-                                            "at": {"type": "string"},
-                                            "action": {"type": "string"},
-                                            "actor": NULLABLE_STR,
-                                            "address": NULLABLE_STR,
-                                            "token_id": NULLABLE_STR,
-                                            "token_prefix": NULLABLE_STR,
-                                            "workspace_id": NULLABLE_STR,
-                                            "detail": NULLABLE_STR,
-                                        },
-                                    },
-                                }
-                            },
-                        },
-                        "Events",
-                    ),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-        },
-        **_oauth_paths(ws),
-        **_oauth_proxy_paths(),
-        "/openapi.json": {
-            "get": {
-                "tags": ["admin"],
-                "security": [],
-                "summary": "This document",
-                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
-            }
-        },
-    }
+        item[method.lower()] = _operation(doc, tag, body)
+        if body is not None and body not in models:
+            models.append(body)
+    stale = set(DOCS) - seen
+    if stale:
+        raise LookupError(f"DOCS describes operations nobody serves: {sorted(stale)}")
     return {
         "openapi": "3.1.0",
         "info": {"title": "gateway: built-in endpoints", "version": __version__},
         "components": {
-            "schemas": schemas,
+            "schemas": {**RESPONSES, **bodies.json_schemas(models, "#/components/schemas/{model}")},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "veltAuthToken": {"type": "apiKey", "in": "header", "name": "x-velt-auth-token"},
@@ -607,292 +365,6 @@ def document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": paths,
-    }
-
-
-def _oauth_schemas() -> dict[str, Any]:
-    app = {
-        "type": "object",
-        "required": ["client_id", "name", "type", "redirect_uris", "scopes", "created_at"],
-        "properties": {
-            "client_id": {"type": "string"},
-            "name": {"type": "string"},
-            "type": {"enum": ["confidential", "public"]},
-            "redirect_uris": {"type": "array", "items": {"type": "string"}},
-            "scopes": {"type": "array", "items": {"type": "string"}},
-            "workspace_id": NULLABLE_STR,
-            "created_at": {"type": "string"},
-        },
-    }
-    grant = {
-        "type": "object",
-        "required": ["id", "client_id", "user_id", "workspace_id", "scopes", "created_at"],
-        "properties": {
-            "id": {"type": "string"},
-            "client_id": {"type": "string"},
-            "client_name": NULLABLE_STR,
-            "user_id": {"type": "string"},
-            "workspace_id": {"type": "string"},
-            "scopes": {"type": "array", "items": {"type": "string"}},
-            "created_at": {"type": "string"},
-        },
-    }
-    return {
-        "OAuthApp": app,
-        "OAuthAppWithSecret": {
-            "allOf": [app, {"properties": {"client_secret": {"type": "string"}}}]
-        },
-        "OAuthGrant": grant,
-    }
-
-
-def _oauth_proxy_paths() -> dict[str, Any]:
-    """The authorization server's API endpoints (at the `oauth.paths` defaults). The consent page
-    is a browser page (HTML, redirects) and is described in the README instead."""
-    oauth_error = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "enum": [
-                    "invalid_request",
-                    "invalid_client",
-                    "invalid_grant",
-                    "unauthorized_client",
-                    "unsupported_grant_type",
-                    "invalid_scope",
-                ]
-            },
-            "error_description": {"type": "string"},
-        },
-    }
-    no_store = {
-        "Cache-Control": {"schema": {"const": "no-store"}, "required": True},
-    }
-
-    def errors() -> dict[str, Any]:
-        return {
-            "400": {**_json(oauth_error, "RFC 6749 §5.2 error"), "headers": no_store},
-            "401": {**_json(oauth_error, "Client authentication failed"), "headers": no_store},
-            **_errors(503),
-        }
-
-    def form(schema: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "required": True,
-            "content": {
-                "application/x-www-form-urlencoded": {"schema": schema},
-                "application/json": {"schema": schema},
-            },
-        }
-
-    client_auth = {
-        "client_id": {"type": "string"},
-        "client_secret": {"type": "string"},
-    }
-    token_param = {
-        "type": "object",
-        "required": ["token"],
-        "properties": {
-            "token": {"type": "string"},
-            "token_type_hint": {"type": "string"},
-            **client_auth,
-        },
-    }
-    return {
-        "/api/oauth/token": {
-            "post": {
-                "tags": ["proxy"],
-                "security": [],
-                "summary": "OAuth token endpoint: authorization_code (PKCE S256) and refresh_token",
-                "requestBody": form(
-                    {
-                        "type": "object",
-                        "required": ["grant_type"],
-                        "properties": {
-                            "grant_type": {"enum": ["authorization_code", "refresh_token"]},
-                            "code": {"type": "string"},
-                            "redirect_uri": {"type": "string"},
-                            "code_verifier": {"type": "string"},
-                            "refresh_token": {"type": "string"},
-                            "scope": {"type": "string"},
-                            **client_auth,
-                        },
-                    }
-                ),
-                "responses": {
-                    "200": {
-                        **_json(
-                            {
-                                "type": "object",
-                                "required": [
-                                    "access_token",
-                                    "token_type",
-                                    "expires_in",
-                                    "refresh_token",
-                                    "scope",
-                                ],
-                                "properties": {
-                                    "access_token": {"type": "string"},
-                                    "token_type": {"const": "Bearer"},
-                                    "expires_in": {"type": "integer"},
-                                    "refresh_token": {"type": "string"},
-                                    "scope": {"type": "string"},
-                                },
-                            },
-                            "Tokens",
-                        ),
-                        "headers": no_store,
-                    },
-                    **errors(),
-                },
-            }
-        },
-        "/api/oauth/revoke": {
-            "post": {
-                "tags": ["proxy"],
-                "security": [],
-                "summary": "RFC 7009 revocation (the client's own tokens; others are a no-op)",
-                "requestBody": form(token_param),
-                "responses": {"200": {"description": "Revoked (or nothing to revoke)"}, **errors()},
-            }
-        },
-        "/api/oauth/introspect": {
-            "post": {
-                "tags": ["proxy"],
-                "security": [],
-                "summary": "RFC 7662 introspection of the client's own tokens",
-                "requestBody": form(token_param),
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["active"],
-                            "properties": {
-                                "active": {"type": "boolean"},
-                                "scope": {"type": "string"},
-                                "client_id": {"type": "string"},
-                                "sub": NULLABLE_STR,
-                                "exp": {"type": "integer"},
-                                "iat": {"type": "integer"},
-                                "token_type": {"type": "string"},
-                                "workspace_id": {"type": "string"},
-                            },
-                        },
-                        "Introspection",
-                    ),
-                    **errors(),
-                },
-            }
-        },
-        "/.well-known/oauth-authorization-server": {
-            "get": {
-                "tags": ["proxy"],
-                "security": [],
-                "summary": "RFC 8414 authorization server metadata",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": [
-                                "issuer",
-                                "authorization_endpoint",
-                                "token_endpoint",
-                                "code_challenge_methods_supported",
-                            ],
-                        },
-                        "Metadata",
-                    )
-                },
-            }
-        },
-    }
-
-
-def _oauth_paths(ws: dict[str, Any]) -> dict[str, Any]:
-    """Admin routes of gateway.oauth.admin (404 NOT_FOUND when the config has no oauth: section)."""
-    client_id = _param("client_id")
-    no_content = {"description": "Deleted"}
-    return {
-        "/admin/oauth-apps": {
-            "get": {
-                "tags": ["admin"],
-                "summary": "OAuth apps (an operator sees all, a workspace admin its own)",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["apps"],
-                            "properties": {"apps": {"type": "array", "items": _ref("OAuthApp")}},
-                        },
-                        "Apps",
-                    ),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-            "post": {
-                "tags": ["admin"],
-                "summary": "Register an app; a confidential app's client_secret is returned once",
-                "requestBody": _body(
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["name", "redirect_uris"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "redirect_uris": {"type": "array", "items": {"type": "string"}},
-                            "scopes": {"type": "array", "items": {"type": "string"}},
-                            "public": {"type": "boolean"},
-                        },
-                    }
-                ),
-                "responses": {
-                    "201": _json(_ref("OAuthAppWithSecret"), "Registered"),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-        },
-        "/admin/oauth-apps/{client_id}": {
-            "parameters": [client_id],
-            "get": {
-                "tags": ["admin"],
-                "summary": "An app, never its secret",
-                "responses": {"200": _json(_ref("OAuthApp"), "App"), **_errors(*ADMIN_ERRORS)},
-            },
-            "delete": {
-                "tags": ["admin"],
-                "summary": "Delete an app and revoke every grant and token it holds",
-                "responses": {"204": no_content, **_errors(*ADMIN_ERRORS)},
-            },
-        },
-        "/admin/workspaces/{ws}/oauth-grants": {
-            "parameters": [ws, _param("user", "query")],
-            "get": {
-                "tags": ["admin"],
-                "summary": "Active OAuth grants in a workspace (optionally one user's)",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["grants"],
-                            "properties": {
-                                "grants": {"type": "array", "items": _ref("OAuthGrant")}
-                            },
-                        },
-                        "Grants",
-                    ),
-                    **_errors(*ADMIN_ERRORS),
-                },
-            },
-        },
-        "/admin/oauth-grants/{grant_id}": {
-            "parameters": [_param("grant_id")],
-            "delete": {
-                "tags": ["admin"],
-                "summary": "Revoke a grant and every token issued from it",
-                "responses": {"204": no_content, **_errors(*ADMIN_ERRORS)},
-            },
-        },
     }
 
 

@@ -3,6 +3,9 @@
 ``default``: ``{"error": {"code", "message", "request_id"}}``.
 ``velt``: ``{"error": {"status", "message"}}`` with Google-style canonical status names, as Velt's
 API answers. 401 and 403 carry ``WWW-Authenticate: Bearer`` per RFC 6750.
+An :class:`~gateway.errors.OAuthError` is always RFC 6749 §5.2's ``{"error", "error_description"}``,
+never cached (``Pragma: no-cache`` too), and a failed client authentication (401) challenges with
+Basic when the client tried Basic.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from gateway.errors import (
     AuthenticationError,
     GatewayError,
     InsufficientScope,
+    InvalidClient,
     MultipleCredentials,
+    OAuthError,
     PermissionDenied,
 )
 
@@ -51,6 +56,8 @@ def json_response(
 
 
 def error_body(err: GatewayError, request_id: str, envelope: str) -> dict[str, Any]:
+    if isinstance(err, OAuthError):
+        return {"error": err.error, "error_description": err.message}
     if envelope == "velt":
         status = (
             err.code if err.code == "INVALID_ARGUMENT" else VELT_STATUS.get(err.status, "UNKNOWN")
@@ -63,6 +70,10 @@ def error_body(err: GatewayError, request_id: str, envelope: str) -> dict[str, A
 
 
 def _www_authenticate(err: GatewayError) -> str | None:
+    if isinstance(err, InvalidClient):
+        return 'Basic realm="oauth"' if err.basic else REALM
+    if isinstance(err, OAuthError):
+        return None
     if isinstance(err, AuthenticationError):
         if err.reason == "missing":
             return REALM
@@ -84,6 +95,8 @@ def error_response(err: GatewayError, request_id: str, envelope: str) -> web.Res
     if challenge:
         headers["WWW-Authenticate"] = challenge
     headers["Cache-Control"] = "no-store"
+    if isinstance(err, OAuthError):
+        headers["Pragma"] = "no-cache"  # RFC 6749 §5.1
     return json_response(error_body(err, request_id, envelope), err.status, headers)
 
 

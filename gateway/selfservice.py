@@ -18,7 +18,6 @@ speaks HTTP and Spedy's JSON shape.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -26,6 +25,7 @@ from aiohttp import web
 
 from gateway.app import GATEWAY
 from gateway.authz import TOKENS_READ
+from gateway.bodies import MeTokenCreate, read_body
 from gateway.builtin import register
 from gateway.context import RequestContext
 from gateway.errors import InvalidArgument, NotFound, PermissionDenied
@@ -34,9 +34,7 @@ from gateway.responses import json_response
 from gateway.services import Actor, Services, iso, parse_expiry
 from gateway.store.base import TokenRecord
 
-__all__ = ["me_tokens", "read_json_object"]
-
-MAX_BODY = 64 * 1024
+__all__ = ["me_tokens"]
 
 
 def _view(t: TokenRecord) -> dict[str, Any]:
@@ -49,22 +47,6 @@ def _view(t: TokenRecord) -> dict[str, Any]:
         "createdAt": iso(t.created_at),
         "expiresAt": iso(t.expires_at),
     }
-
-
-async def read_json_object(request: web.Request, max_bytes: int = MAX_BODY) -> dict[str, Any]:
-    """The request body as a JSON object, or 400 INVALID_ARGUMENT saying what is wrong."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise InvalidArgument("The request body is too large.", reason="body_too_large")
-    raw = await request.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise InvalidArgument("The request body is too large.", reason="body_too_large")
-    try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("The request body must be JSON.", reason="bad_json") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument("The request body must be a JSON object.", reason="bad_json")
-    return data
 
 
 def _user(identity: Identity | None) -> tuple[Identity, str]:
@@ -125,29 +107,16 @@ async def me_tokens(request: web.Request, ctx: RequestContext) -> web.StreamResp
         return json_response({"tokens": tokens})
 
     if token_id is None and request.method == "POST":
-        body = await read_json_object(request)
-        name = body.get("name")
-        if not isinstance(name, str) or not name.strip():
+        body = await read_body(request, MeTokenCreate)
+        if not body.name.strip():
             raise InvalidArgument("name is required.", reason="name")
-        scopes = body.get("scopes")
-        if scopes is not None and (
-            not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)
-        ):
-            raise InvalidArgument("scopes must be a list of strings.", reason="scopes")
-        expires_in, expires_at = body.get("expiresIn"), body.get("expiresAt")
-        for key, value in (("expiresIn", expires_in), ("expiresAt", expires_at)):
-            if key in body and not isinstance(value, str):  # null too: the schema says string
-                raise InvalidArgument(f"{key} must be a string.", reason="expiry")
-        unknown = sorted(set(body) - {"name", "scopes", "expiresIn", "expiresAt"})
-        if unknown:
-            raise InvalidArgument(f"Unknown field: {unknown[0]}.", reason="unknown_field")
         record, plaintext = await services.create_token(
             workspace=ws.id,
-            name=name,
-            scopes=scopes,
+            name=body.name,
+            scopes=body.scopes,
             type=_pat_type(services, identity),
             user=user_id,
-            expires_at=parse_expiry(expires_in, expires_at, time.time()),
+            expires_at=parse_expiry(body.expiresIn, body.expiresAt, time.time()),
             actor=Actor(id=user_id, address=request.remote),
             caller=identity,
         )

@@ -19,98 +19,37 @@ enforce with them.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from aiohttp import web
 
 from gateway.app import GATEWAY
+from gateway.bodies import VeltKeyData, VeltKeyRequest, parse, read_json_object
 from gateway.builtin import register
 from gateway.context import RequestContext
 from gateway.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.responses import json_response
-from gateway.selfservice import read_json_object
 from gateway.services import Actor, Services
 
 __all__ = ["API_KEY_TYPE", "AUTH_TOKEN_TYPE", "apikey_create"]
 
 API_KEY_TYPE = "velt_api_key"
 AUTH_TOKEN_TYPE = "velt_auth_token"
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_STR, _BOOL, _OBJ, _LIST = "a string", "a boolean", "an object", "an array of strings"
-FIELDS: dict[str, str] = {
-    "ownerEmail": _STR,
-    "type": _STR,
-    "createAuthToken": _BOOL,
-    "apiKeyName": _STR,
-    "planInfo": _OBJ,
-    "customPlanInfo": _BOOL,
-    "customPlanInfoData": _OBJ,
-    "allowedDomains": _LIST,
-    "addLocalHostToAllowedDomains": _BOOL,
-    "useEmailService": _BOOL,
-    "useWebhookService": _BOOL,
-    "emailServiceConfig": _OBJ,
-    "webhookServiceConfig": _OBJ,
-}
-NESTED_STRINGS: dict[str, set[str]] = {
-    "planInfo": {"type"},
-    "emailServiceConfig": {
-        "type",
-        "apiKey",
-        "fromEmail",
-        "fromCompany",
-        "commentTemplateId",
-        "tagTemplateId",
-    },
-    "webhookServiceConfig": {"authToken", "rawNotificationUrl", "processedNotificationUrl"},
-}
 
 
 def _bad(message: str) -> InvalidArgument:
     return InvalidArgument(message, reason="velt_argument")
 
 
-def _is(value: Any, kind: str) -> bool:
-    if kind == _STR:
-        return isinstance(value, str)
-    if kind == _BOOL:
-        return isinstance(value, bool)
-    if kind == _OBJ:
-        return isinstance(value, dict)
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def validate(body: dict[str, Any]) -> dict[str, Any]:
-    """The ``data`` object, checked field by field; raises naming the first problem."""
-    if set(body) != {"data"}:
-        extra = sorted(set(body) - {"data"})
-        if extra:
-            raise _bad(f"Unknown field: {extra[0]}.")
-        raise _bad("data is required.")
-    data = body["data"]
-    if not isinstance(data, dict):
-        raise _bad("data must be an object.")
-    for key in data:
-        if key not in FIELDS:
-            raise _bad(f"Unknown field: data.{key}.")
-    owner = data.get("ownerEmail")
-    if owner is None or (isinstance(owner, str) and not owner.strip()):
-        raise _bad("ownerEmail is required.")
-    for key, kind in FIELDS.items():
-        if key in data and not _is(data[key], kind):
-            raise _bad(f"{key} must be {kind}.")
-    if not _EMAIL.match(owner):
-        raise _bad("ownerEmail must be a valid email address.")
-    for key, allowed in NESTED_STRINGS.items():
-        for sub, value in data.get(key, {}).items():
-            if sub not in allowed and not (key == "planInfo" and data.get("customPlanInfo")):
-                raise _bad(f"Unknown field: data.{key}.{sub}.")
-            if sub in allowed and not isinstance(value, str):
-                raise _bad(f"{key}.{sub} must be a string.")
-    if data.get("apiKeyName") is not None and not data["apiKeyName"].strip():
-        raise _bad("apiKeyName must not be empty.")
-    for domain in data.get("allowedDomains", []):
+def validate(body: dict[str, Any]) -> VeltKeyData:
+    """The ``data`` object (:class:`gateway.bodies.VeltKeyRequest`); raises naming the first
+    problem, then checks what the model cannot: plan keys beyond ``type`` only with
+    ``customPlanInfo``, and each allowed domain by the services' rule."""
+    data = parse(VeltKeyRequest, body).data
+    extra = data.planInfo.model_extra if data.planInfo is not None else None
+    if extra and not data.customPlanInfo:
+        raise _bad(f"Unknown field: data.planInfo.{next(iter(extra))}.")
+    for domain in data.allowedDomains:
         try:
             Services.check_domains([domain])
         except InvalidArgument:
@@ -129,16 +68,16 @@ async def apikey_create(request: web.Request, ctx: RequestContext) -> web.Stream
         )
     data = validate(await read_json_object(request))
     services = Services.of_runtime(gw.store, gw.runtime)
-    email = data["ownerEmail"].strip().lower()
+    email = data.ownerEmail.strip().lower()
     try:
         owner = await services.user(email)
     except NotFound:
         owner = await services.create_user(email)
-    domains = list(dict.fromkeys(d.strip().lower() for d in data.get("allowedDomains", [])))
-    if data.get("addLocalHostToAllowedDomains") and "localhost" not in domains:
+    domains = list(dict.fromkeys(d.strip().lower() for d in data.allowedDomains))
+    if data.addLocalHostToAllowedDomains and "localhost" not in domains:
         domains.append("localhost")
     actor = Actor(id=token.id, address=request.remote)
-    name = data.get("apiKeyName") or f"API key for {email}"
+    name = data.apiKeyName or f"API key for {email}"
     record, api_key = await services.create_token(
         workspace=identity.workspace.id,
         name=name,
@@ -149,12 +88,16 @@ async def apikey_create(request: web.Request, ctx: RequestContext) -> web.Stream
         actor=actor,
         caller=identity,
     )
-    settings = {k: data[k] for k in FIELDS if k in data and k not in ("ownerEmail", "apiKeyName")}
-    settings.pop("webhookServiceConfig", None)  # holds a secret of the caller's; not recorded
-    if "emailServiceConfig" in settings:
-        settings["emailServiceConfig"] = {
-            k: v for k, v in settings["emailServiceConfig"].items() if k != "apiKey"
-        }
+    # As sent, minus secrets of the caller's: the webhook config and the email service's key.
+    settings = data.model_dump(
+        exclude_unset=True,
+        exclude={
+            "ownerEmail": True,
+            "apiKeyName": True,
+            "webhookServiceConfig": True,
+            "emailServiceConfig": {"apiKey"},
+        },
+    )
     await gw.store.add_audit(
         "velt.apikey.settings",
         at=record.created_at,
@@ -166,7 +109,7 @@ async def apikey_create(request: web.Request, ctx: RequestContext) -> web.Stream
         detail=json.dumps({"ownerEmail": email, **settings}, sort_keys=True),
     )
     result: dict[str, Any] = {"apiKey": api_key}
-    if data.get("createAuthToken"):
+    if data.createAuthToken:
         _, auth_token = await services.create_token(
             workspace=identity.workspace.id,
             name=f"Auth token for {name}",

@@ -35,10 +35,20 @@ from aiohttp import web
 
 from gateway.app import GATEWAY
 from gateway.authz import TOKENS_READ, TOKENS_WRITE, authorize, bound, permits
+from gateway.bodies import (
+    CreateToken,
+    CreateUser,
+    CreateWorkspace,
+    PatchWorkspace,
+    PutMember,
+    RotateToken,
+    Route,
+    add_routes,
+    read_body,
+)
 from gateway.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.identity import Identity
 from gateway.responses import json_response
-from gateway.selfservice import read_json_object
 from gateway.services import Actor, Services, iso, parse_duration, parse_expiry, token_view
 from gateway.store.base import TokenRecord, Workspace
 
@@ -47,12 +57,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_SCOPE",
+    "ROUTES",
     "Caller",
     "caller_of",
     "install_admin",
-    "only",
-    "str_field",
-    "str_list",
     "workspace_of",
 ]
 
@@ -130,30 +138,6 @@ def _ws_view(ws: Workspace) -> dict[str, Any]:
     }
 
 
-def str_field(body: dict[str, Any], key: str, required: bool = False) -> str | None:
-    if key not in body:
-        if required:
-            raise InvalidArgument(f"{key} is required.", reason=key)
-        return None
-    value = body[key]
-    if not isinstance(value, str):  # null included: the schema says string
-        raise InvalidArgument(f"{key} must be a string.", reason=key)
-    return value
-
-
-def str_list(body: dict[str, Any], key: str) -> list[str]:
-    value = body.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidArgument(f"{key} must be a list of strings.", reason=key)
-    return value
-
-
-def only(body: dict[str, Any], allowed: set[str]) -> None:
-    extra = sorted(set(body) - allowed)
-    if extra:
-        raise InvalidArgument(f"Unknown field: {extra[0]}.", reason="unknown_field")
-
-
 # -- workspaces ------------------------------------------------------------------------------------
 
 
@@ -167,14 +151,8 @@ async def list_workspaces(request: web.Request) -> web.Response:
 async def create_workspace(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     _operator(caller)
-    body = await read_json_object(request)
-    only(body, {"name", "slug", "id", "plan"})
-    ws = await caller.services.create_workspace(
-        str_field(body, "name", True) or "",
-        str_field(body, "slug"),
-        str_field(body, "id"),
-        str_field(body, "plan") or "free",
-    )
+    body = await read_body(request, CreateWorkspace)
+    ws = await caller.services.create_workspace(body.name, body.slug, body.id, body.plan or "free")
     return json_response(_ws_view(ws), status=201)
 
 
@@ -187,9 +165,8 @@ async def patch_workspace(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     _operator(caller)
     ws = await workspace_of(caller, request.match_info["ws"])
-    body = await read_json_object(request)
-    only(body, {"plan"})
-    ws = await caller.services.set_plan(ws.id, str_field(body, "plan", True) or "")
+    body = await read_body(request, PatchWorkspace)
+    ws = await caller.services.set_plan(ws.id, body.plan)
     return json_response(_ws_view(ws))
 
 
@@ -206,11 +183,8 @@ async def delete_workspace(request: web.Request) -> web.Response:
 
 async def create_user(request: web.Request) -> web.Response:
     caller = await caller_of(request)
-    body = await read_json_object(request)
-    only(body, {"email", "name"})
-    user = await caller.services.create_user(
-        str_field(body, "email", True) or "", str_field(body, "name")
-    )
+    body = await read_body(request, CreateUser)
+    user = await caller.services.create_user(body.email, body.name)
     return json_response({"id": user.id, "email": user.email, "name": user.name}, status=201)
 
 
@@ -231,9 +205,7 @@ async def list_members(request: web.Request) -> web.Response:
 async def put_member(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     ws = await workspace_of(caller, request.match_info["ws"])
-    body = await read_json_object(request)
-    only(body, {"role"})
-    role = str_field(body, "role", True) or ""
+    role = (await read_body(request, PutMember)).role
     rules = caller.services.config.scopes
     if role in caller.services.config.roles:
         # Nobody hands out a role holding more than they do.
@@ -263,18 +235,15 @@ async def list_tokens(request: web.Request) -> web.Response:
 async def create_token(request: web.Request) -> web.Response:
     caller = await caller_of(request, needs=TOKENS_WRITE)
     ws = await workspace_of(caller, request.match_info["ws"])
-    body = await read_json_object(request)
-    only(body, {"name", "scopes", "type", "user", "expires_in", "expires_at", "allowed_domains"})
+    body = await read_body(request, CreateToken)
     record, plaintext = await caller.services.create_token(
         workspace=ws.id,
-        name=str_field(body, "name", True) or "",
-        scopes=str_list(body, "scopes") if "scopes" in body else None,
-        type=str_field(body, "type"),
-        user=str_field(body, "user"),
-        expires_at=parse_expiry(
-            str_field(body, "expires_in"), str_field(body, "expires_at"), time.time()
-        ),
-        allowed_domains=str_list(body, "allowed_domains"),
+        name=body.name,
+        scopes=body.scopes,
+        type=body.type,
+        user=body.user,
+        expires_at=parse_expiry(body.expires_in, body.expires_at, time.time()),
+        allowed_domains=body.allowed_domains,
         actor=caller.actor,
         caller=caller.identity,
     )
@@ -309,9 +278,8 @@ async def revoke_token(request: web.Request) -> web.Response:
 async def rotate_token(request: web.Request) -> web.Response:
     caller = await caller_of(request, needs=TOKENS_WRITE)
     t = await _token(caller, request.match_info["id"])
-    body = await read_json_object(request) if request.can_read_body else {}
-    only(body, {"grace"})
-    grace = parse_duration(str_field(body, "grace") or "1h")
+    body = await read_body(request, RotateToken) if request.can_read_body else RotateToken()
+    grace = parse_duration(body.grace or "1h")
     record, plaintext = await caller.services.rotate_token(
         t.id, grace, caller.actor, caller=caller.identity
     )
@@ -346,20 +314,24 @@ async def audit(request: web.Request) -> web.Response:
     )
 
 
+ROUTES = (
+    Route("GET", "/admin/workspaces", list_workspaces),
+    Route("POST", "/admin/workspaces", create_workspace, CreateWorkspace),
+    Route("GET", "/admin/workspaces/{ws}", get_workspace),
+    Route("PATCH", "/admin/workspaces/{ws}", patch_workspace, PatchWorkspace),
+    Route("DELETE", "/admin/workspaces/{ws}", delete_workspace),
+    Route("POST", "/admin/users", create_user, CreateUser),
+    Route("GET", "/admin/workspaces/{ws}/members", list_members),
+    Route("PUT", "/admin/workspaces/{ws}/members/{user}", put_member, PutMember),
+    Route("DELETE", "/admin/workspaces/{ws}/members/{user}", delete_member),
+    Route("GET", "/admin/workspaces/{ws}/tokens", list_tokens),
+    Route("POST", "/admin/workspaces/{ws}/tokens", create_token, CreateToken),
+    Route("GET", "/admin/tokens/{id}", get_token),
+    Route("POST", "/admin/tokens/{id}/revoke", revoke_token),
+    Route("POST", "/admin/tokens/{id}/rotate", rotate_token, RotateToken),
+    Route("GET", "/admin/workspaces/{ws}/audit", audit),
+)
+
+
 def install_admin(app: web.Application, gw: Gateway) -> None:
-    r = app.router
-    r.add_get("/admin/workspaces", list_workspaces)
-    r.add_post("/admin/workspaces", create_workspace)
-    r.add_get("/admin/workspaces/{ws}", get_workspace)
-    r.add_patch("/admin/workspaces/{ws}", patch_workspace)
-    r.add_delete("/admin/workspaces/{ws}", delete_workspace)
-    r.add_post("/admin/users", create_user)
-    r.add_get("/admin/workspaces/{ws}/members", list_members)
-    r.add_put("/admin/workspaces/{ws}/members/{user}", put_member)
-    r.add_delete("/admin/workspaces/{ws}/members/{user}", delete_member)
-    r.add_get("/admin/workspaces/{ws}/tokens", list_tokens)
-    r.add_post("/admin/workspaces/{ws}/tokens", create_token)
-    r.add_get("/admin/tokens/{id}", get_token)
-    r.add_post("/admin/tokens/{id}/revoke", revoke_token)
-    r.add_post("/admin/tokens/{id}/rotate", rotate_token)
-    r.add_get("/admin/workspaces/{ws}/audit", audit)
+    add_routes(app, ROUTES)

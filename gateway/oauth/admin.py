@@ -18,20 +18,20 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.admin.api import Caller, caller_of, only, str_field, str_list, workspace_of
+from gateway.admin.api import Caller, caller_of, workspace_of
 from gateway.app import GATEWAY
 from gateway.authz import TOKENS_READ, TOKENS_WRITE, covers, require_covers
+from gateway.bodies import CreateOAuthApp, Route, add_routes, read_body
 from gateway.errors import InvalidArgument, NotFound
 from gateway.oauth.service import OAuthService, client_view, grant_view
 from gateway.oauth.store import ClientRecord
 from gateway.responses import json_response
-from gateway.selfservice import read_json_object
 from gateway.services import USER_ID
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["install_admin"]
+__all__ = ["ROUTES", "install_admin"]
 
 
 def _service(request: web.Request) -> OAuthService:
@@ -64,19 +64,14 @@ async def list_apps(request: web.Request) -> web.Response:
 async def create_app(request: web.Request) -> web.Response:
     caller = await caller_of(request, needs=TOKENS_WRITE)
     svc = _service(request)
-    body = await read_json_object(request)
-    only(body, {"name", "redirect_uris", "scopes", "public"})
-    public = body.get("public", False)
-    if not isinstance(public, bool):
-        raise InvalidArgument("public must be true or false.", reason="public")
-    scopes = str_list(body, "scopes")
+    body = await read_body(request, CreateOAuthApp)
     # An app never asks users for more than its registrar holds.
-    require_covers(svc.config.scopes, caller.identity, _app_power(svc, scopes), "app")
+    require_covers(svc.config.scopes, caller.identity, _app_power(svc, body.scopes), "app")
     client, secret = await svc.create_client(
-        str_field(body, "name", True) or "",
-        str_list(body, "redirect_uris"),
-        scopes,
-        public=public,
+        body.name,
+        body.redirect_uris,
+        body.scopes,
+        public=body.public,
         workspace_id=None if caller.operator else caller.home.id,
     )
     view = client_view(client)
@@ -133,11 +128,15 @@ async def delete_grant(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+ROUTES = (
+    Route("GET", "/admin/oauth-apps", list_apps),
+    Route("POST", "/admin/oauth-apps", create_app, CreateOAuthApp),
+    Route("GET", "/admin/oauth-apps/{client_id}", get_app),
+    Route("DELETE", "/admin/oauth-apps/{client_id}", delete_app),
+    Route("GET", "/admin/workspaces/{ws}/oauth-grants", list_grants),
+    Route("DELETE", "/admin/oauth-grants/{grant_id}", delete_grant),
+)
+
+
 def install_admin(app: web.Application, gw: Gateway) -> None:
-    r = app.router
-    r.add_get("/admin/oauth-apps", list_apps)
-    r.add_post("/admin/oauth-apps", create_app)
-    r.add_get("/admin/oauth-apps/{client_id}", get_app)
-    r.add_delete("/admin/oauth-apps/{client_id}", delete_app)
-    r.add_get("/admin/workspaces/{ws}/oauth-grants", list_grants)
-    r.add_delete("/admin/oauth-grants/{grant_id}", delete_grant)
+    add_routes(app, ROUTES)

@@ -7,8 +7,10 @@
   configured login redirect; other errors go back to the verified redirect URI. The form is
   protected by a double-submit CSRF token (a SameSite=Strict, HttpOnly cookie that must equal the
   hidden field), and the page refuses to be framed.
-* token, revoke, introspect: JSON or form bodies, client authentication, RFC 6749 §5.2 errors,
-  ``Cache-Control: no-store``.
+* token, revoke, introspect: JSON or form bodies (:class:`gateway.bodies.OAuthTokenRequest`,
+  :class:`~gateway.bodies.OAuthTokenParams`), client authentication; their errors are
+  :class:`~gateway.errors.OAuthError`, rendered by :mod:`gateway.responses` in RFC 6749 §5.2's
+  envelope; answers carry ``Cache-Control: no-store``.
 * metadata (RFC 8414) and a signed-in user's own grants (list, revoke).
 """
 
@@ -20,19 +22,28 @@ import html
 import json
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from gateway.app import GATEWAY, Gateway
 from gateway.authz import TOKENS_READ, TOKENS_WRITE, Powers, authorize, covers, require_covers
+from gateway.bodies import Body, OAuthTokenParams, OAuthTokenRequest, invalid, parse
 from gateway.builtin import register
 from gateway.context import RequestContext
-from gateway.errors import AuthenticationError, GatewayError, NotFound, PermissionDenied
-from gateway.oauth.service import AuthorizeRequest, OAuthError, OAuthService, grant_view
+from gateway.errors import (
+    AuthenticationError,
+    GatewayError,
+    InvalidClient,
+    NotFound,
+    OAuthError,
+    PermissionDenied,
+)
+from gateway.oauth.service import AuthorizeRequest, OAuthService, grant_view
 from gateway.oauth.store import ClientRecord, oauth_store_for
-from gateway.responses import REALM, json_response
+from gateway.responses import json_response
 
 __all__ = ["CSRF_COOKIE", "signed_in_user"]
 
@@ -46,6 +57,9 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
 }
+
+
+P = TypeVar("P", bound=Body)
 
 
 def _service(gw: Gateway) -> OAuthService:
@@ -104,31 +118,31 @@ def _basic(request: web.Request) -> tuple[str, str] | None:
         raise OAuthError("invalid_request", "Send one Authorization header.")
     scheme, _, rest = values[0].strip().partition(" ")
     if scheme.lower() != "basic":
-        raise OAuthError("invalid_client", "Use HTTP Basic client authentication.", 401)
+        raise InvalidClient("Use HTTP Basic client authentication.", basic=True)
     try:
         decoded = base64.b64decode(rest.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise OAuthError("invalid_client", "Malformed Basic credentials.", 401) from None
+        raise InvalidClient("Malformed Basic credentials.", basic=True) from None
     user, sep, password = decoded.partition(":")
     if not sep:
-        raise OAuthError("invalid_client", "Malformed Basic credentials.", 401)
+        raise InvalidClient("Malformed Basic credentials.", basic=True)
     return unquote(user.replace("+", " ")), unquote(password.replace("+", " "))
 
 
-def _oauth_error(err: OAuthError, basic_used: bool) -> web.Response:
-    headers = dict(NO_STORE)
-    if err.status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="oauth"' if basic_used else REALM
-    body = {"error": err.error, "error_description": err.description}
-    return json_response(body, err.status, headers)
+def _invalid_request(model: type[Body], exc: ValidationError) -> OAuthError:
+    return OAuthError("invalid_request", invalid(model, exc).message)
 
 
-async def _client_call(request: web.Request) -> tuple[OAuthService, ClientRecord, dict[str, str]]:
+async def _client_call(
+    request: web.Request, model: type[P]
+) -> tuple[OAuthService, ClientRecord, P, dict[str, str]]:
+    """The authenticated client and its parameters; the client is checked first (RFC 6749 §5.2:
+    a bad client is invalid_client whatever else is wrong)."""
     gw = request.app[GATEWAY]
     svc = _service(gw)
     params = await _body_params(request)
     client = await svc.authenticate_client(params, _basic(request))
-    return svc, client, params
+    return svc, client, parse(model, params, _invalid_request), params
 
 
 # -- token, revocation, introspection, metadata ------------------------------------------------------
@@ -136,39 +150,21 @@ async def _client_call(request: web.Request) -> tuple[OAuthService, ClientRecord
 
 @register("oauth_token")
 async def token_endpoint(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    try:
-        svc, client, params = await _client_call(request)
-        return json_response(await svc.token(client, params), headers=NO_STORE)
-    except OAuthError as err:
-        ctx.decision, ctx.reason = "OAUTH_ERROR", err.error
-        return _oauth_error(err, "Authorization" in request.headers)
+    svc, client, _, params = await _client_call(request, OAuthTokenRequest)
+    return json_response(await svc.token(client, params), headers=NO_STORE)
 
 
 @register("oauth_revoke")
 async def revoke_endpoint(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    try:
-        svc, client, params = await _client_call(request)
-        token = params.get("token")
-        if not token:
-            raise OAuthError("invalid_request", "token is required.")
-        await svc.revoke(client, token)
-        return web.Response(status=200, headers=NO_STORE)
-    except OAuthError as err:
-        ctx.decision, ctx.reason = "OAUTH_ERROR", err.error
-        return _oauth_error(err, "Authorization" in request.headers)
+    svc, client, body, _ = await _client_call(request, OAuthTokenParams)
+    await svc.revoke(client, body.token)
+    return web.Response(status=200, headers=NO_STORE)
 
 
 @register("oauth_introspect")
 async def introspect_endpoint(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    try:
-        svc, client, params = await _client_call(request)
-        token = params.get("token")
-        if not token:
-            raise OAuthError("invalid_request", "token is required.")
-        return json_response(await svc.introspect(client, token), headers=NO_STORE)
-    except OAuthError as err:
-        ctx.decision, ctx.reason = "OAUTH_ERROR", err.error
-        return _oauth_error(err, "Authorization" in request.headers)
+    svc, client, body, _ = await _client_call(request, OAuthTokenParams)
+    return json_response(await svc.introspect(client, body.token), headers=NO_STORE)
 
 
 @register("oauth_metadata")
@@ -261,13 +257,13 @@ def _page(status: int, title: str, body: str) -> web.Response:
     return web.Response(status=status, text=doc, content_type="text/html", headers=PAGE_HEADERS)
 
 
-def _error_page(status: int, err: OAuthError | GatewayError) -> web.Response:
-    message = err.description if isinstance(err, OAuthError) else err.message
+def _error_page(status: int, err: GatewayError) -> web.Response:
+    """The consent page's errors: shown to the user, never sent to an unverified redirect URI."""
     code = err.error if isinstance(err, OAuthError) else err.code
     return _page(
         status,
         "Authorization error",
-        f"<h1>This authorization request cannot be completed</h1><p>{html.escape(message)}</p>"
+        f"<h1>This authorization request cannot be completed</h1><p>{html.escape(err.message)}</p>"
         f"<p><code>{html.escape(code)}</code></p>",
     )
 
@@ -355,7 +351,7 @@ async def consent_endpoint(request: web.Request, ctx: RequestContext) -> web.Str
         return _redirect(
             redirect_uri,
             error=err.error,
-            error_description=err.description,
+            error_description=err.message,
             state=params.get("state"),
         )
 

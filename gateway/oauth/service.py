@@ -1,7 +1,8 @@
 """Every decision of the authorization server, independent of HTTP: app registration, the consent
 checks, codes, the token endpoint's grants with refresh rotation, revocation and introspection.
 
-Errors are :class:`OAuthError` with RFC 6749 §5.2 codes; the HTTP layer renders them. Plaintext
+Errors are :class:`~gateway.errors.OAuthError` with RFC 6749 §5.2 codes, rendered by
+:mod:`gateway.responses` like every other error. Plaintext
 client secrets, codes and tokens exist only in return values; the store gets their digests.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from gateway import tokens
 from gateway.config import Config, OAuthConfig, TokenType
-from gateway.errors import InvalidArgument, NotFound
+from gateway.errors import InvalidArgument, InvalidClient, NotFound, OAuthError
 from gateway.oauth import pkce, redirects
 from gateway.oauth.store import (
     ClientRecord,
@@ -35,16 +36,6 @@ log = logging.getLogger("gateway.oauth")
 
 # A scope is one token of the space-delimited `scope` parameter (RFC 6749 §3.3).
 _SCOPE = re.compile(r"^[A-Za-z0-9_.:*-]{1,100}$")
-
-
-class OAuthError(Exception):
-    """An RFC 6749 §5.2 / §4.1.2.1 error: ``error`` code, description, HTTP status."""
-
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,19 +235,20 @@ class OAuthService:
             if body_secret is not None:
                 raise OAuthError("invalid_request", "Use one client authentication method.")
             if body_id is not None and body_id != basic[0]:
-                raise OAuthError("invalid_client", "client_id does not match.", 401)
+                raise InvalidClient("client_id does not match.", basic=True)
             client_id, secret = basic
         else:
             client_id, secret = body_id, body_secret
         client = await self.oauth.get_client(client_id) if client_id else None
+        tried_basic = basic is not None
         if client is None:
-            raise OAuthError("invalid_client", "Client authentication failed.", 401)
+            raise InvalidClient("Client authentication failed.", basic=tried_basic)
         if client.secret_hash is None:
             if secret:
-                raise OAuthError("invalid_client", "This is a public client: send no secret.", 401)
+                raise InvalidClient("This is a public client: send no secret.", basic=tried_basic)
             return client
         if not secret or not secrets.compare_digest(self.hasher(secret), client.secret_hash):
-            raise OAuthError("invalid_client", "Client authentication failed.", 401)
+            raise InvalidClient("Client authentication failed.", basic=tried_basic)
         return client
 
     # -- token endpoint ----------------------------------------------------------------------------

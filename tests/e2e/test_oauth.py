@@ -541,6 +541,39 @@ async def test_refresh_reuse_revokes_the_family_after_a_lost_response_grace(
     await eventually(refused(http, w, f2["access_token"]), within=1.0)
 
 
+async def test_oauth_errors_render_in_rfc6749s_envelope_through_the_one_error_path(
+    world: World, http: aiohttp.ClientSession
+) -> None:
+    """Issue 20: OAuth refusals are GatewayErrors rendered by gateway.responses: RFC 6749's
+    envelope and nothing else, never cached, a Bearer challenge for a client that did not try
+    Basic, and body problems named like every other bad body."""
+    w = world
+    wrong = {"grant_type": "refresh_token", "client_id": w.app.id, "client_secret": "wrong"}
+    async with http.post(w.token_url, json=wrong) as r:
+        assert r.status == 401
+        assert await r.json() == {
+            "error": "invalid_client",
+            "error_description": "Client authentication failed.",
+        }
+        assert r.headers["WWW-Authenticate"].startswith("Bearer ")
+        assert (r.headers["Cache-Control"], r.headers["Pragma"]) == ("no-store", "no-cache")
+    status, body, headers = await token_call(http, w, {"grant_type": 5}, json_body=True)  # type: ignore[dict-item]
+    assert (status, body) == (
+        400,
+        {"error": "invalid_request", "error_description": "grant_type must be a string."},
+    )
+    assert "WWW-Authenticate" not in headers
+    basic = base64.b64encode(f"{w.app.id}:{w.secret}".encode()).decode()
+    async with http.post(
+        w.gw.url + "/api/oauth/revoke", data={}, headers={"Authorization": f"Basic {basic}"}
+    ) as r:
+        assert r.status == 400
+        assert await r.json() == {
+            "error": "invalid_request",
+            "error_description": "token is required.",
+        }
+
+
 async def test_token_endpoint_errors_follow_rfc6749(
     world: World, http: aiohttp.ClientSession
 ) -> None:

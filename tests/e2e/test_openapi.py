@@ -101,6 +101,25 @@ def test_the_served_document_is_the_documented_one(served: dict[str, str]) -> No
         assert path in served_doc["paths"]
 
 
+def test_workspace_creation_accepts_what_the_document_now_says(served: dict[str, str]) -> None:
+    """Issue 20: the document, generated from the body model, offers `id` and 64-character slugs
+    on workspace creation, and the handler takes them."""
+    doc = document()
+    create = doc["components"]["schemas"]["CreateWorkspace"]
+    assert {"id", "slug"} <= set(create["properties"])
+    body = {"name": "Drift", "id": "ws_drift", "slug": "d" * 64}
+    request = urllib.request.Request(
+        f"{served['admin']}/admin/workspaces",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {served['token']}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as r:
+        made = json.loads(r.read())
+        assert r.status == 201
+    assert (made["id"], made["slug"]) == ("ws_drift", "d" * 64)
+
+
 schema = schemathesis.openapi.from_dict(document()).include(tag_regex="^(proxy|admin)$")
 
 CHECKS = [
