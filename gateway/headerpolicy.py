@@ -26,6 +26,7 @@ classified once and remembered (bounded), so a request costs one dict lookup per
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Final
 
@@ -108,6 +109,8 @@ NAMESPACE = "x-gateway-"
 # The dashboard's session cookie (gateway.dashboard.sessions.COOKIE, which imports the app and so
 # cannot be imported here; tests/unit/test_headerpolicy.py holds the two equal).
 DASHBOARD_SESSION_COOKIE = "gw_dashboard"
+# RFC 9110 token characters (a cookie name's alphabet), as a regex character class body.
+_TOKEN_CHARS = r"!#$%&'*+.^_`|~0-9A-Za-z-"
 _REMEMBER = 4096  # distinct header names classified and remembered; others are classified anew
 
 
@@ -131,6 +134,10 @@ class HeaderPolicy:
         )
         # Names classified so far (bounded): the forwarder reads it directly on the hot path.
         self.verdicts: dict[str, int] = {}
+        names = "|".join(re.escape(n) for n in sorted(self.credential_cookies))
+        self.cookie_name = (
+            re.compile(rf"(?:^|[^{_TOKEN_CHARS}])(?:{names})\s*=", re.IGNORECASE) if names else None
+        )
 
     def verdict(self, key: str) -> int:
         """The verdict for a lower-cased header name."""
@@ -169,12 +176,19 @@ class HeaderPolicy:
         return KEEP
 
     def strip_cookies(self, value: str) -> str:
-        """``value`` (one Cookie header) without the credential cookies; may come back empty."""
-        names = self.credential_cookies
+        """``value`` (one Cookie header) without the credential cookies; may come back empty.
+
+        Parsers disagree on separators (aiohttp and Python's ``SimpleCookie`` also split on
+        ``,`` and whitespace, old servers on ``,``), so a ``;``-separated part is dropped when a
+        credential cookie's name starts anywhere in it, in any case, followed by ``=``.
+        """
+        found = self.cookie_name
+        if found is None:
+            return value
         kept = [
             pair
             for pair in (p.strip() for p in value.split(";"))
-            if pair and pair.partition("=")[0].strip() not in names
+            if pair and not found.search(pair)
         ]
         return "; ".join(kept)
 
