@@ -37,6 +37,7 @@ from gateway.errors import (
 )
 from gateway.identity import Identity
 from gateway.oauth.service import OAuthService
+from gateway.pipeline.workspace import effective_scopes
 from gateway.store.base import AuditEntry, Membership, Store, TokenRecord, User, Workspace
 
 if TYPE_CHECKING:
@@ -196,21 +197,42 @@ class Services:
             raise NotFound(f"No user {key!r}.", reason="user")
         return u
 
-    async def add_member(self, workspace: str, user: str, role: str) -> Membership:
+    async def add_member(
+        self, workspace: str, user: str, role: str, caller: Identity | None = None
+    ) -> Membership:
+        """Add a member or change their role. With a caller, the new role must be within the
+        caller's power, and so must the member's current one (no demoting a stronger member)."""
         if role not in self.config.roles:
             raise InvalidArgument(
                 f"Unknown role {role!r}; known: {', '.join(sorted(self.config.roles))}.",
                 reason="role",
             )
         ws, u = await self.workspace(workspace), await self.user(user)
+        if caller is not None:
+            # Nobody hands out a role holding more than they do.
+            bound(self.config.scopes, caller, self.config.roles[role])
+            require_covers(self.config.scopes, caller, await self._member_power(u.id, ws), "member")
         m = Membership(user_id=u.id, workspace_id=ws.id, role=role, created_at=time.time())
         await self.store.set_membership(m)
         return m
 
-    async def remove_member(self, workspace: str, user: str, actor: Actor | None = None) -> bool:
+    async def remove_member(
+        self,
+        workspace: str,
+        user: str,
+        actor: Actor | None = None,
+        caller: Identity | None = None,
+    ) -> bool:
         """Remove a member and revoke every token of theirs in the workspace (OAuth grants
-        included), so adding them back later does not bring old credentials back."""
+        included), so adding them back later does not bring old credentials back. With a caller,
+        that is revoking: the member's role and every token revoked must be within its power."""
         ws, u = await self.workspace(workspace), await self.user(user)
+        if caller is not None:
+            power = await self._member_power(u.id, ws)
+            for t in await self.store.list_tokens(workspace_id=ws.id, user_id=u.id):
+                if t.revoked_at is None:
+                    power |= await self.powers.of_token(t)
+            require_covers(self.config.scopes, caller, power, "member")
         removed = await self.store.remove_membership(u.id, ws.id)
         actor = actor or Actor()
         now = time.time()
@@ -224,6 +246,18 @@ class Services:
             for g in await oauth.active_grants(user_id=u.id, workspace_id=ws.id):
                 await oauth.revoke_grant(g.id, "member_removed", actor.id)
         return removed
+
+    async def _member_power(self, user_id: str, ws: Workspace) -> frozenset[str]:
+        """What a user's current role lets them do in ``ws`` (nothing when not a member).
+
+        Read from the store, not the auth cache: a lookup for a user about to be added must not
+        leave "not a member" cached for the pipeline's next request."""
+        m = await self.store.get_membership(user_id, ws.id)
+        if m is None:
+            return frozenset()
+        return effective_scopes(
+            self.config.scopes, None, self.config.roles.get(m.role, frozenset())
+        )
 
     # -- tokens ------------------------------------------------------------------------------------
 

@@ -305,3 +305,41 @@ async def test_a_workspace_admin_cannot_hand_out_a_role_above_its_own(
     status, body = await api(http, gw, "PUT", path, admin, {"role": "owner"})
     assert status == 403 and "admin:all" in body["error"]["message"]
     assert (await api(http, gw, "PUT", path, admin, {"role": "member"}))[0] == 200
+
+
+async def test_a_workspace_admin_cannot_remove_or_demote_a_member_more_powerful_than_itself(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    """Removing a member revokes their tokens and a new role replaces their power: both touch
+    credentials, so both are bounded like minting one (issue 17 review)."""
+    admin = await token(gw, "acme", ADMIN)
+    ann = await gw.services.create_user("ann@example.com")
+    await gw.services.add_member("acme", ann.id, "owner")
+    anns_pat = await token(gw, "acme", ["admin:all"], type="pat", user=ann.id)
+    path = f"/admin/workspaces/acme/members/{ann.id}"
+    status, body = await api(http, gw, "DELETE", path, admin)
+    assert status == 403 and "admin:all" in body["error"]["message"], body
+    status, body = await api(http, gw, "PUT", path, admin, {"role": "viewer"})
+    assert status == 403 and "admin:all" in body["error"]["message"], body
+    # Nothing changed: ann is still an owner and her PAT still works.
+    m = await gw.services.store.get_membership(ann.id, "ws_acme")
+    assert m is not None and m.role == "owner"
+    async with http.get(
+        gw.url + "/admin/x",
+        headers={"Authorization": f"Bearer {anns_pat}", "X-Workspace-Id": "acme"},
+    ) as r:
+        assert r.status == 200
+    # A user-owned API key holding more than the admin is touched by removing its user, too
+    # (bob made it as an owner, then was made a viewer: API keys keep their scopes).
+    bob = await gw.services.create_user("bob@example.com")
+    await gw.services.add_member("acme", bob.id, "owner")
+    await token(gw, "acme", ["admin:all"], user=bob.id)
+    await gw.services.add_member("acme", bob.id, "viewer")
+    status, body = await api(http, gw, "DELETE", f"/admin/workspaces/acme/members/{bob.id}", admin)
+    assert status == 403 and "admin:all" in body["error"]["message"], body
+    # Members within the admin's power: demoted and removed as before.
+    eve = await gw.services.create_user("eve@example.com")
+    await gw.services.add_member("acme", eve.id, "member")
+    eve_path = f"/admin/workspaces/acme/members/{eve.id}"
+    assert (await api(http, gw, "PUT", eve_path, admin, {"role": "viewer"}))[0] == 200
+    assert (await api(http, gw, "DELETE", eve_path, admin))[0] == 204
