@@ -347,6 +347,11 @@ class Services:
                 if who is not None:
                     granted = bound(self.config.scopes, who, granted)
         final = granted if granted is not None else frozenset()
+        if caller is not None and u is not None and owner is None and final:
+            # Upstreams trust the user id the gateway sends: a token that can do anything here
+            # speaks for a member of this workspace only, never for another workspace's user.
+            # (A scope-less browser key's owner is a label: Velt's ownerEmail is no member.)
+            raise InvalidArgument("The user is not a member of this workspace.", reason="member")
         now = time.time()
         if expires_at is not None and expires_at <= now:
             raise InvalidArgument("The expiry is in the past.", reason="expiry")

@@ -343,3 +343,46 @@ async def test_a_workspace_admin_cannot_remove_or_demote_a_member_more_powerful_
     eve_path = f"/admin/workspaces/acme/members/{eve.id}"
     assert (await api(http, gw, "PUT", eve_path, admin, {"role": "viewer"}))[0] == 200
     assert (await api(http, gw, "DELETE", eve_path, admin))[0] == 204
+
+
+async def test_a_workspace_admin_cannot_mint_a_token_speaking_for_another_workspaces_user(
+    gw: RunningGateway, upstream: Upstream, http: aiohttp.ClientSession
+) -> None:
+    """The upstream trusts ``X-Gateway-User-Id``: a token that can do anything names only a user
+    who is a member of its workspace (issue 17 review: an acme admin minted a key that the
+    upstream saw as a user of another workspace)."""
+    admin = await token(gw, "acme", ADMIN)
+    vic = await gw.services.create_user("vic@other.example")
+    await gw.services.add_member("other", vic.id, "owner")
+    status, body = await api(
+        http,
+        gw,
+        "POST",
+        "/admin/workspaces/acme/tokens",
+        admin,
+        {"name": "as vic", "scopes": ["items:read"], "user": vic.id},
+    )
+    assert status == 400 and body["error"]["code"] == "INVALID_ARGUMENT", body
+    assert not [t for t in await gw.services.store.list_tokens(user_id=vic.id)]
+    # A member of acme may own one, as before (once the membership reached the auth cache).
+    await gw.services.add_member("acme", vic.id, "member")
+    made: dict[str, Any] = {}
+
+    async def minted() -> bool:
+        status, body = await api(
+            http,
+            gw,
+            "POST",
+            "/admin/workspaces/acme/tokens",
+            admin,
+            {"name": "as vic", "scopes": ["items:read"], "user": vic.id},
+        )
+        made.update(body if status == 201 else {})
+        return status == 201
+
+    await eventually(minted, within=1.0)
+    async with http.get(
+        gw.url + "/api/items/1", headers={"Authorization": f"Bearer {made['token']}"}
+    ) as r:
+        assert r.status == 200
+    assert upstream.last.header("X-Gateway-User-Id") == vic.id
