@@ -24,8 +24,10 @@ from gateway.authz import (
     Powers,
     authorize,
     bound,
+    bound_expiry,
     covers,
     require_covers,
+    require_outlived,
 )
 from gateway.config import Config, TokenType
 from gateway.errors import (
@@ -355,6 +357,8 @@ class Services:
         now = time.time()
         if expires_at is not None and expires_at <= now:
             raise InvalidArgument("The expiry is in the past.", reason="expiry")
+        if caller is not None:
+            expires_at = bound_expiry(caller, expires_at)
         domains = self.check_domains(allowed_domains or [])
         plaintext = tokens.mint(tt.prefix)
         record = TokenRecord(
@@ -444,6 +448,8 @@ class Services:
     ) -> tuple[TokenRecord, str]:
         t = await self.token(token_id)
         await self.may_manage(caller, t, TOKENS_WRITE)
+        if caller is not None:
+            require_outlived(caller, t.expires_at)
         if t.state(time.time()) != "active":
             raise InvalidArgument("Only an active token can be rotated.", reason="rotate_inactive")
         plaintext = tokens.mint(t.type_prefix)

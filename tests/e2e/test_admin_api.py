@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from typing import Any
 
 import aiohttp
@@ -386,3 +387,23 @@ async def test_a_workspace_admin_cannot_mint_a_token_speaking_for_another_worksp
     ) as r:
         assert r.status == 200
     assert upstream.last.header("X-Gateway-User-Id") == vic.id
+
+
+async def test_an_expiring_key_cannot_mint_or_rotate_its_way_to_a_permanent_one(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    """Lifetime bounds like scopes (issue 17 review): a key that expires in an hour got a key
+    that never expires by creating one, or by rotating an existing one (rotation hands over the
+    new secret)."""
+    admin = await token(gw, "acme", ADMIN, expires_at=time.time() + 3600)
+    target, _ = await gw.services.create_token(workspace="acme", name="old", scopes=["items:read"])
+    path = "/admin/workspaces/acme/tokens"
+    status, body = await api(http, gw, "POST", path, admin, {"name": "x", "expires_in": "30d"})
+    assert status == 403 and body["error"]["code"] == "FORBIDDEN", body
+    status, made = await api(http, gw, "POST", path, admin, {"name": "x", "scopes": ["items:read"]})
+    assert status == 201 and made["expires_at"] is not None, made
+    status, body = await api(http, gw, "POST", f"/admin/tokens/{target.id}/rotate", admin)
+    assert status == 403 and body["error"]["code"] == "FORBIDDEN", body
+    # A token dying before the caller may be rotated.
+    status, _ = await api(http, gw, "POST", f"/admin/tokens/{made['id']}/rotate", admin)
+    assert status == 200
