@@ -43,6 +43,7 @@ __all__ = [
     "HeaderPolicy",
     "credential_cookies",
     "header_key",
+    "is_method_param",
 ]
 
 KEEP: Final = 0
@@ -112,6 +113,16 @@ DASHBOARD_SESSION_COOKIE = "gw_dashboard"
 # RFC 9110 token characters (a cookie name's alphabet), as a regex character class body.
 _TOKEN_CHARS = r"!#$%&'*+.^_`|~0-9A-Za-z-"
 _REMEMBER = 4096  # distinct header names classified and remembered; others are classified anew
+
+
+def is_method_param(name: str) -> bool:
+    """Whether a (decoded) parameter name is ``_method`` as some framework reads it: PHP (so
+    Laravel and Symfony) drops leading spaces and reads ``.``, `` `` and an unclosed ``[`` as
+    ``_``, so ``.method`` is ``_method`` there; ``_method[…]`` is that field too."""
+    n = name.lstrip(" ").replace(" ", "_").replace(".", "_")
+    if n.startswith("[") and "]" not in n:
+        n = "_" + n[1:]
+    return n.partition("[")[0] == "_method"
 
 
 def header_key(name: str) -> str:

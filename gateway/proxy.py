@@ -48,6 +48,7 @@ from gateway.headerpolicy import (
     METHOD_OVERRIDE,
     HeaderPolicy,
     credential_cookies,
+    is_method_param,
 )
 from gateway.identity import Identity
 from gateway.upstream import UpstreamPool, UpstreamPools
@@ -235,7 +236,7 @@ class Forwarder:
             self.in_flight[name] = busy + 1
         try:
             query = request.raw_path.partition("?")[2]
-            if query and "method" in query and not route.method_override:
+            if query and ("method" in query or "%" in query) and not route.method_override:
                 query = strip_method_param(query)  # `_method` (any escaping): as the headers
             target = self.target_path(route, path) + (f"?{query}" if query else "")
             headers = self.build_headers(request, route, identity, request_id)
@@ -457,19 +458,19 @@ class _Body:
 
 
 def strip_method_param(query: str) -> str:
-    """``query`` without its ``_method`` parameters, however they are escaped."""
-    kept = [p for p in query.split("&") if unquote_plus(p.partition("=")[0]) != "_method"]
+    """``query`` without its ``_method`` parameters, however they are escaped or spelled."""
+    kept = [p for p in query.split("&") if not is_method_param(unquote_plus(p.partition("=")[0]))]
     return "&".join(kept)
 
 
 def strip_form_method(body: bytes) -> bytes:
     """An urlencoded form without its ``_method`` fields (unchanged when it has none)."""
-    if b"method" not in body:
+    if b"method" not in body and b"%" not in body:  # `_%6Dethod` is `_method` once decoded
         return body
     kept = [
         p
         for p in body.split(b"&")
-        if unquote_plus(p.partition(b"=")[0].decode("latin-1")) != "_method"
+        if not is_method_param(unquote_plus(p.partition(b"=")[0].decode("latin-1")))
     ]
     return b"&".join(kept)
 

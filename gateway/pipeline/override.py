@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.config import HTTP_METHODS
 from gateway.errors import BadRequest
-from gateway.headerpolicy import METHOD_OVERRIDE_HEADERS
+from gateway.headerpolicy import METHOD_OVERRIDE_HEADERS, is_method_param
 from gateway.pipeline.routing import Match, Router
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ def requested_method(request: web.Request, form: bytes | None) -> str | None:
     for name in METHOD_OVERRIDE_HEADERS:
         values.extend(request.headers.getall(name, ()))
     if request.query_string:
-        values.extend(request.query.getall(PARAM, ()))
+        values.extend(v for k, v in request.query.items() if is_method_param(k))
     if form:
-        values.extend(v for k, v in parse_qsl(form.decode("latin-1")) if k == PARAM)
+        values.extend(v for k, v in parse_qsl(form.decode("latin-1")) if is_method_param(k))
     methods = {v.strip().upper() for v in values if v.strip()}
     if not methods:
         return None

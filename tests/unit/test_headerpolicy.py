@@ -18,6 +18,7 @@ from gateway.headerpolicy import (
     METHOD_OVERRIDE,
     HeaderPolicy,
     credential_cookies,
+    is_method_param,
 )
 from gateway.headerpolicy import (
     COOKIE as COOKIE_VERDICT,
@@ -157,3 +158,21 @@ def test_a_credential_cookie_is_removed_in_every_spelling_a_parser_reads(
 def test_ordinary_cookies_survive_stripping(policy: HeaderPolicy) -> None:
     assert policy.strip_cookies("theme=dark; lang=en") == "theme=dark; lang=en"
     assert policy.strip_cookies('theme="a,b"; sb-access-token=x; lang=en') == 'theme="a,b"; lang=en'
+
+
+@pytest.mark.parametrize(
+    ("name", "is_override"),
+    [
+        ("_method", True),
+        (".method", True),  # PHP: `.` and ` ` read as `_`
+        (" .method", True),  # PHP drops leading spaces first
+        ("_method[]", True),  # the same field as an array
+        ("[method", True),  # PHP: an unclosed `[` read as `_`
+        ("method", False),
+        ("__method", False),
+        ("_METHOD", False),  # Rack and PHP compare names exactly
+        ("x_method", False),
+    ],
+)
+def test_method_param_names_as_frameworks_read_them(name: str, is_override: bool) -> None:
+    assert is_method_param(name) is is_override
