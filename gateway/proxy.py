@@ -33,6 +33,7 @@ from yarl import URL
 
 from gateway.config import Config, IdentityHeaders, Route
 from gateway.errors import (
+    BadRequest,
     BodyTimeout,
     ExpectationFailed,
     PayloadTooLarge,
@@ -51,6 +52,7 @@ from gateway.headerpolicy import (
     is_method_param,
 )
 from gateway.identity import Identity
+from gateway.pipeline.override import BodyOverrideScanner
 from gateway.upstream import UpstreamPool, UpstreamPools
 
 __all__ = ["Forwarder", "answer_expect", "make_client_session"]
@@ -278,7 +280,11 @@ class Forwarder:
                     body = strip_form_method(body)
                 headers["Content-Length"] = str(len(body))
             else:
-                reader = _Body(request.content, limit, self.body_pause)
+                # Rack and PHP read `_method` from multipart and untyped POST bodies too.
+                scanner = BodyOverrideScanner.wanted(
+                    request.method, request.headers.get("Content-Type")
+                )
+                reader = _Body(request.content, limit, self.body_pause, scanner)
                 if request.content_length is not None:
                     headers["Content-Length"] = str(request.content_length)
                 # Relayed chunk by chunk, each wait bounded by limits.body_read_timeout, so a
@@ -302,13 +308,13 @@ class Forwarder:
             if reader is not None:
                 reader.raise_if_failed()
             raise UpstreamTimeout(reason="upstream_timeout") from exc
-        except (aiohttp.ClientError, PayloadTooLarge, BodyTimeout) as exc:
+        except (aiohttp.ClientError, PayloadTooLarge, BodyTimeout, BadRequest) as exc:
             if reader is not None:
                 reader.raise_if_failed()
             raise UpstreamUnavailable(reason=_reason(exc)) from exc
         finally:
             timing["upstream"] = time.perf_counter() - started
-        if reader is not None and (reader.exceeded or reader.stalled):
+        if reader is not None and (reader.exceeded or reader.stalled or reader.overridden):
             # The upstream answered before reading the whole body; still refuse the client.
             resp.close()
             reader.raise_if_failed()
@@ -419,15 +425,23 @@ async def answer_expect(request: web.Request) -> None:
 class _Body:
     """A request body read for the upstream: counted against ``limit``, each wait bounded."""
 
-    __slots__ = ("exceeded", "limit", "pause", "seen", "source", "stalled")
+    __slots__ = ("exceeded", "limit", "overridden", "pause", "scanner", "seen", "source", "stalled")
 
-    def __init__(self, source: aiohttp.StreamReader, limit: int | None, pause: float) -> None:
+    def __init__(
+        self,
+        source: aiohttp.StreamReader,
+        limit: int | None,
+        pause: float,
+        scanner: BodyOverrideScanner | None = None,
+    ) -> None:
         self.source = source
         self.limit = limit
         self.pause = pause
+        self.scanner = scanner
         self.seen = 0
         self.exceeded = False
         self.stalled = False
+        self.overridden = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
         source, limit = self.source, self.limit
@@ -444,6 +458,10 @@ class _Body:
             if limit is not None and self.seen > limit:
                 self.exceeded = True
                 raise PayloadTooLarge(reason="streamed_length")
+            if self.scanner is not None and self.scanner.finds_override(chunk):
+                # Never sent: the upstream gets a cut-off body it will not act on.
+                self.overridden = True
+                raise _override_in_body()
             yield chunk
 
     def raise_if_failed(self) -> None:
@@ -455,6 +473,16 @@ class _Body:
                 f"The request body may be at most {self.limit} bytes on this route.",
                 reason="streamed_length",
             )
+        if self.overridden:
+            raise _override_in_body()
+
+
+def _override_in_body() -> BadRequest:
+    return BadRequest(
+        "A _method field in a multipart or untyped POST body is not accepted: "
+        "send the method in the request line.",
+        reason="override_in_body",
+    )
 
 
 def strip_method_param(query: str) -> str:

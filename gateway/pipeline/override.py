@@ -8,12 +8,19 @@ so the scopes) is chosen for the overridden method: ``POST`` + ``_method=DELETE`
 ``DELETE`` needs. The overridden method's route must opt in as well, or the request is refused.
 On such a route an urlencoded form body is read (at most 1 MiB, each wait bounded by
 ``limits.body_read_timeout``) before authentication, since the ``_method`` in it decides the route.
+
+Bodies that are streamed, not read, can carry one too: Rack (Rails) and PHP (Laravel, Symfony)
+also take ``_method`` from a ``multipart/form-data`` part, and Rack parses a ``POST`` with no
+``Content-Type`` as a form. :class:`BodyOverrideScanner` watches such bodies as they stream and the
+forwarder abandons the upstream request (400) at the first ``_method`` field, on every route:
+the gateway can neither strip nor authorize it there.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from aiohttp import web
 
@@ -25,7 +32,7 @@ from gateway.pipeline.routing import Match, Router
 if TYPE_CHECKING:
     from gateway.proxy import Forwarder
 
-__all__ = ["overridden", "requested_method"]
+__all__ = ["BodyOverrideScanner", "overridden", "requested_method"]
 
 PARAM = "_method"
 
@@ -70,3 +77,54 @@ async def overridden(
             f"This path does not accept {method} as a method override.", reason="override_refused"
         )
     return alt
+
+
+# A multipart part's field name: `name="…"` (quoted, `\` escapes), `name=…`, or RFC 2231 `name*=`.
+_PART_NAME = re.compile(
+    rb"(?i)content-disposition:[^\r\n]{0,512}?;[ \t]*name(\*?)[ \t]*=[ \t]*"
+    rb'(?:"((?:[^"\\\r\n]|\\.){0,256})"|([^;\s]{0,256}))'
+)
+# An urlencoded field name (Rack reads a POST with no Content-Type as a form).
+_FORM_NAME = re.compile(rb"&([^=&]{0,256})=")
+_TAIL = 1024  # bytes kept across chunks, so a name split between two chunks is still seen
+
+
+class BodyOverrideScanner:
+    """Watches a streamed ``POST`` body that a framework would parse as a form for a field named
+    ``_method`` (as :func:`~gateway.headerpolicy.is_method_param` reads names)."""
+
+    __slots__ = ("multipart", "tail")
+
+    def __init__(self, multipart: bool) -> None:
+        self.multipart = multipart
+        self.tail = b"" if multipart else b"&"  # the body's first field follows a virtual `&`
+
+    @staticmethod
+    def wanted(method: str, content_type: str | None) -> BodyOverrideScanner | None:
+        """A scanner for a request whose body Rack or PHP would read form fields from."""
+        if method != "POST":  # Rack, Symfony and Express honour `_method` on POST only
+            return None
+        if content_type is None:
+            return BodyOverrideScanner(multipart=False)
+        if content_type.lower().lstrip().startswith("multipart/"):
+            return BodyOverrideScanner(multipart=True)
+        return None
+
+    def finds_override(self, chunk: bytes) -> bool:
+        """Whether ``chunk`` (with the end of the previous one) holds a ``_method`` field."""
+        window = self.tail + chunk
+        self.tail = window[-_TAIL:]
+        if b"method" not in window and b"%" not in window:
+            return False
+        if self.multipart:
+            for m in _PART_NAME.finditer(window):
+                raw = (m.group(2) or m.group(3) or b"").decode("latin-1")
+                if m.group(1):  # name*=charset'lang'percent-encoded
+                    raw = unquote(raw.rpartition("'")[2])
+                if is_method_param(re.sub(r"\\(.)", r"\1", raw)):
+                    return True
+            return False
+        return any(
+            is_method_param(unquote_plus(m.group(1).decode("latin-1")))
+            for m in _FORM_NAME.finditer(window)
+        )

@@ -483,6 +483,62 @@ async def test_method_override_in_a_form_body_is_stripped(
     assert upstream.last.header("Content-Length") == "7"
 
 
+def multipart(*fields: tuple[str, bytes]) -> tuple[str, bytes]:
+    """A multipart/form-data body: (Content-Type, body); each field is (Content-Disposition
+    parameters, value)."""
+    parts = b"".join(
+        b"--XyZ\r\nContent-Disposition: form-data; " + d.encode() + b"\r\n\r\n" + v + b"\r\n"
+        for d, v in fields
+    )
+    return "multipart/form-data; boundary=XyZ", parts + b"--XyZ--\r\n"
+
+
+BODY_OVERRIDES = {
+    "multipart": multipart(('name="a"', b"1"), ('name="_method"', b"DELETE")),
+    "multipart-unquoted": multipart(("name=_method", b"DELETE")),
+    "multipart-php-dot": multipart(('name=".method"', b"DELETE")),
+    "multipart-rfc2231": multipart(("name*=UTF-8''%5Fmethod", b"DELETE")),
+    # after 300 KB of file: the field arrives in a later chunk than the body's start
+    "multipart-late": multipart(
+        ('name="f"; filename="a.bin"', b"x" * 300_000), ('name="_method"', b"DELETE")
+    ),
+    # Rack parses a POST with no Content-Type as an urlencoded form
+    "untyped": (None, b"a=1&_method=DELETE"),
+    "untyped-escaped": (None, b"_%6Dethod=DELETE"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BODY_OVERRIDES))
+async def test_method_override_in_a_streamed_body_is_refused(
+    gw: RunningGateway, upstream: Upstream, tokens: Tokens, case: str
+) -> None:
+    """Rack (Rails) and PHP (Laravel, Symfony) take ``_method`` from multipart parts and untyped
+    POST bodies too; those bodies stream, so the gateway cannot strip the field: it abandons the
+    upstream request and answers 400 (issue 17 review: they reached the upstream)."""
+    _, writer = await gw.services.create_token(workspace="acme", name="w", scopes=["items:write"])
+    ctype, body = BODY_OVERRIDES[case]
+    headers = [("Authorization", f"Bearer {writer}"), ("Content-Length", str(len(body)))]
+    if ctype is not None:
+        headers.append(("Content-Type", ctype))
+    resp = await exchange(gw.proxy_port, request_bytes("POST", "/api/items", headers, body))
+    assert (resp.status, resp.code) == (400, "BAD_REQUEST"), resp.body
+    assert not [s for s in upstream.seen if s.method == "POST"], "the upstream acted on it"
+
+
+async def test_multipart_and_untyped_bodies_without_method_fields_pass_whole(
+    gw: RunningGateway, upstream: Upstream, tokens: Tokens
+) -> None:
+    _, writer = await gw.services.create_token(workspace="acme", name="w", scopes=["items:write"])
+    ctype, form = multipart(('name="file"; filename="method.txt"', b"_method=DELETE" * 10_000))
+    for content_type, body in ((ctype, form), (None, b'{"method": "_method"}')):
+        headers = [("Authorization", f"Bearer {writer}"), ("Content-Length", str(len(body)))]
+        if content_type is not None:
+            headers.append(("Content-Type", content_type))
+        resp = await exchange(gw.proxy_port, request_bytes("POST", "/api/items", headers, body))
+        assert resp.status == 200, resp.body
+        assert upstream.last.body == body
+
+
 # -- strict HTTP at the edge (issue 17 §4) ---------------------------------------------------------
 
 EDGE_REQUESTS = {
