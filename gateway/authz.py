@@ -13,7 +13,8 @@ functions below; none of them decides on its own. What they own:
   used on this route at all (``token_types[].routes``: browser keys only on browser routes)?
 * :func:`bound` — the scopes a new or rotated credential may hold: a subset of its creator's.
   Asking for more is 403 ``FORBIDDEN`` naming what is missing; asking for nothing gives the
-  creator's own scopes, never more. :func:`bound_expiry` does the same for its lifetime.
+  creator's own scopes, never more. :func:`bound_expiry` does the same for its lifetime and
+  :func:`require_environment` for its environment (a ``test`` key mints no ``live`` one).
 * :func:`covers` — whether the caller's power includes another credential's, which listing,
   revoking, deleting and rotating that credential require.
 """
@@ -42,7 +43,9 @@ __all__ = [
     "missing",
     "permits",
     "require_covers",
+    "require_environment",
     "require_outlived",
+    "same_environment",
     "type_allows_route",
 ]
 
@@ -131,6 +134,21 @@ def bound_expiry(caller: Identity, requested: float | None) -> float | None:
             reason="outlives_caller",
         )
     return requested
+
+
+def same_environment(caller: Identity, environment: str) -> bool:
+    """A token caller acts only on credentials of its own environment: a ``test`` key reaches the
+    sandbox, so it neither mints nor touches ``live`` ones. Users (sessions) choose freely."""
+    return caller.principal.token is None or caller.environment == environment
+
+
+def require_environment(caller: Identity, environment: str) -> None:
+    """403 unless :func:`same_environment`."""
+    if not same_environment(caller, environment):
+        raise PermissionDenied(
+            f"A {caller.environment} credential may not create or manage {environment} ones.",
+            reason="environment",
+        )
 
 
 def require_outlived(caller: Identity, expires_at: float | None) -> None:

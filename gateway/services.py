@@ -27,7 +27,9 @@ from gateway.authz import (
     bound_expiry,
     covers,
     require_covers,
+    require_environment,
     require_outlived,
+    same_environment,
 )
 from gateway.config import Config, TokenType
 from gateway.errors import (
@@ -320,6 +322,7 @@ class Services:
         tt = self.token_type(type)
         if caller is not None:
             authorize(self.config.scopes, caller, all_of=[TOKENS_WRITE])
+            require_environment(caller, tt.environment)
         if tt.plans and ws.plan not in tt.plans:
             raise PlanRequired(
                 f"{tt.name} tokens require the {' or '.join(sorted(tt.plans))} plan; "
@@ -412,7 +415,10 @@ class Services:
         out = []
         for t in await self.store.list_tokens(workspace_id=ws_id, user_id=user_id):
             shown = await self.shown(t)
-            if caller is None or covers(self.config.scopes, caller, shown.scopes):
+            if caller is None or (
+                same_environment(caller, t.environment)
+                and covers(self.config.scopes, caller, shown.scopes)
+            ):
                 out.append(shown)
         return out
 
@@ -427,6 +433,7 @@ class Services:
         if caller is None:
             return
         authorize(self.config.scopes, caller, all_of=[scope])
+        require_environment(caller, t.environment)
         require_covers(self.config.scopes, caller, await self.powers.of_token(t))
 
     async def revoke_token(

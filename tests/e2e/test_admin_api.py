@@ -407,3 +407,38 @@ async def test_an_expiring_key_cannot_mint_or_rotate_its_way_to_a_permanent_one(
     # A token dying before the caller may be rotated.
     status, _ = await api(http, gw, "POST", f"/admin/tokens/{made['id']}/rotate", admin)
     assert status == 200
+
+
+async def test_a_test_environment_key_cannot_mint_or_touch_live_keys(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    """The environment is power too (issue 17 review): a `gw_test_` key, which only reaches the
+    sandbox, minted a `gw_live_` key that reaches production, and rotated or revoked live keys."""
+    sandbox_admin = await token(gw, "acme", ADMIN, type="test")
+    live, _ = await gw.services.create_token(workspace="acme", name="prod", scopes=["items:read"])
+    path = "/admin/workspaces/acme/tokens"
+    status, body = await api(
+        http,
+        gw,
+        "POST",
+        path,
+        sandbox_admin,
+        {"name": "x", "type": "live", "scopes": ["items:read"]},
+    )
+    assert status == 403 and body["error"]["code"] == "FORBIDDEN", body
+    for op in ("rotate", "revoke"):
+        status, body = await api(http, gw, "POST", f"/admin/tokens/{live.id}/{op}", sandbox_admin)
+        assert status == 403 and body["error"]["code"] == "FORBIDDEN", (op, body)
+    status, listed = await api(http, gw, "GET", path, sandbox_admin)
+    assert status == 200 and live.id not in {t["id"] for t in listed["tokens"]}
+    assert (await gw.services.token(live.id)).revoked_at is None
+    # Its own environment, as before.
+    status, made = await api(
+        http,
+        gw,
+        "POST",
+        path,
+        sandbox_admin,
+        {"name": "x", "type": "test", "scopes": ["items:read"]},
+    )
+    assert status == 201 and made["environment"] == "test"
