@@ -80,8 +80,9 @@ async def overridden(
 
 
 # A multipart part's field name: `name="…"` (quoted, `\` escapes), `name=…`, or RFC 2231 `name*=`.
+# `[^:]` like Rack's own pattern: a part header folded onto a second line still names the field.
 _PART_NAME = re.compile(
-    rb"(?i)content-disposition:[^\r\n]{0,512}?;[ \t]*name(\*?)[ \t]*=[ \t]*"
+    rb"(?i)content-disposition:[^:]{0,512}?;\s*name(\*?)\s*=\s*"
     rb'(?:"((?:[^"\\\r\n]|\\.){0,256})"|([^;\s]{0,256}))'
 )
 # An urlencoded field name (Rack reads a POST with no Content-Type as a form).
