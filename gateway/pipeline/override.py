@@ -105,7 +105,7 @@ class BodyOverrideScanner:
         """A scanner for a request whose body Rack or PHP would read form fields from."""
         if method != "POST":  # Rack, Symfony and Express honour `_method` on POST only
             return None
-        if content_type is None:
+        if content_type is None or not content_type.strip():  # Rack reads empty as absent
             return BodyOverrideScanner(multipart=False)
         if content_type.lower().lstrip().startswith("multipart/"):
             return BodyOverrideScanner(multipart=True)

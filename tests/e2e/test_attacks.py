@@ -506,6 +506,7 @@ BODY_OVERRIDES = {
     # Rack parses a POST with no Content-Type as an urlencoded form
     "untyped": (None, b"a=1&_method=DELETE"),
     "untyped-escaped": (None, b"_%6Dethod=DELETE"),
+    "untyped-empty-type": ("", b"a=1&_method=DELETE"),  # Rack reads an empty type as none
 }
 
 
