@@ -10,15 +10,17 @@ On such a route an urlencoded form body is read (at most 1 MiB, each wait bounde
 ``limits.body_read_timeout``) before authentication, since the ``_method`` in it decides the route.
 
 Bodies that are streamed, not read, can carry one too: Rack (Rails) and PHP (Laravel, Symfony)
-also take ``_method`` from a ``multipart/form-data`` part, and Rack parses a ``POST`` with no
-``Content-Type`` as a form. :class:`BodyOverrideScanner` watches such bodies as they stream and the
+also take ``_method`` from a ``multipart/form-data`` part, Rack parses a ``POST`` with no
+``Content-Type`` as a form, and Laravel reads it from a JSON body's keys. :class:`BodyOverrideScanner` watches such bodies as they stream and the
 forwarder abandons the upstream request (400) at the first ``_method`` field, on every route:
 the gateway can neither strip nor authorize it there.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, unquote_plus
 
@@ -87,45 +89,57 @@ _PART_NAME = re.compile(
 )
 # An urlencoded field name (Rack reads a POST with no Content-Type as a form).
 _FORM_NAME = re.compile(rb"&([^=&]{0,256})=")
+# A JSON object key (Laravel reads `_method` from a JSON body: its input bag is the JSON).
+_JSON_KEY = re.compile(rb'"((?:[^"\\]|\\.){0,256})"\s*:')
 _TAIL = 1024  # bytes kept across chunks, so a name split between two chunks is still seen
 
 
 class BodyOverrideScanner:
-    """Watches a streamed ``POST`` body that a framework would parse as a form for a field named
-    ``_method`` (as :func:`~gateway.headerpolicy.is_method_param` reads names)."""
+    """Watches a streamed ``POST`` body that a framework reads parameters from for a field named
+    ``_method`` (as :func:`~gateway.headerpolicy.is_method_param` reads names): multipart parts
+    (Rack, PHP), untyped bodies (Rack parses them as forms) and JSON keys (Laravel)."""
 
-    __slots__ = ("multipart", "tail")
+    __slots__ = ("kind", "tail")
 
-    def __init__(self, multipart: bool) -> None:
-        self.multipart = multipart
-        self.tail = b"" if multipart else b"&"  # the body's first field follows a virtual `&`
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # "multipart", "form" or "json"
+        self.tail = b"&" if kind == "form" else b""  # a form's first field follows a virtual `&`
 
     @staticmethod
     def wanted(method: str, content_type: str | None) -> BodyOverrideScanner | None:
-        """A scanner for a request whose body Rack or PHP would read form fields from."""
+        """A scanner for a request whose body Rack, PHP or Laravel would read ``_method`` from."""
         if method != "POST":  # Rack, Symfony and Express honour `_method` on POST only
             return None
         if content_type is None or not content_type.strip():  # Rack reads empty as absent
-            return BodyOverrideScanner(multipart=False)
-        if content_type.lower().lstrip().startswith("multipart/"):
-            return BodyOverrideScanner(multipart=True)
+            return BodyOverrideScanner("form")
+        ctype = content_type.lower().lstrip()
+        if ctype.startswith("multipart/"):
+            return BodyOverrideScanner("multipart")
+        if "/json" in ctype or "+json" in ctype:  # what Laravel's isJson() accepts
+            return BodyOverrideScanner("json")
         return None
 
     def finds_override(self, chunk: bytes) -> bool:
         """Whether ``chunk`` (with the end of the previous one) holds a ``_method`` field."""
         window = self.tail + chunk
         self.tail = window[-_TAIL:]
-        if b"method" not in window and b"%" not in window:
+        if b"method" not in window and b"%" not in window and b"\\" not in window:
             return False
-        if self.multipart:
+        return any(is_method_param(name) for name in self._names(window))
+
+    def _names(self, window: bytes) -> Iterator[str]:
+        if self.kind == "multipart":
             for m in _PART_NAME.finditer(window):
                 raw = (m.group(2) or m.group(3) or b"").decode("latin-1")
                 if m.group(1):  # name*=charset'lang'percent-encoded
                     raw = unquote(raw.rpartition("'")[2])
-                if is_method_param(re.sub(r"\\(.)", r"\1", raw)):
-                    return True
-            return False
-        return any(
-            is_method_param(unquote_plus(m.group(1).decode("latin-1")))
-            for m in _FORM_NAME.finditer(window)
-        )
+                yield re.sub(r"\\(.)", r"\1", raw)
+        elif self.kind == "form":
+            for m in _FORM_NAME.finditer(window):
+                yield unquote_plus(m.group(1).decode("latin-1"))
+        else:
+            for m in _JSON_KEY.finditer(window):
+                try:
+                    yield json.loads(b'"' + m.group(1) + b'"')
+                except ValueError:
+                    continue

@@ -507,6 +507,10 @@ BODY_OVERRIDES = {
     "untyped": (None, b"a=1&_method=DELETE"),
     "untyped-escaped": (None, b"_%6Dethod=DELETE"),
     "untyped-empty-type": ("", b"a=1&_method=DELETE"),  # Rack reads an empty type as none
+    # Laravel's input bag is the JSON body, and Symfony's getMethod() reads `_method` from it
+    "json": ("application/json", b'{"title": "x", "_method": "DELETE"}'),
+    "json-escaped": ("application/json", b'{"\\u005fmethod": "DELETE"}'),
+    "json-vendor": ("application/vnd.api+json", b'{"_method":"DELETE"}'),
 }
 
 
@@ -515,8 +519,9 @@ async def test_method_override_in_a_streamed_body_is_refused(
     gw: RunningGateway, upstream: Upstream, tokens: Tokens, case: str
 ) -> None:
     """Rack (Rails) and PHP (Laravel, Symfony) take ``_method`` from multipart parts and untyped
-    POST bodies too; those bodies stream, so the gateway cannot strip the field: it abandons the
-    upstream request and answers 400 (issue 17 review: they reached the upstream)."""
+    POST bodies too, Laravel from JSON keys; those bodies stream, so the gateway cannot strip the
+    field: it abandons the upstream request and answers 400 (issue 17 review: they reached the
+    upstream)."""
     _, writer = await gw.services.create_token(workspace="acme", name="w", scopes=["items:write"])
     ctype, body = BODY_OVERRIDES[case]
     headers = [("Authorization", f"Bearer {writer}"), ("Content-Length", str(len(body)))]
@@ -532,7 +537,11 @@ async def test_multipart_and_untyped_bodies_without_method_fields_pass_whole(
 ) -> None:
     _, writer = await gw.services.create_token(workspace="acme", name="w", scopes=["items:write"])
     ctype, form = multipart(('name="file"; filename="method.txt"', b"_method=DELETE" * 10_000))
-    for content_type, body in ((ctype, form), (None, b'{"method": "_method"}')):
+    for content_type, body in (
+        (ctype, form),
+        (None, b'{"method": "_method"}'),
+        ("application/json", b'{"payment_method": "card", "note": "_method"}'),
+    ):
         headers = [("Authorization", f"Bearer {writer}"), ("Content-Length", str(len(body)))]
         if content_type is not None:
             headers.append(("Content-Type", content_type))
