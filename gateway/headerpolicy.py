@@ -95,6 +95,16 @@ CLIENT_ADDRESS_HEADERS = frozenset(
         "x-forwarded-ssl",
         "x-url-scheme",
         "x-host",
+        # platforms' own client-address and scheme headers, and names bypass kits try
+        "x-true-ip",
+        "akamai-client-ip",
+        "x-custom-ip-authorization",
+        "x-proxyuser-ip",
+        "x-appengine-user-ip",
+        "x-azure-clientip",
+        "x-azure-socketip",
+        "x-envoy-external-address",
+        "front-end-https",
     }
 )
 METHOD_OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override")

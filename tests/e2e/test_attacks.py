@@ -408,6 +408,16 @@ NOT_FORWARDED = [
     ("X-Forwarded-Server", "evil-server"),
     ("X-Host", "evil-x-host.example"),
     ("x_client_ip", "6.6.6.6"),
+    # issue 17 review: names platforms and byp4xx-style bypasses use, forwarded before
+    ("X-True-IP", "6.6.6.7"),
+    ("Akamai-Client-IP", "6.6.6.8"),
+    ("X-Custom-IP-Authorization", "6.6.6.9"),
+    ("X-ProxyUser-Ip", "6.6.6.10"),
+    ("X-AppEngine-User-IP", "6.6.6.11"),
+    ("X-Azure-ClientIP", "6.6.6.12"),
+    ("X-Azure-SocketIP", "6.6.6.13"),
+    ("X-Envoy-External-Address", "6.6.6.14"),
+    ("Front-End-Https", "evil-on"),
     # method and URL overrides, on a route that does not opt in
     ("X-HTTP-Method-Override", "DELETE"),
     ("X-HTTP-Method", "PATCH"),
