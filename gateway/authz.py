@@ -13,7 +13,8 @@ functions below; none of them decides on its own. What they own:
   used on this route at all (``token_types[].routes``: browser keys only on browser routes)?
 * :func:`bound` — the scopes a new or rotated credential may hold: a subset of its creator's.
   Asking for more is 403 ``FORBIDDEN`` naming what is missing; asking for nothing gives the
-  creator's own scopes, never more.
+  creator's own scopes, never more. :func:`bound_expiry` does the same for its lifetime and
+  :func:`require_environment` for its environment (a ``test`` key mints no ``live`` one).
 * :func:`covers` — whether the caller's power includes another credential's, which listing,
   revoking, deleting and rotating that credential require.
 """
@@ -37,10 +38,14 @@ __all__ = [
     "authorize",
     "authorize_route",
     "bound",
+    "bound_expiry",
     "covers",
     "missing",
     "permits",
     "require_covers",
+    "require_environment",
+    "require_outlived",
+    "same_environment",
     "type_allows_route",
 ]
 
@@ -107,6 +112,55 @@ def bound(rules: ScopeRules, caller: Identity, requested: frozenset[str] | None)
         return caller.scopes
     _refuse_beyond(rules, caller, requested, "The new credential would hold")
     return requested
+
+
+def bound_expiry(caller: Identity, requested: float | None) -> float | None:
+    """When a credential created by ``caller`` may expire: no later than the caller's own token.
+
+    Lifetime is power too: an app's one-hour OAuth token must not mint a PAT that outlives the
+    app's grant. ``None`` (asked for no expiry) gives the caller's expiry; a later one is 403.
+    A caller without an expiring token (a user's session, a non-expiring key) bounds nothing.
+    """
+    token = caller.principal.token
+    limit = token.expires_at if token is not None else None
+    if limit is None:
+        return requested
+    if requested is None:
+        return limit
+    if requested > limit:
+        raise PermissionDenied(
+            "The new credential would outlive the credential that asked for it "
+            "(ask for an earlier expiry, or none to get the caller's).",
+            reason="outlives_caller",
+        )
+    return requested
+
+
+def same_environment(caller: Identity, environment: str) -> bool:
+    """A token caller acts only on credentials of its own environment: a ``test`` key reaches the
+    sandbox, so it neither mints nor touches ``live`` ones. Users (sessions) choose freely."""
+    return caller.principal.token is None or caller.environment == environment
+
+
+def require_environment(caller: Identity, environment: str) -> None:
+    """403 unless :func:`same_environment`."""
+    if not same_environment(caller, environment):
+        raise PermissionDenied(
+            f"A {caller.environment} credential may not create or manage {environment} ones.",
+            reason="environment",
+        )
+
+
+def require_outlived(caller: Identity, expires_at: float | None) -> None:
+    """403 unless a credential expiring at ``expires_at`` dies no later than the caller's token:
+    re-keying one (rotation hands the caller its new secret) is minting it again."""
+    token = caller.principal.token
+    limit = token.expires_at if token is not None else None
+    if limit is not None and (expires_at is None or expires_at > limit):
+        raise PermissionDenied(
+            "That token outlives the credential that asked: its new secret would too.",
+            reason="outlives_caller",
+        )
 
 
 def covers(rules: ScopeRules, caller: Identity, power: frozenset[str]) -> bool:

@@ -26,6 +26,7 @@ classified once and remembered (bounded), so a request costs one dict lookup per
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Final
 
@@ -42,6 +43,7 @@ __all__ = [
     "HeaderPolicy",
     "credential_cookies",
     "header_key",
+    "is_method_param",
 ]
 
 KEEP: Final = 0
@@ -93,6 +95,16 @@ CLIENT_ADDRESS_HEADERS = frozenset(
         "x-forwarded-ssl",
         "x-url-scheme",
         "x-host",
+        # platforms' own client-address and scheme headers, and names bypass kits try
+        "x-true-ip",
+        "akamai-client-ip",
+        "x-custom-ip-authorization",
+        "x-proxyuser-ip",
+        "x-appengine-user-ip",
+        "x-azure-clientip",
+        "x-azure-socketip",
+        "x-envoy-external-address",
+        "front-end-https",
     }
 )
 METHOD_OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override")
@@ -108,7 +120,19 @@ NAMESPACE = "x-gateway-"
 # The dashboard's session cookie (gateway.dashboard.sessions.COOKIE, which imports the app and so
 # cannot be imported here; tests/unit/test_headerpolicy.py holds the two equal).
 DASHBOARD_SESSION_COOKIE = "gw_dashboard"
+# RFC 9110 token characters (a cookie name's alphabet), as a regex character class body.
+_TOKEN_CHARS = r"!#$%&'*+.^_`|~0-9A-Za-z-"
 _REMEMBER = 4096  # distinct header names classified and remembered; others are classified anew
+
+
+def is_method_param(name: str) -> bool:
+    """Whether a (decoded) parameter name is ``_method`` as some framework reads it: PHP (so
+    Laravel and Symfony) drops leading spaces and reads ``.``, `` `` and an unclosed ``[`` as
+    ``_``, so ``.method`` is ``_method`` there; ``_method[…]`` is that field too."""
+    n = name.lstrip(" ").replace(" ", "_").replace(".", "_")
+    if n.startswith("[") and "]" not in n:
+        n = "_" + n[1:]
+    return n.partition("[")[0] == "_method"
 
 
 def header_key(name: str) -> str:
@@ -131,6 +155,10 @@ class HeaderPolicy:
         )
         # Names classified so far (bounded): the forwarder reads it directly on the hot path.
         self.verdicts: dict[str, int] = {}
+        names = "|".join(re.escape(n) for n in sorted(self.credential_cookies))
+        self.cookie_name = (
+            re.compile(rf"(?:^|[^{_TOKEN_CHARS}])(?:{names})\s*=", re.IGNORECASE) if names else None
+        )
 
     def verdict(self, key: str) -> int:
         """The verdict for a lower-cased header name."""
@@ -169,12 +197,19 @@ class HeaderPolicy:
         return KEEP
 
     def strip_cookies(self, value: str) -> str:
-        """``value`` (one Cookie header) without the credential cookies; may come back empty."""
-        names = self.credential_cookies
+        """``value`` (one Cookie header) without the credential cookies; may come back empty.
+
+        Parsers disagree on separators (aiohttp and Python's ``SimpleCookie`` also split on
+        ``,`` and whitespace, old servers on ``,``), so a ``;``-separated part is dropped when a
+        credential cookie's name starts anywhere in it, in any case, followed by ``=``.
+        """
+        found = self.cookie_name
+        if found is None:
+            return value
         kept = [
             pair
             for pair in (p.strip() for p in value.split(";"))
-            if pair and pair.partition("=")[0].strip() not in names
+            if pair and not found.search(pair)
         ]
         return "; ".join(kept)
 

@@ -2,7 +2,8 @@
 reading a public repository) can kill it in seconds, without authenticating.
 
 Body: ``{"tokens": ["<token>", …]}``, at most :data:`MAX_TOKENS`. Each string that has the shape
-of one of the config's token types *and whose checksum verifies* is looked up by its hash; an
+of one of the config's token types *and whose checksum verifies* is looked up by its hash (public
+browser keys, types with ``require_allowed_domains``, are not: they are published by design); an
 active token found is revoked and its workspace's audit log gets ``token.revoked_as_leaked``
 (actor ``leak-report``, the reporter's address). The answer is the same whatever was found:
 ``202 {"received": n}``, so the endpoint says nothing about which tokens exist. Checksums make
@@ -73,7 +74,10 @@ async def revoke_leaked(request: web.Request, ctx: RequestContext) -> web.Stream
         raise InvalidArgument(f"At most {MAX_TOKENS} tokens per call.", reason="leak_too_many")
     if not all(isinstance(t, str) for t in items):
         raise InvalidArgument("tokens must be a list of strings.", reason="leak_body")
-    prefixes = [tt.prefix for tt in cfg.token_types]
+    # Public browser keys (types with require_allowed_domains) are published in every page that
+    # embeds them: "leaked" means nothing there, and revoking them here would let any visitor
+    # disable a customer's integration. Their workspace revokes them through its own doors.
+    prefixes = [tt.prefix for tt in cfg.token_types if not tt.require_allowed_domains]
     for value in dict.fromkeys(items):
         prefix = next((p for p in prefixes if value.startswith(p)), None)
         if prefix is None:

@@ -35,6 +35,7 @@ from yarl import URL
 from gateway.balancer import Balancers, TargetSet
 from gateway.config import Config, IdentityHeaders, Route
 from gateway.errors import (
+    BadRequest,
     BodyTimeout,
     ExpectationFailed,
     PayloadTooLarge,
@@ -51,8 +52,10 @@ from gateway.headerpolicy import (
     METHOD_OVERRIDE,
     HeaderPolicy,
     credential_cookies,
+    is_method_param,
 )
 from gateway.identity import Identity
+from gateway.pipeline.override import BodyOverrideScanner
 from gateway.tls import upstream_context
 from gateway.upstream import IDEMPOTENT, UpstreamPool, UpstreamPools
 
@@ -286,7 +289,7 @@ class Forwarder:
             self.in_flight[name] = busy + 1
         try:
             query = request.raw_path.partition("?")[2]
-            if query and "method" in query and not route.method_override:
+            if query and ("method" in query or "%" in query) and not route.method_override:
                 query = strip_method_param(query)  # `_method` (any escaping): as the headers
             target = self.target_path(route, path) + (f"?{query}" if query else "")
             headers = self.build_headers(request, route, identity, request_id)
@@ -393,7 +396,11 @@ class Forwarder:
                     body = strip_form_method(body)
                 headers["Content-Length"] = str(len(body))
             else:
-                reader = _Body(request.content, limit, self.body_pause)
+                # Rack and PHP read `_method` from multipart and untyped POST bodies too.
+                scanner = BodyOverrideScanner.wanted(
+                    request.method, request.headers.get("Content-Type")
+                )
+                reader = _Body(request.content, limit, self.body_pause, scanner)
                 if request.content_length is not None:
                     headers["Content-Length"] = str(request.content_length)
                 # Relayed chunk by chunk, each wait bounded by limits.body_read_timeout, so a
@@ -419,13 +426,13 @@ class Forwarder:
             if reader is not None:
                 reader.raise_if_failed()
             raise UpstreamTimeout(reason="upstream_timeout") from exc
-        except (aiohttp.ClientError, PayloadTooLarge, BodyTimeout) as exc:
+        except (aiohttp.ClientError, PayloadTooLarge, BodyTimeout, BadRequest) as exc:
             if reader is not None:
                 reader.raise_if_failed()
             raise _unavailable(name, base_url, exc) from exc
         finally:
             timing["upstream"] = time.perf_counter() - started
-        if reader is not None and (reader.exceeded or reader.stalled):
+        if reader is not None and (reader.exceeded or reader.stalled or reader.overridden):
             # The upstream answered before reading the whole body; still refuse the client.
             resp.close()
             reader.raise_if_failed()
@@ -536,15 +543,23 @@ async def answer_expect(request: web.Request) -> None:
 class _Body:
     """A request body read for the upstream: counted against ``limit``, each wait bounded."""
 
-    __slots__ = ("exceeded", "limit", "pause", "seen", "source", "stalled")
+    __slots__ = ("exceeded", "limit", "overridden", "pause", "scanner", "seen", "source", "stalled")
 
-    def __init__(self, source: aiohttp.StreamReader, limit: int | None, pause: float) -> None:
+    def __init__(
+        self,
+        source: aiohttp.StreamReader,
+        limit: int | None,
+        pause: float,
+        scanner: BodyOverrideScanner | None = None,
+    ) -> None:
         self.source = source
         self.limit = limit
         self.pause = pause
+        self.scanner = scanner
         self.seen = 0
         self.exceeded = False
         self.stalled = False
+        self.overridden = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
         source, limit = self.source, self.limit
@@ -561,6 +576,10 @@ class _Body:
             if limit is not None and self.seen > limit:
                 self.exceeded = True
                 raise PayloadTooLarge(reason="streamed_length")
+            if self.scanner is not None and self.scanner.finds_override(chunk):
+                # Never sent: the upstream gets a cut-off body it will not act on.
+                self.overridden = True
+                raise _override_in_body()
             yield chunk
 
     def raise_if_failed(self) -> None:
@@ -572,22 +591,32 @@ class _Body:
                 f"The request body may be at most {self.limit} bytes on this route.",
                 reason="streamed_length",
             )
+        if self.overridden:
+            raise _override_in_body()
+
+
+def _override_in_body() -> BadRequest:
+    return BadRequest(
+        "A _method field in a multipart or untyped POST body is not accepted: "
+        "send the method in the request line.",
+        reason="override_in_body",
+    )
 
 
 def strip_method_param(query: str) -> str:
-    """``query`` without its ``_method`` parameters, however they are escaped."""
-    kept = [p for p in query.split("&") if unquote_plus(p.partition("=")[0]) != "_method"]
+    """``query`` without its ``_method`` parameters, however they are escaped or spelled."""
+    kept = [p for p in query.split("&") if not is_method_param(unquote_plus(p.partition("=")[0]))]
     return "&".join(kept)
 
 
 def strip_form_method(body: bytes) -> bytes:
     """An urlencoded form without its ``_method`` fields (unchanged when it has none)."""
-    if b"method" not in body:
+    if b"method" not in body and b"%" not in body:  # `_%6Dethod` is `_method` once decoded
         return body
     kept = [
         p
         for p in body.split(b"&")
-        if unquote_plus(p.partition(b"=")[0].decode("latin-1")) != "_method"
+        if not is_method_param(unquote_plus(p.partition(b"=")[0].decode("latin-1")))
     ]
     return b"&".join(kept)
 

@@ -24,8 +24,12 @@ from gateway.authz import (
     Powers,
     authorize,
     bound,
+    bound_expiry,
     covers,
     require_covers,
+    require_environment,
+    require_outlived,
+    same_environment,
 )
 from gateway.config import Config, TokenType
 from gateway.errors import (
@@ -37,6 +41,7 @@ from gateway.errors import (
 )
 from gateway.identity import Identity
 from gateway.oauth.service import OAuthService
+from gateway.pipeline.workspace import effective_scopes
 from gateway.store.base import AuditEntry, Membership, Store, TokenRecord, User, Workspace
 
 if TYPE_CHECKING:
@@ -196,21 +201,42 @@ class Services:
             raise NotFound(f"No user {key!r}.", reason="user")
         return u
 
-    async def add_member(self, workspace: str, user: str, role: str) -> Membership:
+    async def add_member(
+        self, workspace: str, user: str, role: str, caller: Identity | None = None
+    ) -> Membership:
+        """Add a member or change their role. With a caller, the new role must be within the
+        caller's power, and so must the member's current one (no demoting a stronger member)."""
         if role not in self.config.roles:
             raise InvalidArgument(
                 f"Unknown role {role!r}; known: {', '.join(sorted(self.config.roles))}.",
                 reason="role",
             )
         ws, u = await self.workspace(workspace), await self.user(user)
+        if caller is not None:
+            # Nobody hands out a role holding more than they do.
+            bound(self.config.scopes, caller, self.config.roles[role])
+            require_covers(self.config.scopes, caller, await self._member_power(u.id, ws), "member")
         m = Membership(user_id=u.id, workspace_id=ws.id, role=role, created_at=time.time())
         await self.store.set_membership(m)
         return m
 
-    async def remove_member(self, workspace: str, user: str, actor: Actor | None = None) -> bool:
+    async def remove_member(
+        self,
+        workspace: str,
+        user: str,
+        actor: Actor | None = None,
+        caller: Identity | None = None,
+    ) -> bool:
         """Remove a member and revoke every token of theirs in the workspace (OAuth grants
-        included), so adding them back later does not bring old credentials back."""
+        included), so adding them back later does not bring old credentials back. With a caller,
+        that is revoking: the member's role and every token revoked must be within its power."""
         ws, u = await self.workspace(workspace), await self.user(user)
+        if caller is not None:
+            power = await self._member_power(u.id, ws)
+            for t in await self.store.list_tokens(workspace_id=ws.id, user_id=u.id):
+                if t.revoked_at is None:
+                    power |= await self.powers.of_token(t)
+            require_covers(self.config.scopes, caller, power, "member")
         removed = await self.store.remove_membership(u.id, ws.id)
         actor = actor or Actor()
         now = time.time()
@@ -224,6 +250,18 @@ class Services:
             for g in await oauth.active_grants(user_id=u.id, workspace_id=ws.id):
                 await oauth.revoke_grant(g.id, "member_removed", actor.id)
         return removed
+
+    async def _member_power(self, user_id: str, ws: Workspace) -> frozenset[str]:
+        """What a user's current role lets them do in ``ws`` (nothing when not a member).
+
+        Read from the store, not the auth cache: a lookup for a user about to be added must not
+        leave "not a member" cached for the pipeline's next request."""
+        m = await self.store.get_membership(user_id, ws.id)
+        if m is None:
+            return frozenset()
+        return effective_scopes(
+            self.config.scopes, None, self.config.roles.get(m.role, frozenset())
+        )
 
     # -- tokens ------------------------------------------------------------------------------------
 
@@ -285,6 +323,7 @@ class Services:
         tt = self.token_type(type)
         if caller is not None:
             authorize(self.config.scopes, caller, all_of=[TOKENS_WRITE])
+            require_environment(caller, tt.environment)
         if tt.plans and ws.plan not in tt.plans:
             raise PlanRequired(
                 f"{tt.name} tokens require the {' or '.join(sorted(tt.plans))} plan; "
@@ -314,9 +353,16 @@ class Services:
                 if who is not None:
                     granted = bound(self.config.scopes, who, granted)
         final = granted if granted is not None else frozenset()
+        if caller is not None and u is not None and owner is None and final:
+            # Upstreams trust the user id the gateway sends: a token that can do anything here
+            # speaks for a member of this workspace only, never for another workspace's user.
+            # (A scope-less browser key's owner is a label: Velt's ownerEmail is no member.)
+            raise InvalidArgument("The user is not a member of this workspace.", reason="member")
         now = time.time()
         if expires_at is not None and expires_at <= now:
             raise InvalidArgument("The expiry is in the past.", reason="expiry")
+        if caller is not None:
+            expires_at = bound_expiry(caller, expires_at)
         domains = self.check_domains(allowed_domains or [])
         if tt.client_certificate != (certificate_key is not None):
             raise InvalidArgument(
@@ -379,7 +425,10 @@ class Services:
         out = []
         for t in await self.store.list_tokens(workspace_id=ws_id, user_id=user_id):
             shown = await self.shown(t)
-            if caller is None or covers(self.config.scopes, caller, shown.scopes):
+            if caller is None or (
+                same_environment(caller, t.environment)
+                and covers(self.config.scopes, caller, shown.scopes)
+            ):
                 out.append(shown)
         return out
 
@@ -394,6 +443,7 @@ class Services:
         if caller is None:
             return
         authorize(self.config.scopes, caller, all_of=[scope])
+        require_environment(caller, t.environment)
         require_covers(self.config.scopes, caller, await self.powers.of_token(t))
 
     async def revoke_token(
@@ -425,6 +475,8 @@ class Services:
     ) -> tuple[TokenRecord, str]:
         t = await self.token(token_id)
         await self.may_manage(caller, t, TOKENS_WRITE)
+        if caller is not None:
+            require_outlived(caller, t.expires_at)
         if t.state(time.time()) != "active":
             raise InvalidArgument("Only an active token can be rotated.", reason="rotate_inactive")
         tt = self.config.token_type(t.type_prefix)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from typing import Any
 
 import aiohttp
@@ -305,3 +306,139 @@ async def test_a_workspace_admin_cannot_hand_out_a_role_above_its_own(
     status, body = await api(http, gw, "PUT", path, admin, {"role": "owner"})
     assert status == 403 and "admin:all" in body["error"]["message"]
     assert (await api(http, gw, "PUT", path, admin, {"role": "member"}))[0] == 200
+
+
+async def test_a_workspace_admin_cannot_remove_or_demote_a_member_more_powerful_than_itself(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    """Removing a member revokes their tokens and a new role replaces their power: both touch
+    credentials, so both are bounded like minting one (issue 17 review)."""
+    admin = await token(gw, "acme", ADMIN)
+    ann = await gw.services.create_user("ann@example.com")
+    await gw.services.add_member("acme", ann.id, "owner")
+    anns_pat = await token(gw, "acme", ["admin:all"], type="pat", user=ann.id)
+    path = f"/admin/workspaces/acme/members/{ann.id}"
+    status, body = await api(http, gw, "DELETE", path, admin)
+    assert status == 403 and "admin:all" in body["error"]["message"], body
+    status, body = await api(http, gw, "PUT", path, admin, {"role": "viewer"})
+    assert status == 403 and "admin:all" in body["error"]["message"], body
+    # Nothing changed: ann is still an owner and her PAT still works.
+    m = await gw.services.store.get_membership(ann.id, "ws_acme")
+    assert m is not None and m.role == "owner"
+    async with http.get(
+        gw.url + "/admin/x",
+        headers={"Authorization": f"Bearer {anns_pat}", "X-Workspace-Id": "acme"},
+    ) as r:
+        assert r.status == 200
+    # A user-owned API key holding more than the admin is touched by removing its user, too
+    # (bob made it as an owner, then was made a viewer: API keys keep their scopes).
+    bob = await gw.services.create_user("bob@example.com")
+    await gw.services.add_member("acme", bob.id, "owner")
+    await token(gw, "acme", ["admin:all"], user=bob.id)
+    await gw.services.add_member("acme", bob.id, "viewer")
+    status, body = await api(http, gw, "DELETE", f"/admin/workspaces/acme/members/{bob.id}", admin)
+    assert status == 403 and "admin:all" in body["error"]["message"], body
+    # Members within the admin's power: demoted and removed as before.
+    eve = await gw.services.create_user("eve@example.com")
+    await gw.services.add_member("acme", eve.id, "member")
+    eve_path = f"/admin/workspaces/acme/members/{eve.id}"
+    assert (await api(http, gw, "PUT", eve_path, admin, {"role": "viewer"}))[0] == 200
+    assert (await api(http, gw, "DELETE", eve_path, admin))[0] == 204
+
+
+async def test_a_workspace_admin_cannot_mint_a_token_speaking_for_another_workspaces_user(
+    gw: RunningGateway, upstream: Upstream, http: aiohttp.ClientSession
+) -> None:
+    """The upstream trusts ``X-Gateway-User-Id``: a token that can do anything names only a user
+    who is a member of its workspace (issue 17 review: an acme admin minted a key that the
+    upstream saw as a user of another workspace)."""
+    admin = await token(gw, "acme", ADMIN)
+    vic = await gw.services.create_user("vic@other.example")
+    await gw.services.add_member("other", vic.id, "owner")
+    status, body = await api(
+        http,
+        gw,
+        "POST",
+        "/admin/workspaces/acme/tokens",
+        admin,
+        {"name": "as vic", "scopes": ["items:read"], "user": vic.id},
+    )
+    assert status == 400 and body["error"]["code"] == "INVALID_ARGUMENT", body
+    assert not [t for t in await gw.services.store.list_tokens(user_id=vic.id)]
+    # A member of acme may own one, as before (once the membership reached the auth cache).
+    await gw.services.add_member("acme", vic.id, "member")
+    made: dict[str, Any] = {}
+
+    async def minted() -> bool:
+        status, body = await api(
+            http,
+            gw,
+            "POST",
+            "/admin/workspaces/acme/tokens",
+            admin,
+            {"name": "as vic", "scopes": ["items:read"], "user": vic.id},
+        )
+        made.update(body if status == 201 else {})
+        return status == 201
+
+    await eventually(minted, within=1.0)
+    async with http.get(
+        gw.url + "/api/items/1", headers={"Authorization": f"Bearer {made['token']}"}
+    ) as r:
+        assert r.status == 200
+    assert upstream.last.header("X-Gateway-User-Id") == vic.id
+
+
+async def test_an_expiring_key_cannot_mint_or_rotate_its_way_to_a_permanent_one(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    """Lifetime bounds like scopes (issue 17 review): a key that expires in an hour got a key
+    that never expires by creating one, or by rotating an existing one (rotation hands over the
+    new secret)."""
+    admin = await token(gw, "acme", ADMIN, expires_at=time.time() + 3600)
+    target, _ = await gw.services.create_token(workspace="acme", name="old", scopes=["items:read"])
+    path = "/admin/workspaces/acme/tokens"
+    status, body = await api(http, gw, "POST", path, admin, {"name": "x", "expires_in": "30d"})
+    assert status == 403 and body["error"]["code"] == "FORBIDDEN", body
+    status, made = await api(http, gw, "POST", path, admin, {"name": "x", "scopes": ["items:read"]})
+    assert status == 201 and made["expires_at"] is not None, made
+    status, body = await api(http, gw, "POST", f"/admin/tokens/{target.id}/rotate", admin)
+    assert status == 403 and body["error"]["code"] == "FORBIDDEN", body
+    # A token dying before the caller may be rotated.
+    status, _ = await api(http, gw, "POST", f"/admin/tokens/{made['id']}/rotate", admin)
+    assert status == 200
+
+
+async def test_a_test_environment_key_cannot_mint_or_touch_live_keys(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    """The environment is power too (issue 17 review): a `gw_test_` key, which only reaches the
+    sandbox, minted a `gw_live_` key that reaches production, and rotated or revoked live keys."""
+    sandbox_admin = await token(gw, "acme", ADMIN, type="test")
+    live, _ = await gw.services.create_token(workspace="acme", name="prod", scopes=["items:read"])
+    path = "/admin/workspaces/acme/tokens"
+    status, body = await api(
+        http,
+        gw,
+        "POST",
+        path,
+        sandbox_admin,
+        {"name": "x", "type": "live", "scopes": ["items:read"]},
+    )
+    assert status == 403 and body["error"]["code"] == "FORBIDDEN", body
+    for op in ("rotate", "revoke"):
+        status, body = await api(http, gw, "POST", f"/admin/tokens/{live.id}/{op}", sandbox_admin)
+        assert status == 403 and body["error"]["code"] == "FORBIDDEN", (op, body)
+    status, listed = await api(http, gw, "GET", path, sandbox_admin)
+    assert status == 200 and live.id not in {t["id"] for t in listed["tokens"]}
+    assert (await gw.services.token(live.id)).revoked_at is None
+    # Its own environment, as before.
+    status, made = await api(
+        http,
+        gw,
+        "POST",
+        path,
+        sandbox_admin,
+        {"name": "x", "type": "test", "scopes": ["items:read"]},
+    )
+    assert status == 201 and made["environment"] == "test"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 
@@ -407,6 +408,16 @@ NOT_FORWARDED = [
     ("X-Forwarded-Server", "evil-server"),
     ("X-Host", "evil-x-host.example"),
     ("x_client_ip", "6.6.6.6"),
+    # issue 17 review: names platforms and byp4xx-style bypasses use, forwarded before
+    ("X-True-IP", "6.6.6.7"),
+    ("Akamai-Client-IP", "6.6.6.8"),
+    ("X-Custom-IP-Authorization", "6.6.6.9"),
+    ("X-ProxyUser-Ip", "6.6.6.10"),
+    ("X-AppEngine-User-IP", "6.6.6.11"),
+    ("X-Azure-ClientIP", "6.6.6.12"),
+    ("X-Azure-SocketIP", "6.6.6.13"),
+    ("X-Envoy-External-Address", "6.6.6.14"),
+    ("Front-End-Https", "evil-on"),
     # method and URL overrides, on a route that does not opt in
     ("X-HTTP-Method-Override", "DELETE"),
     ("X-HTTP-Method", "PATCH"),
@@ -438,7 +449,22 @@ async def test_headers_the_gateway_owns_or_distrusts_never_reach_upstream(
 
 
 @pytest.mark.parametrize(
-    "query", ["_method=DELETE", "%5Fmethod=DELETE", "%5fmethod=DELETE", "a=1&_method=DELETE&b=2"]
+    "query",
+    [
+        "_method=DELETE",
+        "%5Fmethod=DELETE",
+        "%5fmethod=DELETE",
+        "a=1&_method=DELETE&b=2",
+        # issue 17 review: a letter escaped (`_%6Dethod`) slipped past a "method" substring
+        # check; PHP reads `.method`, ` method` after spaces and `[method` as `_method`
+        "_%6Dethod=DELETE",
+        "_m%65thod=DELETE",
+        ".method=DELETE",
+        "%2Emethod=DELETE",
+        "+.method=DELETE",
+        "[method=DELETE",
+        "_method[]=DELETE",
+    ],
 )
 async def test_method_override_in_the_query_is_stripped(
     gw: RunningGateway, upstream: Upstream, tokens: Tokens, query: str
@@ -446,7 +472,7 @@ async def test_method_override_in_the_query_is_stripped(
     headers = [("Authorization", f"Bearer {tokens.reader}")]
     resp = await exchange(gw.proxy_port, request_bytes("GET", f"/api/items?{query}", headers))
     assert resp.status == 200
-    assert "method" not in upstream.last.path.lower(), upstream.last.path
+    assert "method" not in unquote_plus(upstream.last.path).lower(), upstream.last.path
     if query.startswith("a=1"):
         assert upstream.last.path == "/api/items?a=1&b=2"
 
@@ -455,7 +481,7 @@ async def test_method_override_in_a_form_body_is_stripped(
     gw: RunningGateway, upstream: Upstream, tokens: Tokens
 ) -> None:
     _, writer = await gw.services.create_token(workspace="acme", name="w", scopes=["items:write"])
-    body = b"a=1&_method=DELETE&%5Fmethod=PUT&b=2"
+    body = b"a=1&_method=DELETE&%5Fmethod=PUT&_%6Dethod=PUT&.method=PUT&b=2"
     headers = [
         ("Authorization", f"Bearer {writer}"),
         ("Content-Type", "application/x-www-form-urlencoded"),
@@ -465,6 +491,73 @@ async def test_method_override_in_a_form_body_is_stripped(
     assert resp.status == 200, resp.body
     assert upstream.last.body == b"a=1&b=2"
     assert upstream.last.header("Content-Length") == "7"
+
+
+def multipart(*fields: tuple[str, bytes]) -> tuple[str, bytes]:
+    """A multipart/form-data body: (Content-Type, body); each field is (Content-Disposition
+    parameters, value)."""
+    parts = b"".join(
+        b"--XyZ\r\nContent-Disposition: form-data; " + d.encode() + b"\r\n\r\n" + v + b"\r\n"
+        for d, v in fields
+    )
+    return "multipart/form-data; boundary=XyZ", parts + b"--XyZ--\r\n"
+
+
+BODY_OVERRIDES = {
+    "multipart": multipart(('name="a"', b"1"), ('name="_method"', b"DELETE")),
+    "multipart-unquoted": multipart(("name=_method", b"DELETE")),
+    "multipart-php-dot": multipart(('name=".method"', b"DELETE")),
+    "multipart-rfc2231": multipart(("name*=UTF-8''%5Fmethod", b"DELETE")),
+    "multipart-folded": multipart(('\r\n name="_method"', b"DELETE")),  # Rack reads across lines
+    # after 300 KB of file: the field arrives in a later chunk than the body's start
+    "multipart-late": multipart(
+        ('name="f"; filename="a.bin"', b"x" * 300_000), ('name="_method"', b"DELETE")
+    ),
+    # Rack parses a POST with no Content-Type as an urlencoded form
+    "untyped": (None, b"a=1&_method=DELETE"),
+    "untyped-escaped": (None, b"_%6Dethod=DELETE"),
+    "untyped-empty-type": ("", b"a=1&_method=DELETE"),  # Rack reads an empty type as none
+    # Laravel's input bag is the JSON body, and Symfony's getMethod() reads `_method` from it
+    "json": ("application/json", b'{"title": "x", "_method": "DELETE"}'),
+    "json-escaped": ("application/json", b'{"\\u005fmethod": "DELETE"}'),
+    "json-vendor": ("application/vnd.api+json", b'{"_method":"DELETE"}'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BODY_OVERRIDES))
+async def test_method_override_in_a_streamed_body_is_refused(
+    gw: RunningGateway, upstream: Upstream, tokens: Tokens, case: str
+) -> None:
+    """Rack (Rails) and PHP (Laravel, Symfony) take ``_method`` from multipart parts and untyped
+    POST bodies too, Laravel from JSON keys; those bodies stream, so the gateway cannot strip the
+    field: it abandons the upstream request and answers 400 (issue 17 review: they reached the
+    upstream)."""
+    _, writer = await gw.services.create_token(workspace="acme", name="w", scopes=["items:write"])
+    ctype, body = BODY_OVERRIDES[case]
+    headers = [("Authorization", f"Bearer {writer}"), ("Content-Length", str(len(body)))]
+    if ctype is not None:
+        headers.append(("Content-Type", ctype))
+    resp = await exchange(gw.proxy_port, request_bytes("POST", "/api/items", headers, body))
+    assert (resp.status, resp.code) == (400, "BAD_REQUEST"), resp.body
+    assert not [s for s in upstream.seen if s.method == "POST"], "the upstream acted on it"
+
+
+async def test_multipart_and_untyped_bodies_without_method_fields_pass_whole(
+    gw: RunningGateway, upstream: Upstream, tokens: Tokens
+) -> None:
+    _, writer = await gw.services.create_token(workspace="acme", name="w", scopes=["items:write"])
+    ctype, form = multipart(('name="file"; filename="method.txt"', b"_method=DELETE" * 10_000))
+    for content_type, body in (
+        (ctype, form),
+        (None, b'{"method": "_method"}'),
+        ("application/json", b'{"payment_method": "card", "note": "_method"}'),
+    ):
+        headers = [("Authorization", f"Bearer {writer}"), ("Content-Length", str(len(body)))]
+        if content_type is not None:
+            headers.append(("Content-Type", content_type))
+        resp = await exchange(gw.proxy_port, request_bytes("POST", "/api/items", headers, body))
+        assert resp.status == 200, resp.body
+        assert upstream.last.body == body
 
 
 # -- strict HTTP at the edge (issue 17 §4) ---------------------------------------------------------

@@ -286,6 +286,13 @@ OVERRIDES = {
     "x-http-method": ([("X-HTTP-Method", "delete")], "", b""),
     "x-method-override": ([("X-Method-Override", "DELETE")], "", b""),
     "query": ([], "?_method=DELETE", b""),
+    # PHP (Laravel, Symfony) reads `.method` as `_method` (issue 17 review)
+    "query-php-dot": ([], "?.method=DELETE", b""),
+    "form-php-dot": (
+        [("Content-Type", "application/x-www-form-urlencoded")],
+        "",
+        b"name=x&.method=DELETE",
+    ),
     "form": (
         [("Content-Type", "application/x-www-form-urlencoded")],
         "",

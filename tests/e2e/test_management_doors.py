@@ -152,3 +152,44 @@ async def test_the_cli_acting_for_a_user_never_exceeds_that_users_role(gw: Runni
     assert out.returncode == 0, out.stderr
     made = json.loads(out.stdout)
     assert made["scopes"] == sorted(gw.config.scopes.expand(gw.config.roles["viewer"]))
+
+
+async def test_a_credential_cannot_mint_one_that_outlives_it(
+    gw: RunningGateway,  # noqa: F811
+    http: aiohttp.ClientSession,
+) -> None:
+    """Lifetime is power too: an app's one-hour OAuth token (granted tokens:write) minted a PAT
+    that never expired, so revoking the app's grant left the app a working credential (issue 17
+    review). A new token expires no later than the token that made it."""
+    user = await gw.services.user("ann@acme.test")
+    ws = await gw.services.workspace("acme-corp")
+    scopes = ["tickets:read", "tokens:write"]
+    svc, client, code, _, verifier = await approved_grant(gw, user.id, ws.id, scopes)
+    exchanged = await svc.token(
+        client,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+    )
+    app_token = str(exchanged["access_token"])
+    base = f"{gw.url}/api/v1/me/tokens"
+    # Asking for a longer life than the caller's is refused, naming why.
+    status, body = await call(
+        http, "POST", base, h(app_token), json={"name": "forever", "expiresIn": "365d"}
+    )
+    assert status == 403 and body["error"]["code"] == "FORBIDDEN", body
+    # Asking for nothing gives the caller's own expiry, not "never".
+    status, made = await call(http, "POST", base, h(app_token), json={"name": "child"})
+    assert status == 201 and made["expiresAt"] is not None, made
+    found = await gw.services.store.find_token(gw.services.hasher(app_token))
+    assert found is not None and found[0].expires_at is not None
+    child = await gw.services.token(made["id"])
+    assert child.expires_at is not None and child.expires_at <= found[0].expires_at
+    # A shorter life is fine.
+    status, _ = await call(
+        http, "POST", base, h(app_token), json={"name": "short", "expiresIn": "10m"}
+    )
+    assert status == 201

@@ -298,6 +298,15 @@ async def test_the_session_cookie_never_reaches_the_upstream(
     headers = {**auth(session), "Cookie": f"sb-access-token={session}"}
     assert (await call(http, "GET", f"{gw.url}/api/v1/issues", headers))[0] == 200
     assert upstream.last.header("Cookie") is None
+    # Separators other than `;` (which aiohttp and Python upstreams also split on) do not
+    # smuggle it past the stripping (issue 17 review).
+    for cookie in (
+        f"theme=dark, sb-access-token={session}",
+        f"theme=dark sb-access-token={session}",
+    ):
+        headers = {**auth(session), "Cookie": cookie}
+        assert (await call(http, "GET", f"{gw.url}/api/v1/issues", headers))[0] == 200
+        assert all(session not in v for vs in upstream.last.headers.values() for v in vs)
 
 
 # "Register an OAuth app", "Redirect to authorize", "Exchange code for tokens",

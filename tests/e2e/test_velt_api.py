@@ -335,3 +335,27 @@ async def test_the_auth_token_needs_tokens_write_to_create_keys(
     )
     assert status == 403
     assert_velt_error(body, "PERMISSION_DENIED")
+
+
+async def test_anyone_reading_a_page_cannot_revoke_its_public_browser_key(
+    gw: RunningGateway, upstream: Upstream, http: aiohttp.ClientSession
+) -> None:
+    """A browser key is published in every page that embeds the SDK: "leaked" means nothing for
+    it, and the anonymous leak endpoint let any visitor disable a customer's integration (issue
+    17 review). Keys of a type with ``require_allowed_domains`` are not revoked there; the
+    workspace's own tokens still are."""
+    status, body, ws_id = await create(
+        gw, http, {"data": {"ownerEmail": "o@example.com", "allowedDomains": ["app.example.com"]}}
+    )
+    key = body["result"]["data"]["apiKey"]
+    _, server_token = await auth_token(gw, "acme")
+    status, answer = await call(
+        http, "POST", gw.url + "/credentials/revoke", json={"tokens": [key, server_token]}
+    )
+    assert status == 202 and answer == {"received": 2}
+    headers = key_headers(ws_id, key, origin="https://app.example.com")
+    assert (await call(http, "GET", f"{gw.url}/v1/comments", headers))[0] == 200
+    status, _ = await call(
+        http, "POST", f"{gw.url}/v2/organizations/get", velt_headers(ws_id, server_token), json={}
+    )
+    assert status == 401  # a server secret that leaked is revoked as before

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.authz import authorize, bound, covers, missing, type_allows_route
+from gateway.authz import (
+    authorize,
+    bound,
+    bound_expiry,
+    covers,
+    missing,
+    require_outlived,
+    type_allows_route,
+)
 from gateway.config import CredentialSource, Route, ScopeRules, TokenType
 from gateway.errors import InsufficientScope, PermissionDenied
 from gateway.identity import Identity, Principal
-from gateway.store.base import Workspace
+from gateway.store.base import TokenRecord, Workspace
 
 RULES = ScopeRules(
     known=frozenset({"a:read", "a:write", "b:read", "tokens:read", "tokens:write", "admin:all"}),
@@ -62,3 +70,28 @@ def test_authorize_checks_scopes_and_the_types_routes() -> None:
     with pytest.raises(InsufficientScope):
         authorize(RULES, who("a:read"), all_of=["tokens:read"])
     authorize(RULES, who("tokens:write"), all_of=["tokens:read"])  # implied
+
+
+def expiring(at: float | None) -> Identity:
+    t = TokenRecord(
+        "tok_1", "t", "api_key", "k_", "live", "k_x", frozenset(), "ws_1", None, 0.0, at
+    )
+    return Identity(Principal("token", token=t), WS, RULES.expand(frozenset({"tokens:write"})))
+
+
+def test_a_new_credential_dies_no_later_than_the_token_that_made_it() -> None:
+    assert bound_expiry(expiring(100.0), None) == 100.0  # asked for nothing: the caller's
+    assert bound_expiry(expiring(100.0), 50.0) == 50.0
+    with pytest.raises(PermissionDenied) as err:
+        bound_expiry(expiring(100.0), 101.0)
+    assert err.value.status == 403 and err.value.reason == "outlives_caller"
+    assert bound_expiry(expiring(None), None) is None  # a key that never expires bounds nothing
+    assert bound_expiry(who("tokens:write"), 5.0) == 5.0  # a session: no token, no bound
+
+
+def test_rotating_hands_over_a_secret_so_the_target_must_die_first() -> None:
+    require_outlived(expiring(100.0), 90.0)
+    require_outlived(expiring(None), None)
+    for later in (None, 101.0):
+        with pytest.raises(PermissionDenied):
+            require_outlived(expiring(100.0), later)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from http.cookies import SimpleCookie
+
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
 from gateway.config import ConfigError, load_text
 from gateway.dashboard.sessions import COOKIE
@@ -15,6 +18,7 @@ from gateway.headerpolicy import (
     METHOD_OVERRIDE,
     HeaderPolicy,
     credential_cookies,
+    is_method_param,
 )
 from gateway.headerpolicy import (
     COOKIE as COOKIE_VERDICT,
@@ -118,3 +122,57 @@ def test_the_session_jwt_cookie_is_a_credential_only_with_a_session_verifier() -
     assert credential_cookies(with_sessions) == {"sb-access-token", "gw_dashboard", "session"}
     without = load_text("\n".join(ln for ln in BASE.splitlines() if not ln.startswith("sessions:")))
     assert credential_cookies(without) == {"gw_dashboard"}  # "session" is then the app's own
+
+
+JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln"
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        f"theme=dark, sb-access-token={JWT}",  # `,` between pairs (RFC 2965 style)
+        f"theme=dark,sb-access-token={JWT}",
+        f"theme=dark sb-access-token={JWT}",  # a space only
+        f"theme=dark\x0bsb-access-token={JWT}",
+        f'theme="x; sb-access-token={JWT}"',  # inside a quoted value
+        f"SB-ACCESS-TOKEN={JWT}",  # another case
+        f"theme=dark; sb-access-token ={JWT}",
+    ],
+)
+def test_a_credential_cookie_is_removed_in_every_spelling_a_parser_reads(
+    policy: HeaderPolicy, cookie: str
+) -> None:
+    """Whatever separators the client uses, the session JWT never reaches the upstream: not in
+    the gateway's own reading of the header (aiohttp) nor in a Python upstream's (SimpleCookie)."""
+    kept = policy.strip_cookies(cookie)
+    assert JWT not in kept
+    assert "sb-access-token" not in kept.lower()
+    parsed: SimpleCookie = SimpleCookie()
+    parsed.load(kept)
+    assert "sb-access-token" not in parsed
+    assert (
+        "sb-access-token" not in make_mocked_request("GET", "/", headers={"Cookie": kept}).cookies
+    )
+
+
+def test_ordinary_cookies_survive_stripping(policy: HeaderPolicy) -> None:
+    assert policy.strip_cookies("theme=dark; lang=en") == "theme=dark; lang=en"
+    assert policy.strip_cookies('theme="a,b"; sb-access-token=x; lang=en') == 'theme="a,b"; lang=en'
+
+
+@pytest.mark.parametrize(
+    ("name", "is_override"),
+    [
+        ("_method", True),
+        (".method", True),  # PHP: `.` and ` ` read as `_`
+        (" .method", True),  # PHP drops leading spaces first
+        ("_method[]", True),  # the same field as an array
+        ("[method", True),  # PHP: an unclosed `[` read as `_`
+        ("method", False),
+        ("__method", False),
+        ("_METHOD", False),  # Rack and PHP compare names exactly
+        ("x_method", False),
+    ],
+)
+def test_method_param_names_as_frameworks_read_them(name: str, is_override: bool) -> None:
+    assert is_method_param(name) is is_override
