@@ -1,0 +1,36 @@
+"""``gateway audit list``: token create/rotate/revoke events, newest first."""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.cli.command import Context, Output, Subcommands, group, management
+from gateway.cli.output import table
+from gateway.services import iso
+
+__all__ = ["register"]
+
+
+def register(sub: Subcommands) -> None:
+    a = group(sub, "audit", "the audit log")
+    al = a.add_parser("list", help="token create/rotate/revoke events, newest first")
+    al.add_argument("--workspace", help="workspace id or slug (default: all)")
+    al.add_argument("--limit", type=int, default=100, help="at most this many events (default 100)")
+    al.set_defaults(func=management(list_))
+
+
+async def list_(ctx: Context, args: argparse.Namespace) -> Output:
+    ws_id = (await ctx.services.workspace(args.workspace)).id if args.workspace else None
+    events = [
+        {
+            "at": iso(e.at),
+            "action": e.action,
+            "actor": e.actor,
+            "address": e.address,
+            "token_id": e.token_id,
+            "token_prefix": e.visible_prefix,
+            "workspace_id": e.workspace_id,
+        }
+        for e in await ctx.store.list_audit(workspace_id=ws_id, limit=args.limit)
+    ]
+    return events, table(events, ["at", "action", "actor", "address", "token_id", "token_prefix"])
