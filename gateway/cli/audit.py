@@ -6,7 +6,7 @@ import argparse
 
 from gateway.cli.command import Context, Output, Subcommands, group, management
 from gateway.cli.output import table
-from gateway.services import iso
+from gateway.services import audit_view
 
 __all__ = ["register"]
 
@@ -22,15 +22,6 @@ def register(sub: Subcommands) -> None:
 async def list_(ctx: Context, args: argparse.Namespace) -> Output:
     ws_id = (await ctx.services.workspace(args.workspace)).id if args.workspace else None
     events = [
-        {
-            "at": iso(e.at),
-            "action": e.action,
-            "actor": e.actor,
-            "address": e.address,
-            "token_id": e.token_id,
-            "token_prefix": e.visible_prefix,
-            "workspace_id": e.workspace_id,
-        }
-        for e in await ctx.store.list_audit(workspace_id=ws_id, limit=args.limit)
+        audit_view(e) for e in await ctx.store.list_audit(workspace_id=ws_id, limit=args.limit)
     ]
     return events, table(events, ["at", "action", "actor", "address", "token_id", "token_prefix"])

@@ -27,20 +27,17 @@ def register(sub: Subcommands) -> None:
         "target, which must be empty. Token hashes are copied as they are: keep the same pepper. "
         "Stop writes (or the gateways) on the source while it runs.",
     )
-    ms.add_argument(
-        "--from",
-        dest="source",
-        required=os.environ.get("GATEWAY_MIGRATE_FROM") is None,
-        help="source store URL, e.g. sqlite:///gateway.db (env GATEWAY_MIGRATE_FROM)",
-        default=os.environ.get("GATEWAY_MIGRATE_FROM"),
-    )
-    ms.add_argument(
-        "--to",
-        dest="target",
-        required=os.environ.get("GATEWAY_MIGRATE_TO") is None,
-        help="target store URL, e.g. postgresql://user@host/db (env GATEWAY_MIGRATE_TO)",
-        default=os.environ.get("GATEWAY_MIGRATE_TO"),
-    )
+    for flag, dest, var, example in (
+        ("--from", "source", "GATEWAY_MIGRATE_FROM", "sqlite:///gateway.db"),
+        ("--to", "target", "GATEWAY_MIGRATE_TO", "postgresql://user@host/db"),
+    ):
+        ms.add_argument(
+            flag,
+            dest=dest,
+            required=os.environ.get(var) is None,
+            help=f"{dest} store URL, e.g. {example} (env {var})",
+            default=os.environ.get(var),
+        )
     ms.set_defaults(func=migrate_store)
 
 
