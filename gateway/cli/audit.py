@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.cli.command import Context, Output, Subcommands, group, management
+from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
 from gateway.services import audit_view
 
@@ -13,10 +13,9 @@ __all__ = ["register"]
 
 def register(sub: Subcommands) -> None:
     a = group(sub, "audit", "the audit log")
-    al = a.add_parser("list", help="token create/rotate/revoke events, newest first")
+    al = action(a, "list", list_, "token create/rotate/revoke events, newest first")
     al.add_argument("--workspace", help="workspace id or slug (default: all)")
     al.add_argument("--limit", type=int, default=100, help="at most this many events (default 100)")
-    al.set_defaults(func=management(list_))
 
 
 async def list_(ctx: Context, args: argparse.Namespace) -> Output:

@@ -24,7 +24,7 @@ from gateway.errors import GatewayError
 from gateway.services import Actor, Services
 from gateway.store import Store, open_store
 
-__all__ = ["Context", "Output", "Run", "Subcommands", "group", "management"]
+__all__ = ["Context", "Output", "Run", "Subcommands", "action", "group", "management"]
 
 Run = Callable[[argparse.Namespace], int]
 """What ``set_defaults(func=…)`` binds: the parsed arguments in, the exit code out."""
@@ -58,6 +58,13 @@ class Context:
 
 
 Handler = Callable[[Context, argparse.Namespace], Awaitable[Output]]
+
+
+def action(actions: Subcommands, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+    """``gateway GROUP NAME``, run by ``handler`` as a management command; add its arguments."""
+    parser = actions.add_parser(name, help=help)
+    parser.set_defaults(func=management(handler))
+    return parser
 
 
 def management(handler: Handler) -> Run:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.cli.command import Context, Output, Subcommands, group, management
+from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
 
 __all__ = ["register"]
@@ -12,16 +12,14 @@ __all__ = ["register"]
 
 def register(sub: Subcommands) -> None:
     m = group(sub, "member", "manage memberships")
-    for action, run in (("add", add), ("remove", remove)):
-        ma = m.add_parser(action, help=f"{action} a member")
+    for name, run in (("add", add), ("remove", remove)):
+        ma = action(m, name, run, f"{name} a member")
         ma.add_argument("--workspace", required=True, help="workspace id or slug")
         ma.add_argument("--user", required=True, help="user id or email")
-        if action == "add":
+        if name == "add":
             ma.add_argument("--role", default="member", help="role name from the config's roles")
-        ma.set_defaults(func=management(run))
-    ml = m.add_parser("list", help="list members of a workspace")
+    ml = action(m, "list", list_, "list members of a workspace")
     ml.add_argument("--workspace", required=True, help="workspace id or slug")
-    ml.set_defaults(func=management(list_))
 
 
 async def add(ctx: Context, args: argparse.Namespace) -> Output:

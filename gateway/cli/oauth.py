@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.cli.command import Context, Output, Subcommands, group, management
+from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
 from gateway.errors import NotFound
 from gateway.oauth.service import OAuthService, client_view, grant_view
@@ -22,7 +22,7 @@ __all__ = ["register"]
 
 def register(sub: Subcommands) -> None:
     a = group(sub, "oauth-app", "manage OAuth apps")
-    ac = a.add_parser("create", help="register an app; prints its client secret once")
+    ac = action(a, "create", create_app, "register an app; prints its client secret once")
     ac.add_argument("--name", required=True, help="shown to users on the consent page")
     ac.add_argument(
         "--redirect-uri", action="append", required=True, help="exact redirect URI (repeatable)"
@@ -32,22 +32,17 @@ def register(sub: Subcommands) -> None:
         "--public", action="store_true", help="a public client (native/SPA): no secret, PKCE only"
     )
     ac.add_argument("--workspace", help="owning workspace (default: none, operator-managed)")
-    ac.set_defaults(func=management(create_app))
-    al = a.add_parser("list", help="list apps (never secrets)")
+    al = action(a, "list", list_apps, "list apps (never secrets)")
     al.add_argument("--workspace", help="only apps owned by this workspace")
-    al.set_defaults(func=management(list_apps))
-    ad = a.add_parser("delete", help="delete an app and revoke every token it holds")
+    ad = action(a, "delete", delete_app, "delete an app and revoke every token it holds")
     ad.add_argument("client_id", help="the app's client id")
-    ad.set_defaults(func=management(delete_app))
 
     g = group(sub, "oauth-grant", "users' OAuth grants")
-    gl = g.add_parser("list", help="active grants")
+    gl = action(g, "list", list_grants, "active grants")
     gl.add_argument("--user", help="user id or email")
     gl.add_argument("--workspace", help="workspace id or slug")
-    gl.set_defaults(func=management(list_grants))
-    gr = g.add_parser("revoke", help="revoke a grant and every token issued from it")
+    gr = action(g, "revoke", revoke_grant, "revoke a grant and every token issued from it")
     gr.add_argument("grant_id", help="the grant's id (from oauth-grant list)")
-    gr.set_defaults(func=management(revoke_grant))
 
 
 async def _workspace_id(ctx: Context, key: str | None) -> str | None:

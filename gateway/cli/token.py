@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from gateway.cli.command import Context, Output, Subcommands, group, management
+from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import cell, table
 from gateway.services import parse_duration, parse_expiry, token_view
 
@@ -18,7 +18,7 @@ __all__ = ["register"]
 
 def register(sub: Subcommands) -> None:
     t = group(sub, "token", "manage tokens")
-    tc = t.add_parser("create", help="mint a token; prints it once")
+    tc = action(t, "create", create, "mint a token; prints it once")
     tc.add_argument("--workspace", required=True, help="workspace id or slug")
     tc.add_argument("--name", required=True, help="a label to recognise the token by")
     tc.add_argument("--scope", action="append", default=[], help="a scope (repeatable)")
@@ -41,24 +41,22 @@ def register(sub: Subcommands) -> None:
         "--certificate-file",
         help="for a client_certificate type: a PEM certificate; registers its sha256 fingerprint",
     )
-    tc.set_defaults(func=management(create))
-    trc = t.add_parser(
-        "revoke-certificate", help="revoke the credential registered for a certificate fingerprint"
+    trc = action(
+        t,
+        "revoke-certificate",
+        revoke_certificate,
+        "revoke the credential registered for a certificate fingerprint",
     )
     trc.add_argument("fingerprint", help="SHA-256 fingerprint (hex, colons allowed)")
-    trc.set_defaults(func=management(revoke_certificate))
-    tl = t.add_parser("list", help="list tokens (never secrets)")
+    tl = action(t, "list", list_, "list tokens (never secrets)")
     tl.add_argument("--workspace", help="only this workspace's tokens (id or slug)")
     tl.add_argument("--user", help="only this user's tokens (id or email)")
-    tl.set_defaults(func=management(list_))
-    for action, run in (("show", show), ("revoke", revoke)):
-        ta = t.add_parser(action, help=f"{action} a token")
+    for name, run in (("show", show), ("revoke", revoke)):
+        ta = action(t, name, run, f"{name} a token")
         ta.add_argument("id", help="token id (tok_…)")
-        ta.set_defaults(func=management(run))
-    tr = t.add_parser("rotate", help="new secret for a token; the old one works for --grace")
+    tr = action(t, "rotate", rotate, "new secret for a token; the old one works for --grace")
     tr.add_argument("id", help="token id (tok_…)")
     tr.add_argument("--grace", default="1h", help="how long the old secret keeps working (e.g. 1h)")
-    tr.set_defaults(func=management(rotate))
 
 
 async def create(ctx: Context, args: argparse.Namespace) -> Output:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from gateway.cli.command import Context, Output, Subcommands, group, management
+from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
 from gateway.errors import InvalidArgument
 from gateway.services import iso, parse_duration
@@ -15,14 +15,13 @@ __all__ = ["register"]
 
 def register(sub: Subcommands) -> None:
     u = group(sub, "user", "manage users")
-    uc = u.add_parser("create", help="create a user")
+    uc = action(u, "create", create, "create a user")
     uc.add_argument("--email", required=True, help="the user's email (unique)")
     uc.add_argument("--name", help="display name")
     uc.add_argument("--id", help="explicit id, e.g. the identity provider's user id (JWT sub)")
-    uc.set_defaults(func=management(create))
-    u.add_parser("list", help="list users").set_defaults(func=management(list_))
-    ul = u.add_parser(
-        "login-link", help="print a signed, single-use dashboard sign-in link for a user"
+    action(u, "list", list_, "list users")
+    ul = action(
+        u, "login-link", login_link, "print a signed, single-use dashboard sign-in link for a user"
     )
     ul.add_argument("email", help="the user's email (or id)")
     ul.add_argument("--ttl", default="10m", help="how long the link works (at most 1h; e.g. 10m)")
@@ -32,7 +31,6 @@ def register(sub: Subcommands) -> None:
         help="scheme://host[:port] users reach the gateway at (env GATEWAY_DASHBOARD_URL; "
         "default: dashboard.public_url, then the dashboard's listener)",
     )
-    ul.set_defaults(func=management(login_link))
 
 
 async def create(ctx: Context, args: argparse.Namespace) -> Output:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.cli.command import Context, Output, Subcommands, group, management
+from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
 from gateway.services import iso
 
@@ -13,22 +13,19 @@ __all__ = ["register"]
 
 def register(sub: Subcommands) -> None:
     w = group(sub, "workspace", "manage workspaces")
-    wc = w.add_parser("create", help="create a workspace")
+    wc = action(w, "create", create, "create a workspace")
     wc.add_argument("--name", required=True, help="display name")
     wc.add_argument(
         "--slug", help="short unique name used in URLs and hosts (default: from --name)"
     )
     wc.add_argument("--id", help="explicit id (e.g. a 24-hex ObjectId)")
     wc.add_argument("--plan", default="free", help="plan name (default: free)")
-    wc.set_defaults(func=management(create))
-    w.add_parser("list", help="list workspaces").set_defaults(func=management(list_))
-    wd = w.add_parser("delete", help="delete a workspace (its tokens stop working)")
+    action(w, "list", list_, "list workspaces")
+    wd = action(w, "delete", delete, "delete a workspace (its tokens stop working)")
     wd.add_argument("workspace", help="workspace id or slug")
-    wd.set_defaults(func=management(delete))
-    wp = w.add_parser("set-plan", help="change a workspace's plan")
+    wp = action(w, "set-plan", set_plan, "change a workspace's plan")
     wp.add_argument("workspace", help="workspace id or slug")
     wp.add_argument("plan", help="the new plan name")
-    wp.set_defaults(func=management(set_plan))
 
 
 async def create(ctx: Context, args: argparse.Namespace) -> Output:
