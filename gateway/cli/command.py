@@ -83,7 +83,11 @@ def management(handler: Handler) -> Run:
 
 async def _run(handler: Handler, cfg: Config, args: argparse.Namespace) -> int:
     store = open_store(cfg.store)
-    await store.open()
+    try:
+        await store.open()
+    except GatewayError as err:  # e.g. PostgreSQL down: one line, as `serve` says it, no traceback
+        report_error(args, err)
+        return 1
     ctx = Context(cfg, store, Services(store, cfg), Actor(id="cli", address=None))
     try:
         data, text = await handler(ctx, args)

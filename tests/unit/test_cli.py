@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.metadata
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway import cli
+from tests.support.served import free_port
 
 GATEWAY = Path(cli.__file__).resolve().parents[1]
 
@@ -138,3 +142,31 @@ def test_command_modules_import_no_private_name_across_modules() -> None:
         and not m.rsplit(".", 1)[-1].startswith("__")
     ]
     assert private == []
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_a_store_that_cannot_be_opened_is_one_error_line_and_exit_1(
+    tmp_path: Path, json_flag: list[str]
+) -> None:
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(
+        f'store: "postgresql://postgres@127.0.0.1:{free_port()}/test"\n'
+        'upstreams: {api: "http://127.0.0.1:9"}\nroutes: []\n'
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(cfg), *json_flag, "workspace", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    if json_flag:
+        error = json.loads(line)["error"]
+        assert error["code"] == "STORE_UNAVAILABLE"
+        assert error["message"].startswith("cannot open the PostgreSQL store")
+    else:
+        assert line.startswith("gateway: cannot open the PostgreSQL store: ")
+    assert out.stdout == ""
