@@ -42,7 +42,15 @@ from gateway.errors import (
 from gateway.identity import Identity
 from gateway.oauth.service import OAuthService
 from gateway.pipeline.workspace import effective_scopes
-from gateway.store.base import AuditEntry, Membership, Store, TokenRecord, User, Workspace
+from gateway.store.base import (
+    AuditEntry,
+    AuditEvent,
+    Membership,
+    Store,
+    TokenRecord,
+    User,
+    Workspace,
+)
 
 if TYPE_CHECKING:
     from gateway.app import Runtime
@@ -540,4 +548,17 @@ def token_view(t: TokenRecord, now: float | None = None) -> dict[str, object]:
         "last_used_at": iso(t.last_used_at),
         "allowed_domains": list(t.allowed_domains),
         "created_by": t.created_by,
+    }
+
+
+def audit_view(e: AuditEvent) -> dict[str, object]:
+    """The public JSON shape of an audit event, as the CLI and the admin API list it."""
+    return {
+        "at": iso(e.at),
+        "action": e.action,
+        "actor": e.actor,
+        "address": e.address,
+        "token_id": e.token_id,
+        "token_prefix": e.visible_prefix,
+        "workspace_id": e.workspace_id,
     }

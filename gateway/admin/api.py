@@ -49,7 +49,15 @@ from gateway.bodies import (
 from gateway.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.identity import Identity
 from gateway.responses import json_response
-from gateway.services import Actor, Services, iso, parse_duration, parse_expiry, token_view
+from gateway.services import (
+    Actor,
+    Services,
+    audit_view,
+    iso,
+    parse_duration,
+    parse_expiry,
+    token_view,
+)
 from gateway.store.base import TokenRecord, Workspace
 
 if TYPE_CHECKING:
@@ -294,23 +302,7 @@ async def audit(request: web.Request) -> web.Response:
         raise InvalidArgument("limit must be an integer from 1 to 1000.", reason="limit")
     limit = int(raw)
     events = await caller.services.store.list_audit(workspace_id=ws.id, limit=limit)
-    return json_response(
-        {
-            "events": [
-                {
-                    "at": iso(e.at),
-                    "action": e.action,
-                    "actor": e.actor,
-                    "address": e.address,
-                    "token_id": e.token_id,
-                    "token_prefix": e.visible_prefix,
-                    "workspace_id": e.workspace_id,
-                    "detail": e.detail,
-                }
-                for e in events
-            ]
-        }
-    )
+    return json_response({"events": [{**audit_view(e), "detail": e.detail} for e in events]})
 
 
 ROUTES = (

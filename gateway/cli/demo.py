@@ -1,0 +1,29 @@
+"""``gateway demo``: the quick start (demo upstream, SQLite store, minted tokens, then serve)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.cli.command import Subcommands
+
+__all__ = ["register"]
+
+
+def register(sub: Subcommands) -> None:
+    d = sub.add_parser(
+        "demo", help="quick start: demo upstream, SQLite store, minted tokens, then serve"
+    )
+    d.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="proxy port (default: the config's; gateway.yaml reads GATEWAY_PORT)",
+    )
+    d.add_argument("--upstream-port", type=int, default=9000, help="demo upstream port")
+    d.set_defaults(func=demo)
+
+
+def demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(args.config, args.port, args.upstream_port)
