@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream
 from tests.support.rawhttp import exchange, request_bytes
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from yarl import URL
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.served import cli
 

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from gateway import tokens
-from tests.e2e.preset_support import call, run_preset
 from tests.support.harness import RunningGateway, Upstream
+from tests.support.presets import call, run_preset
 
 URL_PATH = "/v2/organizations/get"
 

@@ -13,7 +13,7 @@ import aiohttp
 from prometheus_client import REGISTRY
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream
 from tests.support.require import env_or_skip
 

@@ -21,7 +21,7 @@ import pytest
 
 from gateway.store.postgres import split_url
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.stores import fresh_postgres_schema, postgres_url_or_skip
 from tests.support.tcpproxy import TcpProxy

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway import tokens
 from gateway.telemetry import metrics_app
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually, wait_answering
 from tests.support.require import binary_or_skip
 from tests.support.served import cli, free_port, stop_session

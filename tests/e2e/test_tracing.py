@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.otlp import OTLPReceiver
 

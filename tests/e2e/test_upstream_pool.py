@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 from gateway import config as config_mod
 from gateway.upstream import UpstreamPool, UpstreamPools
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway
 
 OK = b'{"ok":true}'
