@@ -9,8 +9,9 @@ import aiohttp
 
 from gateway import leaks, tokens
 from tests.e2e.test_me_tokens import gw  # noqa: F401  (fixture: Spedy, ann a member of acme-corp)
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, eventually
-from tests.support.presets import answers, call
+from tests.support.presets import answers
 
 HOST = "acme-corp.spedy.app"
 URL = "/credentials/revoke"

@@ -40,9 +40,10 @@ from gateway.oauth.service import OAuthService
 from gateway.store.base import TokenRecord
 from tests.conftest import GatewayFactory
 from tests.e2e.test_management_doors import REDIRECT, approved_grant, oauth_token
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream
 from tests.support.oauth import JWKSServer, jwk_of, session_jwt
-from tests.support.presets import call, run_preset
+from tests.support.presets import run_preset
 
 SPEDY_HOST = "acme-corp.spedy.app"
 DASH_SECRET = "matrix-dashboard-secret-0123456789"

@@ -17,8 +17,9 @@ import aiohttp
 import pytest
 
 from gateway import tokens
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream
-from tests.support.presets import call, run_preset
+from tests.support.presets import run_preset
 
 URL_PATH = "/v2/organizations/get"
 
