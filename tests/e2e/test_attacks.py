@@ -10,6 +10,7 @@ features (tests/e2e/test_sessions.py, tests/e2e/test_oauth.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,7 +288,7 @@ def _flip_checksum(token: str) -> str:
     return token[:-1] + ("A" if last != "A" else "B")
 
 
-TOKEN_TRICKS = {
+TOKEN_TRICKS: dict[str, tuple[Callable[[Tokens], str], set[int], str]] = {
     "wrong-checksum": (lambda t: _flip_checksum(t.reader), {401}, "UNAUTHORIZED"),
     "wrong-environment-prefix": (
         lambda t: t.reader.replace("gw_live_", "gw_test_", 1),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+from gateway.store.base import TokenRecord
 from tests.conftest import GatewayFactory
 from tests.support.calls import call, send
 from tests.support.core_config import CORE
@@ -128,10 +130,10 @@ async def test_malformed_credentials_are_401_and_never_reach_the_store(
     calls = 0
     real = gw.gw.store.find_token
 
-    async def counting(h: str) -> Any:
+    async def counting(token_hash: str) -> tuple[TokenRecord, float | None] | None:
         nonlocal calls
         calls += 1
-        return await real(h)
+        return await real(token_hash)
 
     gw.gw.store.find_token = counting  # type: ignore[method-assign]
     header = credential if credential.startswith("Basic") else f"Bearer {credential}"
@@ -634,10 +636,10 @@ async def test_last_used_is_written_in_batches(
     writes = 0
     real = gw.gw.store.record_usage
 
-    async def counting(batch: Any) -> None:
+    async def counting(last_used: Mapping[str, float]) -> None:
         nonlocal writes
         writes += 1
-        await real(batch)
+        await real(last_used)
 
     gw.gw.store.record_usage = counting  # type: ignore[method-assign]
     tid, token = await mint(gw, ["items:read"])

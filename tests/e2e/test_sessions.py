@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from gateway import tokens
 from tests.conftest import GatewayFactory
@@ -170,8 +171,8 @@ async def test_routes_choose_whether_sessions_are_accepted(
 
 @dataclass
 class Keys:
-    rsa: rsa.RSAPrivateKey
-    rsa2: rsa.RSAPrivateKey
+    rsa: RSAPrivateKey
+    rsa2: RSAPrivateKey
     ec: ec.EllipticCurvePrivateKey
 
 
