@@ -16,8 +16,9 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.e2e.test_workers import CONFIG, cli, free_port
+from tests.e2e.test_workers import CONFIG
 from tests.support.harness import Upstream, eventually
+from tests.support.served import cli, free_port
 
 
 def access_lines(path: Path) -> list[dict[str, object]]:

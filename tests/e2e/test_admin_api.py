@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
 
 ADMIN_CORE = (

@@ -10,6 +10,7 @@ features (tests/e2e/test_sessions.py, tests/e2e/test_oauth.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -17,7 +18,7 @@ from urllib.parse import unquote_plus
 import pytest
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream
 from tests.support.rawhttp import exchange, request_bytes
 
@@ -288,7 +289,7 @@ def _flip_checksum(token: str) -> str:
     return token[:-1] + ("A" if last != "A" else "B")
 
 
-TOKEN_TRICKS = {
+TOKEN_TRICKS: dict[str, tuple[Callable[[Tokens], str], set[int], str]] = {
     "wrong-checksum": (lambda t: _flip_checksum(t.reader), {401}, "UNAUTHORIZED"),
     "wrong-environment-prefix": (
         lambda t: t.reader.replace("gw_live_", "gw_test_", 1),

@@ -11,7 +11,7 @@ import aiohttp
 
 from gateway.reload import Reloader
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import Upstream
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -16,8 +17,10 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+from gateway.store.base import TokenRecord
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.calls import call, send
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.served import cli
 
@@ -52,18 +55,6 @@ def bearer(token: str, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **extra}
 
 
-async def call(
-    http: aiohttp.ClientSession, method: str, url: str, **kw: Any
-) -> tuple[int, dict[str, Any] | None, aiohttp.ClientResponse]:
-    async with http.request(method, url, **kw) as r:
-        raw = await r.read()
-        try:
-            data = json.loads(raw) if raw else None
-        except ValueError:
-            data = None
-        return r.status, data, r
-
-
 # -- the happy path --------------------------------------------------------------------------------
 
 
@@ -72,7 +63,8 @@ async def test_authorized_request_reaches_upstream_with_identity_headers(
 ) -> None:
     tid, token = await mint(gw, ["items:write"])
     raw = URL(f"{gw.url}/api/items/42?b=2&a=%2F1&c=%7e", encoded=True)  # sent byte for byte
-    status, body, resp = await call(http, "GET", raw, headers=bearer(token))
+    resp = await send(http, "GET", raw, headers=bearer(token))
+    status, body = resp.status, resp.json
     assert status == 200, body
     assert body == {"upstream": "up", "method": "GET", "path": "/api/items/42?b=2&a=%2F1&c=%7e"}
     seen = upstream.last
@@ -90,7 +82,7 @@ async def test_authorized_request_reaches_upstream_with_identity_headers(
 async def test_public_route_needs_no_credential(
     gw: RunningGateway, upstream: Upstream, http: aiohttp.ClientSession
 ) -> None:
-    status, _, _ = await call(http, "GET", f"{gw.url}/public/status")
+    status, _ = await call(http, "GET", f"{gw.url}/public/status")
     assert status == 200
     assert upstream.last.header("X-Gateway-Token-Id") is None
 
@@ -100,7 +92,7 @@ async def test_workspace_header_by_slug_or_id(
 ) -> None:
     _, token = await mint(gw, ["items:read"])
     for ws in ("acme", "ws_acme"):
-        status, _, _ = await call(
+        status, _ = await call(
             http, "GET", f"{gw.url}/api/items", headers=bearer(token, **{"X-Workspace-Id": ws})
         )
         assert status == 200
@@ -112,7 +104,8 @@ async def test_workspace_header_by_slug_or_id(
 async def test_missing_credential_is_401_with_bearer_challenge(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    status, body, resp = await call(http, "GET", f"{gw.url}/api/items")
+    resp = await send(http, "GET", f"{gw.url}/api/items")
+    status, body = resp.status, resp.json
     assert status == 401
     assert body is not None
     assert body["error"]["code"] == "UNAUTHORIZED"
@@ -137,16 +130,15 @@ async def test_malformed_credentials_are_401_and_never_reach_the_store(
     calls = 0
     real = gw.gw.store.find_token
 
-    async def counting(h: str) -> Any:
+    async def counting(token_hash: str) -> tuple[TokenRecord, float | None] | None:
         nonlocal calls
         calls += 1
-        return await real(h)
+        return await real(token_hash)
 
     gw.gw.store.find_token = counting  # type: ignore[method-assign]
     header = credential if credential.startswith("Basic") else f"Bearer {credential}"
-    status, body, resp = await call(
-        http, "GET", f"{gw.url}/api/items", headers={"Authorization": header}
-    )
+    resp = await send(http, "GET", f"{gw.url}/api/items", headers={"Authorization": header})
+    status, body = resp.status, resp.json
     assert status == 401
     assert body is not None and body["error"]["code"] == "UNAUTHORIZED"
     assert 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
@@ -159,7 +151,7 @@ async def test_unknown_expired_revoked_are_401_with_their_class(
     from gateway import tokens
 
     unknown = tokens.mint("gw_live_")
-    status, body, _ = await call(http, "GET", f"{gw.url}/api/items", headers=bearer(unknown))
+    status, body = await call(http, "GET", f"{gw.url}/api/items", headers=bearer(unknown))
     assert status == 401 and body is not None and "invalid" in body["error"]["message"]
 
     rec, token = await gw.services.create_token(
@@ -168,14 +160,14 @@ async def test_unknown_expired_revoked_are_401_with_their_class(
     assert (await call(http, "GET", f"{gw.url}/api/items", headers=bearer(token)))[0] == 200
     await gw.services.store.set_token_expiry(rec.id, time.time() - 1)
     await eventually(lambda: _status_is(http, f"{gw.url}/api/items", token, 401), within=1.0)
-    status, body, _ = await call(http, "GET", f"{gw.url}/api/items", headers=bearer(token))
+    status, body = await call(http, "GET", f"{gw.url}/api/items", headers=bearer(token))
     assert body is not None and "expired" in body["error"]["message"]
 
     rid, token2 = await mint(gw, ["items:read"])
     assert (await call(http, "GET", f"{gw.url}/api/items", headers=bearer(token2)))[0] == 200
     await gw.services.revoke_token(rid)
     await eventually(lambda: _status_is(http, f"{gw.url}/api/items", token2, 401), within=1.0)
-    status, body, _ = await call(http, "GET", f"{gw.url}/api/items", headers=bearer(token2))
+    status, body = await call(http, "GET", f"{gw.url}/api/items", headers=bearer(token2))
     assert body is not None and "revoked" in body["error"]["message"]
 
 
@@ -208,9 +200,8 @@ async def test_missing_scope_is_403_forbidden_naming_required_scopes(
 ) -> None:
     _, token = await mint(gw, ["items:read"])
     before = len(upstream.seen)
-    status, body, resp = await call(
-        http, "POST", f"{gw.url}/api/items", headers=bearer(token), data=b"{}"
-    )
+    resp = await send(http, "POST", f"{gw.url}/api/items", headers=bearer(token), data=b"{}")
+    status, body = resp.status, resp.json
     assert status == 403
     assert body is not None
     assert body["error"]["code"] == "FORBIDDEN"
@@ -241,7 +232,7 @@ async def test_other_workspaces_token_is_403_workspace_access_denied(
 ) -> None:
     _, other = await mint(gw, ["admin:all"], ws="other")
     for ws in ("acme", "ws_acme", "nonexistent"):
-        status, body, _ = await call(
+        status, body = await call(
             http, "GET", f"{gw.url}/api/items", headers=bearer(other, **{"X-Workspace-Id": ws})
         )
         assert status == 403
@@ -253,7 +244,7 @@ async def test_malformed_workspace_header_is_400(
     gw: RunningGateway, http: aiohttp.ClientSession, value: str
 ) -> None:
     _, token = await mint(gw, ["items:read"])
-    status, body, _ = await call(
+    status, body = await call(
         http, "GET", f"{gw.url}/api/items", headers=bearer(token, **{"X-Workspace-Id": value})
     )
     assert status == 400
@@ -285,14 +276,14 @@ async def test_two_credentials_are_refused(
         [("Authorization", f"Bearer {a}"), ("X-Api-Key", b)],
     ]
     for headers in cases:
-        status, body, _ = await call(http, "GET", f"{gw.url}/api/items", headers=headers)
+        status, body = await call(http, "GET", f"{gw.url}/api/items", headers=headers)
         assert status == 400
         assert body is not None and body["error"]["code"] == "MULTIPLE_CREDENTIALS"
-    status, body, _ = await call(
+    status, body = await call(
         http, "GET", f"{gw.url}/api/items?access_token={a}", headers=bearer(a)
     )
     assert status == 400
-    status, body, _ = await call(http, "GET", f"{gw.url}/api/items?access_token={a}")
+    status, body = await call(http, "GET", f"{gw.url}/api/items?access_token={a}")
     assert status == 401
     assert len(upstream.seen) == before
 
@@ -303,7 +294,7 @@ async def test_credential_from_configured_header(
     _, key = await gw.services.create_token(
         workspace="acme", name="h", scopes=["items:read"], type="header"
     )
-    status, _, _ = await call(http, "GET", f"{gw.url}/api/items", headers={"X-Api-Key": key})
+    status, _ = await call(http, "GET", f"{gw.url}/api/items", headers={"X-Api-Key": key})
     assert status == 200
     assert upstream.last.header("X-Api-Key") is None
     # the same key in a bearer header is not where this type is read: refused
@@ -429,10 +420,11 @@ async def test_no_route_is_404_deny_by_default(
 ) -> None:
     _, token = await mint(gw, ["admin:all"])
     for path in ("/", "/nothing", "/ADMIN", "/publicx", "/api"):
-        status, body, _ = await call(http, "GET", f"{gw.url}{path}", headers=bearer(token))
+        status, body = await call(http, "GET", f"{gw.url}{path}", headers=bearer(token))
         assert status == 404, path
         assert body is not None and body["error"]["code"] == "NOT_FOUND"
-    status, body, resp = await call(http, "OPTIONS", f"{gw.url}/api/items", headers=bearer(token))
+    resp = await send(http, "OPTIONS", f"{gw.url}/api/items", headers=bearer(token))
+    status, body = resp.status, resp.json
     assert status == 405 and "GET" in resp.headers["Allow"]
 
 
@@ -443,10 +435,10 @@ async def test_sandbox_tokens_reach_only_the_sandbox(
     _, test = await gw.services.create_token(
         workspace="acme", name="t", scopes=["items:read"], type="test"
     )
-    s, body, _ = await call(http, "GET", f"{gw.url}/api/items", headers=bearer(test))
+    s, body = await call(http, "GET", f"{gw.url}/api/items", headers=bearer(test))
     assert s == 200 and body is not None and body["upstream"] == "sandbox"
     assert sandbox.last.header("X-Gateway-Environment") == "test"
-    s, body, _ = await call(http, "GET", f"{gw.url}/api/items", headers=bearer(live))
+    s, body = await call(http, "GET", f"{gw.url}/api/items", headers=bearer(live))
     assert s == 200 and body is not None and body["upstream"] == "up"
 
 
@@ -461,7 +453,7 @@ async def test_request_and_response_bodies_stream(
         for _ in range(size // 65536):
             yield chunk
 
-    status, _, _ = await call(
+    status, _ = await call(
         http, "POST", f"{gw.url}/api/items/upload", headers=bearer(token), data=gen()
     )
     assert status == 200
@@ -510,7 +502,7 @@ async def test_upstream_down_is_502(
     g = await make_gateway(CORE, up=url, sandbox=url, timeout=2, trusted="10.0.0.1/32")
     await g.services.create_workspace("Acme", "acme")
     _, token = await mint(g, ["items:read"])
-    status, body, _ = await call(http, "GET", f"{g.url}/api/items", headers=bearer(token))
+    status, body = await call(http, "GET", f"{g.url}/api/items", headers=bearer(token))
     assert status == 502
     assert body is not None and body["error"]["code"] == "UPSTREAM_UNAVAILABLE"
 
@@ -530,7 +522,7 @@ async def test_upstream_timeout_is_504(
         g = await make_gateway(CORE, up=up.url, sandbox=up.url, timeout=0.5, trusted="10.0.0.1/32")
         await g.services.create_workspace("Acme", "acme")
         _, token = await mint(g, ["items:read"])
-        status, body, _ = await call(http, "GET", f"{g.url}/api/items/slow", headers=bearer(token))
+        status, body = await call(http, "GET", f"{g.url}/api/items/slow", headers=bearer(token))
         assert status == 504
         assert body is not None and body["error"]["code"] == "UPSTREAM_TIMEOUT"
     finally:
@@ -574,7 +566,7 @@ async def test_h2c_and_other_upgrades_are_refused(
     _, token = await mint(gw, ["items:read"])
     before = len(upstream.seen)
     for up in ("h2c", "TLS/1.2", "foo"):
-        status, body, _ = await call(
+        status, body = await call(
             http,
             "GET",
             f"{gw.url}/api/items",
@@ -644,10 +636,10 @@ async def test_last_used_is_written_in_batches(
     writes = 0
     real = gw.gw.store.record_usage
 
-    async def counting(batch: Any) -> None:
+    async def counting(last_used: Mapping[str, float]) -> None:
         nonlocal writes
         writes += 1
-        await real(batch)
+        await real(last_used)
 
     gw.gw.store.record_usage = counting  # type: ignore[method-assign]
     tid, token = await mint(gw, ["items:read"])
@@ -681,7 +673,7 @@ async def test_workspace_source_token_uses_the_tokens_own_workspace(
     _, b = await mint(g, ["items:read"], ws="other")
     for token, slug in ((a, "acme"), (b, "other")):
         # a workspace header is ignored in this mode: the token decides
-        status, _, _ = await call(
+        status, _ = await call(
             http, "GET", f"{g.url}/api/items", headers=bearer(token, **{"X-Workspace-Id": "acme"})
         )
         assert status == 200

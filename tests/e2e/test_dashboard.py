@@ -30,7 +30,7 @@ from tests.support.require import binary_or_skip, missing
 try:
     from playwright import async_api as playwright_api
 except ImportError:  # pragma: no cover - the test extra installs it
-    playwright_api = None
+    playwright_api = None  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = "/settings/api-keys"
@@ -317,7 +317,7 @@ async def test_login_links_work_once_and_expire(
         await other.get_by_role("button", name="Sign in as ann@acme.test").click()
     assert (await answer.value).status == 401
     await other.get_by_text("already used").wait_for()
-    assert (await other.goto(f"{gw.url}{PATH}")).status == 401  # type: ignore[union-attr]
+    assert (await other.goto(f"{gw.url}{PATH}")).status == 401
     await other.get_by_role("heading", name="Sign in").wait_for()
 
     # an expired link (minted 2 minutes ago with a 1-minute life) is refused on sight

@@ -21,8 +21,8 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
 from tests.e2e.test_attacks import PATH_TRICKS
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.proxies import Proxy, start_auth_request_nginx
 from tests.support.rawhttp import exchange, request_bytes

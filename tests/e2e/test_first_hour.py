@@ -158,9 +158,7 @@ def test_unset_backend_variables_are_probed_at_the_default_addresses(
     for var in stores.BACKENDS:
         monkeypatch.delenv(var, raising=False)
     # Redis's default address is replaced by a loopback port where nothing listens.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     monkeypatch.setitem(stores.BACKENDS, "GATEWAY_TEST_REDIS", ("Redis", dead))
     line = stores.probe_local_backends()
     pg_default = stores.BACKENDS["GATEWAY_TEST_POSTGRES"][1]

@@ -5,12 +5,15 @@ Runs the real Spedy preset: a scanner posts what it found in a public repository
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 
 from gateway import leaks, tokens
-from tests.e2e.preset_support import answers, call
 from tests.e2e.test_me_tokens import gw  # noqa: F401  (fixture: Spedy, ann a member of acme-corp)
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, eventually
+from tests.support.presets import answers
 
 HOST = "acme-corp.spedy.app"
 URL = "/credentials/revoke"
@@ -69,7 +72,8 @@ async def test_bad_requests_are_400_and_big_batches_refused(
     gw: RunningGateway,  # noqa: F811
     http: aiohttp.ClientSession,
 ) -> None:
-    for payload in ({}, {"tokens": "x"}, {"tokens": [1]}, {"tokens": [], "more": 1}, []):
+    bad: list[Any] = [{}, {"tokens": "x"}, {"tokens": [1]}, {"tokens": [], "more": 1}, []]
+    for payload in bad:
         status, body = await call(http, "POST", gw.url + URL, json=payload)
         assert status == 400 and body["error"]["code"] == "INVALID_ARGUMENT", payload
     many = [tokens.mint("spedy_pat_") for _ in range(leaks.MAX_TOKENS)]

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream
 from tests.support.rawhttp import exchange, parse, read_until_closed, request_bytes
 

@@ -14,9 +14,10 @@ import aiohttp
 from gateway.oauth.pkce import challenge_for
 from gateway.oauth.service import OAuthService
 from gateway.oauth.store import ClientRecord, GrantRecord
-from tests.e2e.preset_support import call, cli
 from tests.e2e.test_me_tokens import gw  # noqa: F401  (fixture: Spedy, ann a member of acme-corp)
+from tests.support.calls import call
 from tests.support.harness import RunningGateway
+from tests.support.presets import cli
 
 HOST = "acme-corp.spedy.app"
 REDIRECT = "https://app.example/callback"

@@ -13,8 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.preset_support import answers, call, run_preset
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream, eventually
+from tests.support.presets import answers, run_preset
 
 HOST = "acme-corp.spedy.app"
 

@@ -18,9 +18,9 @@ import aiohttp
 from gateway.oauth.pkce import challenge_for
 from gateway.oauth.service import OAuthService
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
 from tests.e2e.test_oauth import CONFIG as OAUTH_CONFIG
 from tests.e2e.test_oauth import REDIRECT as OAUTH_REDIRECT
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.oauth import HS_SECRET, ISSUER, decide, open_consent, session_jwt
 from tests.support.stores import fresh_postgres_schema

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 import pytest
+from multidict import CIMultiDictProxy
 
 with warnings.catch_warnings():
     # authlib warns on import that it would prefer the httpx2 package; we use httpx on purpose.
@@ -177,7 +178,7 @@ async def get_code(w: World, http: aiohttp.ClientSession, **params: str) -> tupl
 
 async def token_call(
     http: aiohttp.ClientSession, w: World, body: dict[str, str], *, json_body: bool = False
-) -> tuple[int, dict[str, Any], aiohttp.typedefs.LooseHeaders]:
+) -> tuple[int, dict[str, Any], CIMultiDictProxy[str]]:
     basic = base64.b64encode(f"{w.app.id}:{w.secret}".encode()).decode()
     kw: dict[str, Any] = {"json": body} if json_body else {"data": body}
     async with http.post(w.token_url, headers={"Authorization": f"Basic {basic}"}, **kw) as r:

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import schemathesis
@@ -20,6 +21,9 @@ from schemathesis import checks
 
 from gateway.openapi import document
 from tests.support.served import cli, free_port
+
+if TYPE_CHECKING:  # schemathesis defines its OpenAPI case type for type checkers only
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 CONFIG = """
 listeners: {proxy: "127.0.0.1:{port}", admin: "127.0.0.1:{aport}"}
@@ -137,7 +141,7 @@ CHECKS = [
 
 @schema.parametrize()
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_schemathesis_finds_nothing(case: schemathesis.Case, served: dict[str, str]) -> None:
+def test_schemathesis_finds_nothing(case: OpenApiCase, served: dict[str, str]) -> None:
     tags = case.operation.definition.raw.get("tags", [])
     base = served["proxy"] if "proxy" in tags else served["admin"]
     case.call_and_validate(

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from gateway import config as config_mod
-from tests.e2e.preset_support import PRESET_ENV, cli, preset_path
+from tests.support.presets import PRESET_ENV, cli, preset_path
 
 PRESETS = ("velocity", "velaflows", "spedy", "velt")
 

@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.preset_support import cli, run_preset
 from tests.e2e.test_dashboard import browser, login_link  # noqa: F401  (fixture)
 from tests.support.harness import Upstream
+from tests.support.presets import cli, run_preset
 
 SECRET = "preset-dashboard-secret-0123456789"
 

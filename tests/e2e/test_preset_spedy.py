@@ -23,9 +23,10 @@ from gateway.errors import InsufficientScope, PlanRequired
 from gateway.oauth.pkce import challenge_for
 from gateway.oauth.service import OAuthService
 from gateway.services import Services
-from tests.e2e.preset_support import answers, call, cli, run_preset
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.oauth import JWKSServer, jwk_of, session_jwt
+from tests.support.presets import answers, cli, run_preset
 
 ACME = "acme-corp.spedy.app"
 GLOBEX = "globex.spedy.app"

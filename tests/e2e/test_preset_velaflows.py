@@ -15,8 +15,9 @@ import aiohttp
 import pytest
 
 from gateway import tokens
-from tests.e2e.preset_support import answers, call, cli, run_preset
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream, eventually
+from tests.support.presets import answers, cli, run_preset
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 WS = "64f1a2b3c4d5e6f7a8b9c0d1"  # the document's example workspace id

@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway import tokens
 from gateway.errors import InvalidArgument
 from gateway.oauth.pkce import challenge_for
-from tests.e2e.preset_support import call, cli, run_preset
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.oauth import JWKSServer, decide, jwk_of, open_consent, session_jwt
+from tests.support.presets import cli, run_preset
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 

@@ -8,7 +8,6 @@ tests the workspace-level auth in front of every /v2/ call and the error envelop
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,10 @@ import aiohttp
 import pytest
 
 from gateway import tokens
-from tests.e2e.preset_support import call, run_preset
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream
+from tests.support.presets import run_preset
+from tests.support.served import free_port
 
 URL_PATH = "/v2/organizations/get"
 
@@ -149,9 +150,7 @@ async def test_unknown_path_404_and_wrong_method_405_use_the_velt_envelope(
 async def test_upstream_down_is_502_in_the_velt_envelope(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    with socket.socket() as s:  # a loopback port with nothing listening on it
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"  # a loopback port with nothing listening on it
     async with run_preset("velt", monkeypatch, tmp_path, UPSTREAM_URL=dead) as g:
         await g.services.create_workspace("Acme", "acme")
         ws_id, token = await auth_token(g)

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.stores import fresh_postgres_schema, postgres_url_or_skip
 

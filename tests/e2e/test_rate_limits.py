@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 from collections import Counter
 
 import aiohttp
 from prometheus_client import REGISTRY
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream
 from tests.support.require import env_or_skip
+from tests.support.served import free_port
 
 
 async def start(
@@ -42,12 +42,6 @@ async def get(
         h["Authorization"] = f"Bearer {tok}"
     async with http.get(gw.url + path, headers=h) as r:
         return r.status, dict(r.headers), await r.json()
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_100_per_minute_holds_across_two_instances_sharing_redis(
@@ -135,7 +129,7 @@ rate_limits:
 async def test_redis_unreachable_fails_closed_or_open_as_configured(
     make_gateway: GatewayFactory, upstream: Upstream, http: aiohttp.ClientSession
 ) -> None:
-    port = closed_port()
+    port = free_port()  # nothing listens there
 
     def limits(mode: str) -> str:
         return f"""

@@ -10,10 +10,11 @@ import aiohttp
 import pytest
 
 from gateway.oauth.service import OAuthService
-from tests.e2e.preset_support import answers, call, run_preset
 from tests.e2e.test_management_doors import oauth_token
 from tests.e2e.test_me_tokens import gw  # noqa: F401  (fixture: Spedy, ann in acme-corp and globex)
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream, eventually
+from tests.support.presets import answers, run_preset
 
 SPEDY = "acme-corp.spedy.app"
 WS = "64f1a2b3c4d5e6f7a8b9c0d1"

@@ -18,9 +18,11 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from gateway import tokens
 from tests.conftest import GatewayFactory
+from tests.support.calls import send
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.oauth import (
     HS_SECRET,
@@ -71,7 +73,7 @@ async def setup(gw: RunningGateway) -> Setup:
     return Setup(gw, ann, vic)
 
 
-async def call(
+async def ask(
     http: aiohttp.ClientSession,
     gw: RunningGateway,
     jwt_value: str,
@@ -79,10 +81,9 @@ async def call(
     method: str = "GET",
     slug: str = "acme",
 ) -> int:
+    """The status of ``method path`` in workspace ``slug``, authenticated by the session JWT."""
     headers = {"Authorization": f"Bearer {jwt_value}", "X-Workspace-Slug": slug}
-    async with http.request(method, gw.url + path, headers=headers) as r:
-        await r.read()
-        return r.status
+    return (await send(http, method, gw.url + path, headers)).status
 
 
 HS_SESSIONS = f"""
@@ -100,18 +101,18 @@ async def hs(make_gateway: GatewayFactory, upstream: Upstream) -> Setup:
 async def test_a_session_acts_as_its_user_within_the_users_role(
     hs: Setup, http: aiohttp.ClientSession, upstream: Upstream
 ) -> None:
-    assert await call(http, hs.gw, session_jwt(hs.ann)) == 200
+    assert await ask(http, hs.gw, session_jwt(hs.ann)) == 200
     seen = upstream.last
     assert seen.header("X-Gateway-User-Id") == hs.ann
     assert seen.header("X-Gateway-Auth-Method") == "session"
     assert seen.header("X-Gateway-Workspace-Slug") == "acme"
     assert seen.header("Authorization") is None  # the JWT never reaches the upstream
-    assert await call(http, hs.gw, session_jwt(hs.ann), method="POST") == 200
+    assert await ask(http, hs.gw, session_jwt(hs.ann), method="POST") == 200
     # sub may also be the user's email; a viewer may read but not write.
-    assert await call(http, hs.gw, session_jwt("vic@example.com")) == 200
-    assert await call(http, hs.gw, session_jwt(hs.vic), method="POST") == 403
+    assert await ask(http, hs.gw, session_jwt("vic@example.com")) == 200
+    assert await ask(http, hs.gw, session_jwt(hs.vic), method="POST") == 403
     # a workspace the user is not a member of
-    assert await call(http, hs.gw, session_jwt(hs.ann), slug="other") == 403
+    assert await ask(http, hs.gw, session_jwt(hs.ann), slug="other") == 403
 
 
 def hs512(sub: str) -> str:
@@ -151,7 +152,7 @@ async def test_forged_misaddressed_and_expired_jwts_are_refused(
             assert body["error"]["code"] == "UNAUTHORIZED"
             assert "invalid_token" in r.headers["WWW-Authenticate"]
     # Clock skew inside the leeway is tolerated.
-    assert await call(http, hs.gw, session_jwt(ann, ttl=-3)) == 200
+    assert await ask(http, hs.gw, session_jwt(ann, ttl=-3)) == 200
 
 
 async def test_routes_choose_whether_sessions_are_accepted(
@@ -159,10 +160,10 @@ async def test_routes_choose_whether_sessions_are_accepted(
 ) -> None:
     session = session_jwt(hs.ann)
     _, key = await hs.gw.services.create_token(workspace="acme", name="k", scopes=["items:read"])
-    assert await call(http, hs.gw, session, "/web/dashboard") == 200
-    assert await call(http, hs.gw, key, "/web/dashboard") == 401
-    assert await call(http, hs.gw, key, "/integrations/x") == 200
-    assert await call(http, hs.gw, session, "/integrations/x") == 401
+    assert await ask(http, hs.gw, session, "/web/dashboard") == 200
+    assert await ask(http, hs.gw, key, "/web/dashboard") == 401
+    assert await ask(http, hs.gw, key, "/integrations/x") == 200
+    assert await ask(http, hs.gw, session, "/integrations/x") == 401
 
 
 # -- RS256 / ES256 through a JWKS ------------------------------------------------------------------
@@ -170,8 +171,8 @@ async def test_routes_choose_whether_sessions_are_accepted(
 
 @dataclass
 class Keys:
-    rsa: rsa.RSAPrivateKey
-    rsa2: rsa.RSAPrivateKey
+    rsa: RSAPrivateKey
+    rsa2: RSAPrivateKey
     ec: ec.EllipticCurvePrivateKey
 
 
@@ -200,7 +201,7 @@ async def test_rs256_from_a_jwks_url_and_hs_rs_key_confusion(
 """
     s = await setup(await make_gateway(CONFIG, up=upstream.url, sessions=sessions))
     good = session_jwt(s.ann, key=keys.rsa, alg="RS256", kid="k1")
-    assert await call(http, s.gw, good) == 200
+    assert await ask(http, s.gw, good) == 200
     # The attacker knows the public key and signs HS256 with its PEM as the HMAC secret.
     pem = keys.rsa.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -216,15 +217,13 @@ async def test_rs256_from_a_jwks_url_and_hs_rs_key_confusion(
         ),
     ]
     for value in confused:
-        assert await call(http, s.gw, value) == 401
+        assert await ask(http, s.gw, value) == 401
     # An RS256 token signed by another key under the same kid.
-    assert await call(http, s.gw, session_jwt(s.ann, key=keys.rsa2, alg="RS256", kid="k1")) == 401
+    assert await ask(http, s.gw, session_jwt(s.ann, key=keys.rsa2, alg="RS256", kid="k1")) == 401
     # Wrong aud / iss / expired are refused for RS256 too.
     for claims in ({"aud": "anon"}, {"iss": "https://x.test"}, {"ttl": -60}):
         assert (
-            await call(
-                http, s.gw, session_jwt(s.ann, key=keys.rsa, alg="RS256", kid="k1", **claims)
-            )
+            await ask(http, s.gw, session_jwt(s.ann, key=keys.rsa, alg="RS256", kid="k1", **claims))
             == 401
         )
 
@@ -244,26 +243,26 @@ async def test_unknown_kid_is_refused_and_refetched_at_most_once_per_cooldown(
   jwks_cooldown: 1
 """
     s = await setup(await make_gateway(CONFIG, up=upstream.url, sessions=sessions))
-    assert await call(http, s.gw, session_jwt(s.ann, key=keys.rsa, alg="RS256", kid="k1")) == 200
+    assert await ask(http, s.gw, session_jwt(s.ann, key=keys.rsa, alg="RS256", kid="k1")) == 200
     assert jwks_server.fetches == 1
     # A rotated-in key the gateway has not seen: refused, and a flood of them costs no fetches
     # inside the cooldown.
     rotated = session_jwt(s.ann, key=keys.rsa2, alg="RS256", kid="k2")
     for _ in range(5):
-        assert await call(http, s.gw, rotated) == 401
+        assert await ask(http, s.gw, rotated) == 401
     assert jwks_server.fetches == 1
     # Once the JWKS publishes k2, the next refetch (after the cooldown) picks it up: exactly one.
     jwks_server.keys.append(jwk_of(keys.rsa2.public_key(), "k2", "RS256"))
     started = time.monotonic()
 
     async def accepted() -> bool:
-        return await call(http, s.gw, rotated) == 200
+        return await ask(http, s.gw, rotated) == 200
 
     await eventually(accepted, within=3.0)
     assert time.monotonic() - started > 0.5  # not before the cooldown ran out
     assert jwks_server.fetches == 2
     # A kid nobody publishes stays refused.
-    assert await call(http, s.gw, session_jwt(s.ann, key=keys.rsa, alg="RS256", kid="k9")) == 401
+    assert await ask(http, s.gw, session_jwt(s.ann, key=keys.rsa, alg="RS256", kid="k9")) == 401
 
 
 async def test_es256_from_a_jwks_file_and_key_type_mismatch(
@@ -290,12 +289,12 @@ async def test_es256_from_a_jwks_file_and_key_type_mismatch(
   jwks_file: "{jwks_file}"
 """
     s = await setup(await make_gateway(CONFIG, up=upstream.url, sessions=sessions))
-    assert await call(http, s.gw, session_jwt(s.ann, key=keys.ec, alg="ES256", kid="ec1")) == 200
+    assert await ask(http, s.gw, session_jwt(s.ann, key=keys.ec, alg="ES256", kid="ec1")) == 200
     # ES256 claimed against an RSA key, and RS256 (not in the allowlist) are refused.
-    assert await call(http, s.gw, session_jwt(s.ann, key=keys.ec, alg="ES256", kid="rsa1")) == 401
-    assert await call(http, s.gw, session_jwt(s.ann, key=keys.rsa, alg="RS256", kid="rsa1")) == 401
+    assert await ask(http, s.gw, session_jwt(s.ann, key=keys.ec, alg="ES256", kid="rsa1")) == 401
+    assert await ask(http, s.gw, session_jwt(s.ann, key=keys.rsa, alg="RS256", kid="rsa1")) == 401
     # A JWT never reaches the token lookup as a token: checksum-shaped garbage stays 401.
-    assert await call(http, s.gw, "gw_" + "A" * (tokens.RANDOM_LENGTH + 6)) == 401
+    assert await ask(http, s.gw, "gw_" + "A" * (tokens.RANDOM_LENGTH + 6)) == 401
 
 
 async def test_an_unreachable_jwks_fails_closed_without_hammering_it(

@@ -21,7 +21,8 @@ import pytest
 
 from gateway.store.postgres import split_url
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.calls import call
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.stores import fresh_postgres_schema, postgres_url_or_skip
 from tests.support.tcpproxy import TcpProxy
@@ -90,11 +91,12 @@ async def _behind(
         yield g
 
 
-async def call(http: aiohttp.ClientSession, gw: RunningGateway, tok: str) -> tuple[int, str | None]:
+async def item(http: aiohttp.ClientSession, gw: RunningGateway, tok: str) -> tuple[int, str | None]:
+    """GET /api/items/1 with ``tok``: the status and the error code (``None`` when served)."""
     headers = {"Authorization": f"Bearer {tok}", "X-Workspace-Id": "acme"}
-    async with http.get(f"{gw.url}/api/items/1", headers=headers) as r:
-        body = await r.json()
-        return r.status, (body.get("error") or {}).get("code")
+    status, body = await call(http, "GET", f"{gw.url}/api/items/1", headers)
+    assert isinstance(body, dict), body  # every answer here is JSON: the upstream's or an error
+    return status, (body.get("error") or {}).get("code")
 
 
 async def cache(http: aiohttp.ClientSession, gw: RunningGateway, *toks: str) -> None:
@@ -107,7 +109,7 @@ async def cache(http: aiohttp.ClientSession, gw: RunningGateway, *toks: str) -> 
 
     await eventually(caught_up, within=5)
     for tok in toks:
-        assert await call(http, gw, tok) == (200, None)
+        assert await item(http, gw, tok) == (200, None)
         assert gw.gw.cache.cached_token(gw.gw.hasher(tok)) is not None
 
 
@@ -127,8 +129,8 @@ async def test_outage_serves_cached_decisions_for_the_grace_then_recovers(
 
     await relay.stop()  # every gateway connection to PostgreSQL is cut; new ones are refused
     cut = time.monotonic()
-    assert await call(http, gw, cached) == (200, None)  # cached decision, within the grace
-    assert await call(http, gw, unknown_to_cache) == (503, "STORE_UNAVAILABLE")  # fail closed
+    assert await item(http, gw, cached) == (200, None)  # cached decision, within the grace
+    assert await item(http, gw, unknown_to_cache) == (503, "STORE_UNAVAILABLE")  # fail closed
 
     async def reports_outage() -> bool:
         status, body = await readyz(http, gw)
@@ -137,7 +139,7 @@ async def test_outage_serves_cached_decisions_for_the_grace_then_recovers(
     await eventually(reports_outage, within=2)
 
     async def cached_refused() -> bool:
-        return await call(http, gw, cached) == (503, "STORE_UNAVAILABLE")
+        return await item(http, gw, cached) == (503, "STORE_UNAVAILABLE")
 
     await eventually(cached_refused, within=GRACE + 2)
     assert time.monotonic() - cut >= GRACE * 0.9  # not dropped before the grace ran out
@@ -147,13 +149,13 @@ async def test_outage_serves_cached_decisions_for_the_grace_then_recovers(
     await relay.start()  # the database is reachable again: no restart, no operator action
 
     async def recovered() -> bool:
-        return (await readyz(http, gw))[0] == 200 and await call(http, gw, unknown_to_cache) == (
+        return (await readyz(http, gw))[0] == 200 and await item(http, gw, unknown_to_cache) == (
             200,
             None,
         )
 
     await eventually(recovered, within=5)
-    assert await call(http, gw, cached) == (200, None)
+    assert await item(http, gw, cached) == (200, None)
     await eventually(lambda: _listening(http, gw), within=5)
 
 
@@ -179,7 +181,7 @@ async def test_killed_database_sessions_cost_no_request(
     finally:
         await conn.close()
     assert len(killed) >= 2
-    assert await call(http, gw, tok) == (200, None)  # a cache miss: read on a new connection
+    assert await item(http, gw, tok) == (200, None)  # a cache miss: read on a new connection
 
 
 async def _revoke_behind_the_gateways_back(gw: RunningGateway, token_id: str) -> None:
@@ -228,12 +230,12 @@ async def test_a_hung_store_fails_fast_and_the_grace_counts_from_the_last_feed_r
     paused = time.monotonic()
     # The first miss waits for the lookup timeout (0.5 s by default), not for TCP or the query
     # timeout, then gets 503 and opens the circuit.
-    first, took = await timed(call(http, gw, unknown))
+    first, took = await timed(item(http, gw, unknown))
     assert first == (503, "STORE_UNAVAILABLE") and took < 0.9, took
     # Later misses are refused without asking the store.
     later = []
     for _ in range(20):
-        again, took_again = await timed(call(http, gw, unknown))
+        again, took_again = await timed(item(http, gw, unknown))
         assert again == (503, "STORE_UNAVAILABLE") and took_again < 0.25, took_again
         later.append(took_again)
     (status, body), ready_took = await timed(readyz(http, gw))
@@ -242,30 +244,30 @@ async def test_a_hung_store_fails_fast_and_the_grace_counts_from_the_last_feed_r
         f"hung store: first miss 503 in {took * 1000:.0f} ms, later misses in at most "
         f"{max(later) * 1000:.1f} ms, /readyz in {ready_took * 1000:.0f} ms"
     )
-    assert await call(http, gw, cached) == (200, None)  # within the grace
+    assert await item(http, gw, cached) == (200, None)  # within the grace
 
     await _revoke_behind_the_gateways_back(gw, victim.id)  # this gateway cannot see it
 
     async def cached_refused() -> bool:
-        return await call(http, gw, cached) == (503, "STORE_UNAVAILABLE")
+        return await item(http, gw, cached) == (503, "STORE_UNAVAILABLE")
 
     await eventually(cached_refused, within=GRACE + 1)
     # The grace ran from the last feed read before the hang (at most one poll interval earlier).
     refused_after = time.monotonic() - paused
     print(f"cached decisions refused {refused_after:.2f} s into the hang (grace {GRACE} s)")
     assert GRACE - 0.5 <= refused_after <= GRACE + 1.0
-    assert await call(http, gw, revoked_meanwhile) == (503, "STORE_UNAVAILABLE")
+    assert await item(http, gw, revoked_meanwhile) == (503, "STORE_UNAVAILABLE")
     (status, _), took = await timed(readyz(http, gw))
     assert status == 503 and took < 1.0
 
     relay.resume()
 
     async def recovered() -> bool:
-        return (await readyz(http, gw))[0] == 200 and await call(http, gw, unknown) == (200, None)
+        return (await readyz(http, gw))[0] == 200 and await item(http, gw, unknown) == (200, None)
 
     await eventually(recovered, within=5)
-    assert await call(http, gw, revoked_meanwhile) == (401, "UNAUTHORIZED")
-    assert await call(http, gw, cached) == (200, None)
+    assert await item(http, gw, revoked_meanwhile) == (401, "UNAUTHORIZED")
+    assert await item(http, gw, cached) == (200, None)
     messages = [r.getMessage() for r in caplog.records]
     assert sum("store unreachable" in m for m in messages) == 1, messages
     assert sum("store reachable again" in m for m in messages) == 1, messages
@@ -281,7 +283,7 @@ async def test_entries_past_their_ttl_serve_for_the_whole_grace(
     paused = time.monotonic()
 
     async def refused() -> bool:
-        return await call(http, gw, tok) == (503, "STORE_UNAVAILABLE")
+        return await item(http, gw, tok) == (503, "STORE_UNAVAILABLE")
 
     # Served past the entries' 1 s TTL, until the 3 s grace ends, and refused then.
     await eventually(refused, within=4.5, interval=0.1)
@@ -289,6 +291,6 @@ async def test_entries_past_their_ttl_serve_for_the_whole_grace(
     relay.resume()
 
     async def served() -> bool:
-        return await call(http, gw, tok) == (200, None)
+        return await item(http, gw, tok) == (200, None)
 
     await eventually(served, within=5)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import REGISTRY
 
 from tests.conftest import GatewayFactory
@@ -161,7 +162,7 @@ async def test_active_health_check_takes_a_target_out_and_back(
 ) -> None:
     sick = {"t0": False, "t1": False}
 
-    def health_of(name: str) -> web.RequestHandler:  # type: ignore[type-arg]
+    def health_of(name: str) -> Handler:
         async def health(request: web.Request) -> web.Response:
             return web.Response(status=503 if sick[name] else 200)
 

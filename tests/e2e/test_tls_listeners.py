@@ -195,7 +195,7 @@ async def test_plain_http_to_tls_port_fails_fast(
 async def test_tls_to_plain_port_fails_fast(
     make_gateway: GatewayFactory, upstream: Upstream, tmp_path: Path
 ) -> None:
-    from tests.e2e.core_config import CORE
+    from tests.support.core_config import CORE
 
     gw = await make_gateway(CORE, up=upstream.url, sandbox=upstream.url, timeout=5, trusted="")
     ctx = Certs(tmp_path).client_context()

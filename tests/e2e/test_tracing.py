@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -17,9 +16,10 @@ import aiohttp
 import pytest
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.otlp import OTLPReceiver
+from tests.support.served import free_port
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
@@ -199,9 +199,7 @@ async def test_sampling_ratio_zero_records_no_new_trace_but_follows_a_sampled_cl
 async def test_a_dead_collector_neither_slows_nor_fails_requests(
     make_gateway: GatewayFactory, upstream: Upstream, http: aiohttp.ClientSession
 ) -> None:
-    with socket.socket() as s:  # a loopback port where nothing listens
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1/traces"
+    dead = f"http://127.0.0.1:{free_port()}/v1/traces"  # a loopback port where nothing listens
     export_timeout = 2.0
     g = await start(make_gateway, upstream, dead, timeout=export_timeout)
     _, tok = await g.services.create_token(workspace="acme", name="t", scopes=["items:read"])

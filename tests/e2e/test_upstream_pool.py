@@ -21,7 +21,8 @@ from multidict import CIMultiDict
 from gateway import config as config_mod
 from gateway.upstream import UpstreamPool, UpstreamPools
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.calls import send
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway
 
 OK = b'{"ok":true}'
@@ -114,17 +115,19 @@ async def serve(
         await up.stop()
 
 
-async def call(
+async def item(
     http: aiohttp.ClientSession, g: RunningGateway, token: str, method: str = "GET"
 ) -> tuple[int, bytes]:
+    """``method`` /api/items/1 with ``token``: the status and the raw body."""
     # A bounded wait: a broken exchange must fail the test, not hang it.
-    async with http.request(
+    reply = await send(
+        http,
         method,
         g.url + "/api/items/1",
-        headers={"Authorization": f"Bearer {token}"},
+        {"Authorization": f"Bearer {token}"},
         timeout=aiohttp.ClientTimeout(total=10),
-    ) as r:
-        return r.status, await r.read()
+    )
+    return reply.status, reply.raw
 
 
 async def test_sequential_requests_share_one_kept_alive_upstream_connection(
@@ -133,7 +136,7 @@ async def test_sequential_requests_share_one_kept_alive_upstream_connection(
     g, token, up = await serve(lambda conn, n, head: ok())
     async with aiohttp.ClientSession() as http:
         for _ in range(10):
-            assert await call(http, g, token) == (200, OK)
+            assert await item(http, g, token) == (200, OK)
     assert up.connections == 1
     first = up.heads[0].decode("latin-1")
     assert first.startswith("GET /api/items/1 HTTP/1.1\r\n")
@@ -149,13 +152,13 @@ async def test_a_kept_alive_connection_closed_upstream_is_retried_only_when_idem
     # what an upstream whose keep-alive timeout just expired looks like from the gateway.
     g, token, up = await serve(lambda conn, n, head: ok() if n == 1 else None)
     async with aiohttp.ClientSession() as http:
-        assert await call(http, g, token) == (200, OK)  # connection 1
-        assert await call(http, g, token) == (200, OK)  # 1 closes; retried on connection 2
+        assert await item(http, g, token) == (200, OK)  # connection 1
+        assert await item(http, g, token) == (200, OK)  # 1 closes; retried on connection 2
         assert up.connections == 2
-        status, body = await call(http, g, token, "POST")  # 2 closes; POST is not retried
+        status, body = await item(http, g, token, "POST")  # 2 closes; POST is not retried
         assert status == 502 and b"UPSTREAM_UNAVAILABLE" in body
         assert up.connections == 2
-        assert await call(http, g, token, "DELETE") == (200, OK)  # a fresh connection 3
+        assert await item(http, g, token, "DELETE") == (200, OK)  # a fresh connection 3
 
 
 async def test_connection_close_from_the_upstream_is_honoured(
@@ -164,7 +167,7 @@ async def test_connection_close_from_the_upstream_is_honoured(
     g, token, up = await serve(lambda conn, n, head: ok(b"Connection: close\r\n"))
     async with aiohttp.ClientSession() as http:
         for _ in range(3):
-            assert await call(http, g, token) == (200, OK)
+            assert await item(http, g, token) == (200, OK)
     assert up.connections == 3
 
 
@@ -182,7 +185,7 @@ async def test_a_response_not_read_to_its_end_closes_its_connection(
     # The gateway must close that upstream connection, never pool it with 4 MiB unread...
     await asyncio.wait_for(up.closed_by_peer.wait(), 10)
     async with aiohttp.ClientSession() as http:
-        assert await call(http, g, token) == (200, OK)  # ...so the next answer is not leftovers
+        assert await item(http, g, token) == (200, OK)  # ...so the next answer is not leftovers
     assert up.connections == 2
 
 
@@ -192,8 +195,8 @@ async def test_interim_1xx_responses_are_skipped(
     early = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
     g, token, up = await serve(lambda conn, n, head: early + ok())
     async with aiohttp.ClientSession() as http:
-        assert await call(http, g, token) == (200, OK)
-        assert await call(http, g, token) == (200, OK)
+        assert await item(http, g, token) == (200, OK)
+        assert await item(http, g, token) == (200, OK)
     assert up.connections == 1
 
 
@@ -202,7 +205,7 @@ async def test_the_upstream_url_path_prefixes_every_request(
 ) -> None:
     g, token, up = await serve(lambda conn, n, head: ok(), "/v1")
     async with aiohttp.ClientSession() as http:
-        assert await call(http, g, token) == (200, OK)
+        assert await item(http, g, token) == (200, OK)
     assert up.heads[0].startswith(b"GET /v1/api/items/1 HTTP/1.1\r\n")
 
 
@@ -211,9 +214,9 @@ async def test_a_garbled_upstream_answer_is_502_and_not_reused(
 ) -> None:
     g, token, up = await serve(lambda conn, n, head: b"SMTP ready\r\n\r\n" if conn == 1 else ok())
     async with aiohttp.ClientSession() as http:
-        status, body = await call(http, g, token)
+        status, body = await item(http, g, token)
         assert status == 502 and b"UPSTREAM_UNAVAILABLE" in body
-        assert await call(http, g, token) == (200, OK)
+        assert await item(http, g, token) == (200, OK)
     assert up.connections == 2
 
 
@@ -226,7 +229,7 @@ async def test_stray_bytes_after_a_response_never_prefix_the_next_one(
     second = b'{"n":2}'
     g, token, _ = await serve(lambda conn, n, head: ok() + stray if n == 1 else ok(body=second))
     async with aiohttp.ClientSession() as http:
-        assert await call(http, g, token) == (200, OK)
+        assert await item(http, g, token) == (200, OK)
         async with http.get(
             g.url + "/api/items/1", headers={"Authorization": f"Bearer {token}"}
         ) as r:
@@ -239,7 +242,7 @@ async def test_bytes_from_an_idle_upstream_connection_close_it(
 ) -> None:
     g, token, up = await serve(lambda conn, n, head: ok() if conn == 1 else ok(body=b'{"n":2}'))
     async with aiohttp.ClientSession() as http:
-        assert await call(http, g, token) == (200, OK)  # connection 1, now idle in the pool
+        assert await item(http, g, token) == (200, OK)  # connection 1, now idle in the pool
         up.writers[0].write(b"HTTP/1.1 200 OK\r\nX-Smuggled: ")  # unasked-for bytes
         await asyncio.wait_for(up.closed_by_peer.wait(), 10)  # the gateway hangs up at once
         async with http.get(
@@ -263,8 +266,8 @@ async def test_a_body_without_length_is_read_to_the_close(
 ) -> None:
     g, token, up = await serve(lambda conn, n, h: head + b"streamed until close")
     async with aiohttp.ClientSession() as http:
-        assert await call(http, g, token) == (200, b"streamed until close")
-        assert await call(http, g, token) == (200, b"streamed until close")
+        assert await item(http, g, token) == (200, b"streamed until close")
+        assert await item(http, g, token) == (200, b"streamed until close")
     assert up.connections == 2  # never pooled
 
 
@@ -274,8 +277,8 @@ async def test_a_base_url_with_credentials_keeps_them_on_bodiless_requests(
     # userinfo in an upstream URL becomes Basic auth (ClientSession's way), for GET as for POST.
     g, token, up = await serve(lambda conn, n, h: ok(), userinfo="svc:s3cret@")
     async with aiohttp.ClientSession() as http:
-        assert await call(http, g, token) == (200, OK)
-        assert await call(http, g, token, "POST") == (200, OK)
+        assert await item(http, g, token) == (200, OK)
+        assert await item(http, g, token, "POST") == (200, OK)
     basic = "Authorization: Basic " + base64.b64encode(b"svc:s3cret").decode()
     assert all(basic in head.decode("latin-1") for head in up.heads), up.heads
 
@@ -309,13 +312,13 @@ async def test_a_reload_closes_idle_connections_to_an_upstream_it_dropped(
     new_url = await new.start()
     try:
         async with aiohttp.ClientSession() as http:
-            assert await call(http, g, token) == (200, OK)  # a connection to `old`, now idle
+            assert await item(http, g, token) == (200, OK)  # a connection to `old`, now idle
             old_url = g.config.upstreams["api"].url
             assert old_url is not None
             g.config_path.write_text(g.config_path.read_text().replace(old_url, new_url))
             g.gw.apply_config(config_mod.load(g.config_path))  # what a reload does
             await asyncio.wait_for(old.closed_by_peer.wait(), 5)
-            assert await call(http, g, token) == (200, b'{"new":1}')
+            assert await item(http, g, token) == (200, b'{"new":1}')
     finally:
         await new.stop()
 

@@ -13,9 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.preset_support import call, run_preset
 from tests.e2e.test_preset_velt import assert_velt_error, auth_token, velt_headers
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream
+from tests.support.presets import run_preset
 
 CREATE = "/v2/workspace/apikey/create"
 

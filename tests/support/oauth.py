@@ -63,7 +63,12 @@ def forge_jwt(header: dict[str, Any], payload: dict[str, Any], hmac_key: bytes |
 
 def claims_for(sub: str, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    out = {"sub": sub, "aud": "authenticated", "role": "authenticated", "iss": ISSUER}
+    out: dict[str, Any] = {
+        "sub": sub,
+        "aud": "authenticated",
+        "role": "authenticated",
+        "iss": ISSUER,
+    }
     out.update({"iat": now, "exp": now + 3600})
     out.update(overrides)
     return out

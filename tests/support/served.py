@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,11 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# The one free_port, shared with the bench (bench/procs.py); re-exported for the tests.
+from bench.procs import free_port as free_port
 
 
 def stop_session(proc: subprocess.Popen[bytes], grace: float = 15) -> int | None:

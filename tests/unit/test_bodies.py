@@ -41,7 +41,7 @@ def test_null_is_refused_like_any_wrong_type_and_the_schema_never_offers_it() ->
     )
     # absent is fine and reads as None
     assert bodies.parse(bodies.CreateWorkspace, {"name": "N"}).plan is None
-    models = [
+    models: list[type[bodies.Body]] = [
         bodies.CreateWorkspace,
         bodies.CreateToken,
         bodies.MeTokenCreate,

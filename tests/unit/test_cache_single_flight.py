@@ -35,7 +35,7 @@ async def test_a_burst_of_misses_asks_the_store_once(tmp_path: Path) -> None:
             Workspace(id="ws_1", slug="acme", name="Acme", plan="free", created_at=0.0)
         )
         counting = Counting(store)
-        cache = AuthCache(counting, CacheConfig())  # type: ignore[arg-type]
+        cache = AuthCache(counting, CacheConfig())
         got = await asyncio.gather(*(cache.get_workspace("acme", "slug") for _ in range(50)))
         assert counting.calls == 1  # 50 requests missed together; the store saw one lookup
         assert len({id(w) for w in got}) == 1
@@ -53,7 +53,7 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_lookup_for_the_others
     await store.open()
     try:
         counting = Counting(store)
-        cache = AuthCache(counting, CacheConfig())  # type: ignore[arg-type]
+        cache = AuthCache(counting, CacheConfig())
         first = asyncio.ensure_future(cache.get_workspace("nope", "slug"))
         await asyncio.sleep(0)  # the first caller has started the lookup
         second = asyncio.ensure_future(cache.get_workspace("nope", "slug"))

@@ -32,7 +32,7 @@ async def test_each_request_gets_its_own_deadline_from_one_timer() -> None:
         _guarded(d, 0.02, 0.2),  # … and one with a shorter timeout after it
         _guarded(d, None, 0.1),
     )
-    assert results == ["timeout", "done", "done", "timeout", "done"]
+    assert list(results) == ["timeout", "done", "done", "timeout", "done"]
     assert not any(d._pending.values()) and not d._expired
     d.close()
 

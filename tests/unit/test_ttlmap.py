@@ -160,7 +160,7 @@ async def test_a_lookup_that_overlaps_a_change_is_not_cached(tmp_path: Path) -> 
     store = await _store_with_token(tmp_path)
     try:
         gated = Gated(store)
-        cache = AuthCache(gated, CacheConfig(ttl=60))  # type: ignore[arg-type]
+        cache = AuthCache(gated, CacheConfig(ttl=60))
         lookup = asyncio.ensure_future(cache.find_token("h1"))
         await gated.asked.wait()
         assert await store.revoke_token("tok_1", at=1.0)
@@ -217,7 +217,7 @@ async def test_a_membership_lookup_that_overlaps_a_change_is_not_cached(tmp_path
                 return found
 
         gated = GatedMembership(store)
-        cache = AuthCache(gated, CacheConfig(ttl=60))  # type: ignore[arg-type]
+        cache = AuthCache(gated, CacheConfig(ttl=60))
         lookup = asyncio.ensure_future(cache.get_membership("usr_1", "ws_1"))
         await gated.asked.wait()
         assert await store.remove_membership("usr_1", "ws_1")

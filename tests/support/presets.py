@@ -7,18 +7,17 @@ recording upstreams on 127.0.0.1), so a test passing here means the file itself 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
+from tests.support.calls import call
 from tests.support.harness import RunningGateway, start_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,22 +56,6 @@ async def run_preset(
         yield gw
     finally:
         await gw.stop()
-
-
-async def call(
-    http: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    headers: Mapping[str, str] | None = None,
-    **kw: Any,
-) -> tuple[int, Any]:
-    """Status and decoded JSON body (``None`` when empty or not JSON)."""
-    async with http.request(method, url, headers=dict(headers or {}), **kw) as r:
-        raw = await r.read()
-        try:
-            return r.status, json.loads(raw) if raw else None
-        except ValueError:
-            return r.status, None
 
 
 def answers(
