@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,30 +16,11 @@ import pytest
 
 from gateway.errors import StoreUnavailable
 from gateway.store import Membership, Store, TokenRecord, User, Workspace, open_store
-from gateway.store.base import AuditEntry
-from tests.support.stores import fresh_postgres_schema
+from gateway.store.base import SECRETS, TOKENS, AuditEntry
+from tests.support.stores import T0, fresh_postgres_schema
 
 if TYPE_CHECKING:
     from gateway.store.postgres import PostgresStore
-
-T0 = 1_700_000_000.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/contract.db"
-    else:
-        async with fresh_postgres_schema() as url:
-            yield url
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = open_store(store_url)
-    await s.open()
-    yield s
-    await s.close()
 
 
 def token(tid: str, ws: str = "ws_a", **kw: object) -> TokenRecord:
@@ -312,7 +292,7 @@ async def test_export_import_round_trip(store: Store, tmp_path: Path) -> None:
         workspace_id="ws_a",
     )
     dump = await store.export_all()
-    assert len(dump.secrets) == 2 and len(dump.tokens) == 1
+    assert len(dump.records(SECRETS)) == 2 and len(dump.records(TOKENS)) == 1
 
     target = open_store(f"sqlite:///{tmp_path}/copy.db")
     await target.open()

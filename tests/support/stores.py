@@ -15,6 +15,9 @@ import asyncpg
 
 from tests.support.require import env_or_skip
 
+# A fixed "now" for records the contract suites write (timestamps compare exactly on both backends).
+T0 = 1_700_000_000.0
+
 
 def postgres_url_or_skip() -> str:
     return env_or_skip("GATEWAY_TEST_POSTGRES", "PostgreSQL")
