@@ -319,6 +319,48 @@ async def test_export_import_round_trip(store: Store, tmp_path: Path) -> None:
         await target.close()
 
 
+async def test_a_dump_refuses_a_table_no_spec_covers(store: Store) -> None:
+    # A feature table nobody registered would silently stay behind in a move between stores.
+    async with store.transaction() as tx:
+        await tx.execute("CREATE TABLE forgotten_feature (id TEXT PRIMARY KEY)")
+    with pytest.raises(StoreUnavailable, match="forgotten_feature"):
+        await store.export_all()
+
+
+async def test_a_feature_transaction_commits_with_its_changes_or_not_at_all(store: Store) -> None:
+    """The public transaction API features (OAuth) write through: their rows, the tokens they
+    issue and the change-feed entries commit together, and an error rolls all of it back."""
+    await seed(store)
+    sql = store.dialect.sql
+    before = await store.latest_change()
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.insert_token(token("tok_x"), "hash-x")
+            await tx.execute(sql("UPDATE workspaces SET plan = $1 WHERE id = $2"), "pro", "ws_a")
+            raise RuntimeError("the feature fails after writing")
+    assert await store.find_token("hash-x") is None
+    assert await store.latest_change() == before
+    assert await store.fetchrow(sql("SELECT plan FROM workspaces WHERE id = $1"), "ws_a") == (
+        "free",
+    )
+
+    async with store.transaction() as tx:
+        await tx.insert_token(token("tok_y"), "hash-y")
+        changed = await tx.execute(
+            sql("UPDATE workspaces SET plan = $1 WHERE id = $2"), "pro", "ws_a"
+        )
+        await tx.change("workspace", "ws_a")
+        assert await tx.fetchrow(sql("SELECT plan FROM workspaces WHERE id = $1"), "ws_a") == (
+            "pro",
+        )
+    assert changed == 1
+    assert await store.find_token("hash-y") == (token("tok_y"), None)
+    feed = [(c.entity, c.entity_id) for c in await store.changes_since(before)]
+    assert feed == [("token", "tok_y"), ("workspace", "ws_a")]
+    rows = await store.fetch(sql("SELECT id FROM workspaces WHERE plan = $1 ORDER BY id"), "pro")
+    assert [tuple(r) for r in rows] == [("ws_a",), ("ws_b",)]  # ws_b was created on "pro"
+
+
 async def test_a_closed_store_fails_closed(store: Store) -> None:
     await store.close()
     with pytest.raises(StoreUnavailable):
