@@ -13,6 +13,11 @@ could otherwise apply a change twice.
 
 Propagation: :meth:`PostgresStore.listen` holds one dedicated connection that ``LISTEN``s on
 ``gateway_changes`` (a trigger NOTIFYs on every ``changes`` insert) and reconnects by itself.
+
+Over 400 lines on purpose: one class implements the whole :class:`~gateway.store.base.Store`
+protocol for one backend, and its methods share one connection and error discipline (``_read``,
+``_tx``) that splitting the class across modules would hide. Features' tables are not here: they
+write through :meth:`PostgresStore.transaction` and are copied by :mod:`gateway.store.tables`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,12 @@
 WAL lets the CLI (another process) write while gateways read. Every write that can change a decision
 appends to ``changes`` in the same transaction. ``sqlite3`` errors become ``StoreUnavailable`` here,
 at the edge, and nowhere else.
+
+Over 400 lines on purpose: one class implements the whole :class:`~gateway.store.base.Store`
+protocol for one backend, and its methods share one connection and error discipline (the writer
+under ``_tx``, the reader, the inline lookup connection) that splitting the class would hide.
+Features' tables are not here: they write through :meth:`SQLiteStore.transaction` and are copied by
+:mod:`gateway.store.tables`.
 """
 
 from __future__ import annotations
