@@ -33,7 +33,6 @@ class SQLiteDialect:
     """``?N`` placeholders; string collections as JSON text; text sorts by bytes already."""
 
     name = "sqlite"
-    list_tables = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
 
     def param(self, n: int) -> str:
         return f"?{n}"
@@ -69,7 +68,6 @@ class PostgresDialect:
     """``$N`` placeholders; string collections as ``text[]``; byte order needs ``COLLATE "C"``."""
 
     name = "postgres"
-    list_tables = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
 
     def param(self, n: int) -> str:
         return f"${n}"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from gateway.errors import StoreUnavailable
+from gateway.store.migrations import created_tables
 
 __all__ = [
     "NOT_COPIED",
@@ -53,7 +54,7 @@ class Dialect(Protocol):
 
     @property
     def name(self) -> str:
-        """``"sqlite"`` or ``"postgres"``: what a feature keys its own backend code by."""
+        """``"sqlite"`` or ``"postgres"`` (also the folder of its migrations)."""
         ...
 
     def param(self, n: int) -> str:
@@ -74,11 +75,6 @@ class Dialect(Protocol):
 
     def text_order(self, column: str) -> str:
         """An ORDER BY term sorting a text column by byte value on every backend."""
-        ...
-
-    @property
-    def list_tables(self) -> str:
-        """A query whose rows are ``(name,)`` of every table the store has."""
         ...
 
     async def after_load(self, q: Queries, spec: TableSpec[Any]) -> None:
@@ -174,12 +170,12 @@ class StoreDump:
 async def dump_tables(q: Queries) -> StoreDump:
     """Every registered table's rows, read on ``q`` (which the caller holds as one snapshot).
 
-    A table the store has that no spec covers would be silently left behind: refused instead (the
-    feature owning it was not imported, or forgot to register it).
+    A table the gateway's migrations create that no spec covers would be silently left behind:
+    refused instead (the feature owning it was not imported, or forgot to register it). Tables
+    the migrations do not know (another application's, in a shared schema) are none of ours.
     """
     specs = registered()
-    present = {row[0] for row in await q.fetch(q.dialect.list_tables)}
-    unknown = sorted(present - NOT_COPIED - {s.name for s in specs})
+    unknown = sorted(created_tables(q.dialect.name) - NOT_COPIED - {s.name for s in specs})
     if unknown:
         raise StoreUnavailable(
             f"no table spec registered for {', '.join(unknown)}; a copy would lose them",

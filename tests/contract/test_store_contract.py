@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import gateway.oauth.records  # noqa: F401  (registers OAuth's tables, as the gateway does)
 from gateway.errors import StoreUnavailable
 from gateway.store import Membership, Store, TokenRecord, User, Workspace, open_store
-from gateway.store.base import SECRETS, TOKENS, AuditEntry
+from gateway.store.base import SECRETS, TOKENS, WORKSPACES, AuditEntry
+from gateway.store.migrations import created_tables
+from gateway.store.tables import NOT_COPIED, registered
 from tests.support.stores import T0, fresh_postgres_schema
 
 if TYPE_CHECKING:
@@ -319,12 +322,23 @@ async def test_export_import_round_trip(store: Store, tmp_path: Path) -> None:
         await target.close()
 
 
-async def test_a_dump_refuses_a_table_no_spec_covers(store: Store) -> None:
-    # A feature table nobody registered would silently stay behind in a move between stores.
+def test_every_table_the_migrations_create_is_copied_or_deliberately_not() -> None:
+    # A feature table without a registered spec would silently stay behind in a move between
+    # stores (and a dump refuses to run then). OAuth registers its four from its own module.
+    for backend in ("sqlite", "postgres"):
+        assert created_tables(backend) - NOT_COPIED == {spec.name for spec in registered()}
+    assert "oauth_refresh_tokens" in {spec.name for spec in registered()}
+
+
+async def test_a_dump_ignores_a_table_that_is_not_the_gateways(store: Store) -> None:
+    # Another application's table in a shared schema is neither copied nor a reason to refuse.
+    await seed(store)
     async with store.transaction() as tx:
-        await tx.execute("CREATE TABLE forgotten_feature (id TEXT PRIMARY KEY)")
-    with pytest.raises(StoreUnavailable, match="forgotten_feature"):
-        await store.export_all()
+        await tx.execute("CREATE TABLE someone_elses (id TEXT PRIMARY KEY)")
+        await tx.execute(store.dialect.sql("INSERT INTO someone_elses VALUES ($1)"), "x")
+    dump = await store.export_all()
+    assert "someone_elses" not in dump.tables
+    assert [w.id for w in dump.records(WORKSPACES)] == ["ws_a", "ws_b"]
 
 
 async def test_a_feature_transaction_commits_with_its_changes_or_not_at_all(store: Store) -> None:

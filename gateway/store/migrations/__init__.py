@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
-__all__ = ["migrations"]
+__all__ = ["created_tables", "migrations"]
+
+_CREATE_TABLE = re.compile(r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
 
 
 def migrations(backend: str) -> list[tuple[int, str]]:
@@ -20,3 +23,8 @@ def migrations(backend: str) -> list[tuple[int, str]]:
         # Two branches each adding "0002_…" would otherwise apply one and skip the other forever.
         raise RuntimeError(f"duplicate {backend} migration numbers: {sorted(versions)}")
     return sorted(out)
+
+
+def created_tables(backend: str) -> frozenset[str]:
+    """The tables the shipped migrations of ``backend`` create."""
+    return frozenset(t for _, sql in migrations(backend) for t in _CREATE_TABLE.findall(sql))
