@@ -34,9 +34,6 @@ class SQLiteDialect:
 
     name = "sqlite"
 
-    def param(self, n: int) -> str:
-        return f"?{n}"
-
     def sql(self, text: str) -> str:
         return _numbered(text)
 
@@ -68,9 +65,6 @@ class PostgresDialect:
     """``$N`` placeholders; string collections as ``text[]``; byte order needs ``COLLATE "C"``."""
 
     name = "postgres"
-
-    def param(self, n: int) -> str:
-        return f"${n}"
 
     def sql(self, text: str) -> str:
         return text

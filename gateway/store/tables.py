@@ -2,19 +2,22 @@
 
 A :class:`TableSpec` names a table, its columns (named like the fields of the record a row
 becomes, in the same order) and the key a dump is sorted by. The core tables are declared next to
-their records in :mod:`gateway.store.base`; a feature that keeps its own tables (OAuth) declares and
-:func:`register`\\ s them from its own module. :func:`dump` and :func:`load` iterate the registry in
-registration order (parents before the rows that reference them: the core tables register when
-:mod:`gateway.store` is first imported, before any feature can), on either backend, through the
-small :class:`Queries` interface each backend's transactions provide. Nothing here knows a backend:
-the differences (placeholders, array columns, byte-order sorting, identity sequences) are a
-:class:`Dialect`'s (:mod:`gateway.store.dialects`).
+their records in :mod:`gateway.store.base`; a feature that keeps its own tables (OAuth, in
+:mod:`gateway.oauth.records`) declares them in its own module and adds them with :func:`register`.
+:func:`dump_tables` and :func:`load_tables` iterate the registry in registration order (parents
+before the rows that reference them: the core tables register when :mod:`gateway.store` is first
+imported, before any feature can), on either backend, through the small :class:`Queries` interface
+each backend's transactions provide. A table the gateway's migrations create that no spec covers
+makes a dump fail rather than silently stay behind.
+
+Nothing here knows a backend: the differences (placeholders, array columns, byte-order sorting,
+identity sequences, row locks) are a :class:`Dialect`'s (:mod:`gateway.store.dialects`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from gateway.errors import StoreUnavailable
@@ -55,10 +58,6 @@ class Dialect(Protocol):
     @property
     def name(self) -> str:
         """``"sqlite"`` or ``"postgres"`` (also the folder of its migrations)."""
-        ...
-
-    def param(self, n: int) -> str:
-        """The placeholder of the ``n``-th (1-based) statement argument."""
         ...
 
     def sql(self, text: str) -> str:
@@ -105,7 +104,7 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class TableSpec(Generic[R]):
-    """One table: its rows are ``record``\\ s, its columns the record's fields in order."""
+    """One table: each row becomes a ``record``; the columns are its fields, in order."""
 
     name: str
     record: type[R]
@@ -134,8 +133,8 @@ def cols(*names: str, sets: Iterable[str] = (), lists: Iterable[str] = ()) -> tu
 
 def insert_sql(spec: TableSpec[Any], dialect: Dialect) -> str:
     """``INSERT`` of one row of ``spec`` (arguments: :meth:`TableSpec.encode`)."""
-    params = ", ".join(dialect.param(i) for i in range(1, len(spec.columns) + 1))
-    return f"INSERT INTO {spec.name} ({spec.select_list}) VALUES ({params})"
+    params = ", ".join(f"${i}" for i in range(1, len(spec.columns) + 1))
+    return dialect.sql(f"INSERT INTO {spec.name} ({spec.select_list}) VALUES ({params})")
 
 
 _REGISTRY: dict[str, TableSpec[Any]] = {}
@@ -145,6 +144,10 @@ def register(spec: TableSpec[R]) -> TableSpec[R]:
     """Add ``spec`` to what migrate-store copies (after every table registered before it)."""
     if spec.name in _REGISTRY:
         raise RuntimeError(f"table {spec.name} is registered twice")
+    names = [c.name for c in spec.columns]
+    if is_dataclass(spec.record) and [f.name for f in fields(spec.record)] != names:
+        # A field added to the record but not to its table would be lost by every copy.
+        raise RuntimeError(f"table {spec.name}: columns {names} are not the fields of its record")
     _REGISTRY[spec.name] = spec
     return spec
 
