@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.store.tables import TableSpec, cols, register
+from gateway.store.tables import register, table
 
 __all__ = [
     "CLIENTS",
@@ -84,53 +84,19 @@ class RefreshRecord:
 # -- tables (migrations sqlite/0002_oauth.sql, postgres/0004_oauth.sql) -----------------------------
 
 CLIENTS = register(
-    TableSpec(
+    table(
         "oauth_clients",
         ClientRecord,
-        cols(
-            *("id", "name", "redirect_uris", "scopes", "created_at", "workspace_id"),
-            "secret_hash",
-            sets=("scopes",),
-            lists=("redirect_uris",),  # in order: the consent page shows the first
-        ),
         order_by=("id",),
         label="oauth_apps",
+        sets=("scopes",),
+        lists=("redirect_uris",),
     )
 )
 GRANTS = register(
-    TableSpec(
-        "oauth_grants",
-        GrantRecord,
-        cols(
-            *("id", "client_id", "user_id", "workspace_id", "scopes", "created_at"),
-            *("revoked_at", "revoke_reason"),
-            sets=("scopes",),
-        ),
-        order_by=("id",),
-        label="oauth_grants",
-    )
+    table("oauth_grants", GrantRecord, order_by=("id",), label="oauth_grants", sets=("scopes",))
 )
-CODES = register(
-    TableSpec(
-        "oauth_codes",
-        CodeRecord,
-        cols(
-            *("hash", "grant_id", "client_id", "redirect_uri", "code_challenge"),
-            *("code_challenge_method", "created_at", "expires_at", "used_at"),
-        ),
-        order_by=("hash",),
-        label="oauth_codes",
-    )
-)
+CODES = register(table("oauth_codes", CodeRecord, order_by=("hash",), label="oauth_codes"))
 REFRESH_TOKENS = register(
-    TableSpec(
-        "oauth_refresh_tokens",
-        RefreshRecord,
-        cols(
-            *("id", "hash", "grant_id", "client_id", "access_token_id", "created_at"),
-            *("expires_at", "rotated_at", "replaced_by", "revoked_at"),
-        ),
-        order_by=("id",),
-        label="oauth_refresh_tokens",
-    )
+    table("oauth_refresh_tokens", RefreshRecord, order_by=("id",), label="oauth_refresh_tokens")
 )

@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.store.tables import Dialect, Queries, Row, StoreDump, TableSpec, cols, register
+from gateway.store.tables import Dialect, Queries, Row, StoreDump, register, table
 
 __all__ = [
     "AuditEntry",
@@ -142,75 +142,26 @@ class NonceRecord:
 
 # -- tables (gateway.store.tables): parents before the rows that reference them --------------------
 
-WORKSPACES = register(
-    TableSpec(
-        "workspaces",
-        Workspace,
-        cols("id", "slug", "name", "plan", "created_at", "deleted_at"),
-        order_by=("id",),
-        label="workspaces",
-    )
-)
-USERS = register(
-    TableSpec(
-        "users", User, cols("id", "email", "name", "created_at"), order_by=("id",), label="users"
-    )
-)
+WORKSPACES = register(table("workspaces", Workspace, order_by=("id",), label="workspaces"))
+USERS = register(table("users", User, order_by=("id",), label="users"))
 MEMBERSHIPS = register(
-    TableSpec(
-        "memberships",
-        Membership,
-        cols("user_id", "workspace_id", "role", "created_at"),
-        order_by=("user_id", "workspace_id"),
-        label="memberships",
-    )
+    table("memberships", Membership, order_by=("user_id", "workspace_id"), label="memberships")
 )
 TOKENS = register(
-    TableSpec(
+    table(
         "tokens",
         TokenRecord,
-        cols(
-            *("id", "name", "kind", "type_prefix", "environment", "visible_prefix", "scopes"),
-            *("workspace_id", "user_id", "created_at", "expires_at", "revoked_at"),
-            *("last_used_at", "allowed_domains", "created_by", "client_id", "grant_id"),
-            sets=("scopes",),
-            lists=("allowed_domains",),
-        ),
         order_by=("id",),
         label="tokens",
+        sets=("scopes",),
+        lists=("allowed_domains",),
     )
 )
-SECRETS = register(
-    TableSpec(
-        "token_secrets",
-        SecretRecord,
-        cols("hash", "token_id", "not_after"),
-        order_by=("hash",),
-        label="secrets",
-    )
-)
+SECRETS = register(table("token_secrets", SecretRecord, order_by=("hash",), label="secrets"))
 AUDIT = register(
-    TableSpec(
-        "audit_log",
-        AuditEvent,
-        cols(
-            *("id", "at", "action", "actor", "address", "token_id", "visible_prefix"),
-            *("workspace_id", "detail"),
-        ),
-        order_by=("id",),
-        label="audit_events",
-        serial="id",
-    )
+    table("audit_log", AuditEvent, order_by=("id",), label="audit_events", serial="id")
 )
-NONCES = register(
-    TableSpec(
-        "used_nonces",
-        NonceRecord,
-        cols("nonce", "expires_at"),
-        order_by=("nonce",),
-        label="used_nonces",
-    )
-)
+NONCES = register(table("used_nonces", NonceRecord, order_by=("nonce",), label="used_nonces"))
 
 
 class Transaction(Queries, Protocol):

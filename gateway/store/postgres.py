@@ -61,6 +61,7 @@ CHANNEL = "gateway_changes"
 # A migration lock id shared by every gateway on the database ("gwmigrat" in ASCII, truncated).
 _MIGRATION_LOCK = 0x67776D6967726174
 _TOKEN_COLUMNS = ", ".join(f"t.{c.name}" for c in TOKENS.columns)
+_NOT_AFTER = len(TOKENS.columns)  # find_token's extra column, after the token's own
 _INSERT_TOKEN = insert_sql(TOKENS, POSTGRES)
 # Errors that mean "the server or the connection is gone", as opposed to a bad statement.
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -379,7 +380,7 @@ class PostgresStore:
         )
         if row is None:
             return None
-        return _token(row), row[17]
+        return _token(row), row[_NOT_AFTER]
 
     async def get_workspace(self, key: str, by: str = "any") -> Workspace | None:
         cols = "id, slug, name, plan, created_at, deleted_at"

@@ -45,6 +45,7 @@ from gateway.store.tables import Row, dump_tables, insert_sql, load_tables
 __all__ = ["SQLiteStore"]
 
 _TOKEN_COLUMNS = ", ".join(f"t.{c.name}" for c in TOKENS.columns)
+_NOT_AFTER = len(TOKENS.columns)  # find_token's extra column, after the token's own
 _FIND_TOKEN = (
     f"SELECT {_TOKEN_COLUMNS}, s.not_after FROM token_secrets s "
     "JOIN tokens t ON t.id = s.token_id WHERE s.hash = ?"
@@ -299,7 +300,7 @@ class SQLiteStore:
             row = await self._one(_FIND_TOKEN, (token_hash,))
         if row is None:
             return None
-        return _token(row), row[17]
+        return _token(row), row[_NOT_AFTER]
 
     async def get_workspace(self, key: str, by: str = "any") -> Workspace | None:
         cols = "id, slug, name, plan, created_at, deleted_at"

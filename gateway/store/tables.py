@@ -1,7 +1,8 @@
 """The table registry: every table ``gateway migrate-store`` copies, declared once.
 
-A :class:`TableSpec` names a table, its columns (named like the fields of the record a row
-becomes, in the same order) and the key a dump is sorted by. The core tables are declared next to
+A :class:`TableSpec` names a table, the record a row becomes (its columns are that dataclass's
+fields, in order: :func:`table`, so a field added to a record is copied with no second list to
+update) and the key a dump is sorted by. The core tables are declared next to
 their records in :mod:`gateway.store.base`; a feature that keeps its own tables (OAuth, in
 :mod:`gateway.oauth.records`) declares them in its own module and adds them with :func:`register`.
 :func:`dump_tables` and :func:`load_tables` iterate the registry in registration order (parents
@@ -17,7 +18,7 @@ identity sequences, row locks) are a :class:`Dialect`'s (:mod:`gateway.store.dia
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from gateway.errors import StoreUnavailable
@@ -32,12 +33,12 @@ __all__ = [
     "Row",
     "StoreDump",
     "TableSpec",
-    "cols",
     "dump_tables",
     "insert_sql",
     "load_tables",
     "register",
     "registered",
+    "table",
 ]
 
 R = TypeVar("R")
@@ -125,10 +126,24 @@ class TableSpec(Generic[R]):
         return tuple(dialect.encode(c.kind, getattr(record, c.name)) for c in self.columns)
 
 
-def cols(*names: str, sets: Iterable[str] = (), lists: Iterable[str] = ()) -> tuple[Column, ...]:
-    """Columns by name; the ones named in ``sets``/``lists`` hold string collections."""
+def table(
+    name: str,
+    record: type[R],
+    *,
+    order_by: tuple[str, ...],
+    label: str,
+    sets: Iterable[str] = (),
+    lists: Iterable[str] = (),
+    serial: str | None = None,
+) -> TableSpec[R]:
+    """The spec of a table whose columns are the fields of the dataclass ``record``, in order;
+    the fields named in ``sets``/``lists`` hold string collections."""
+    names = [f.name for f in fields(record)]  # type: ignore[arg-type]
     kinds: dict[str, Kind] = {**dict.fromkeys(sets, "set"), **dict.fromkeys(lists, "list")}
-    return tuple(Column(n, kinds.get(n, "value")) for n in names)
+    if not set(kinds) <= set(names) or not set(order_by) <= set(names):
+        raise RuntimeError(f"table {name}: {sorted(kinds)} or {order_by} are not all fields")
+    columns = tuple(Column(n, kinds.get(n, "value")) for n in names)
+    return TableSpec(name, record, columns, order_by, label, serial)
 
 
 def insert_sql(spec: TableSpec[Any], dialect: Dialect) -> str:
@@ -144,10 +159,6 @@ def register(spec: TableSpec[R]) -> TableSpec[R]:
     """Add ``spec`` to what migrate-store copies (after every table registered before it)."""
     if spec.name in _REGISTRY:
         raise RuntimeError(f"table {spec.name} is registered twice")
-    names = [c.name for c in spec.columns]
-    if is_dataclass(spec.record) and [f.name for f in fields(spec.record)] != names:
-        # A field added to the record but not to its table would be lost by every copy.
-        raise RuntimeError(f"table {spec.name}: columns {names} are not the fields of its record")
     _REGISTRY[spec.name] = spec
     return spec
 
