@@ -22,7 +22,8 @@ from pathlib import Path
 from gateway import tokens
 from gateway.config import Config
 from gateway.services import Services
-from gateway.store.sqlite import SQLiteStore, migrations
+from gateway.store.migrations import migrations
+from gateway.store.sqlite import SQLiteStore
 
 __all__ = ["PREFIX", "WORKSPACE_SLUG", "build_store", "token", "write_tokens"]
 

@@ -66,19 +66,7 @@ async def _migrate(args: argparse.Namespace) -> int:
     finally:
         await source.close()
         await target.close()
-    counts = {
-        "workspaces": len(dump.workspaces),
-        "users": len(dump.users),
-        "memberships": len(dump.memberships),
-        "tokens": len(dump.tokens),
-        "secrets": len(dump.secrets),
-        "audit_events": len(dump.audit),
-        "used_nonces": len(dump.nonces),
-        "oauth_apps": len(dump.oauth_clients),
-        "oauth_grants": len(dump.oauth_grants),
-        "oauth_codes": len(dump.oauth_codes),
-        "oauth_refresh_tokens": len(dump.oauth_refresh),
-    }
+    counts = dump.counts()  # per registered table (gateway.store.tables), by its label
     emit(
         args,
         counts,

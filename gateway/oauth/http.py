@@ -42,7 +42,7 @@ from gateway.errors import (
     PermissionDenied,
 )
 from gateway.oauth.service import AuthorizeRequest, OAuthService, grant_view
-from gateway.oauth.store import ClientRecord, oauth_store_for
+from gateway.oauth.store import ClientRecord
 from gateway.responses import json_response
 
 __all__ = ["CSRF_COOKIE", "signed_in_user"]
@@ -405,15 +405,3 @@ async def consent_endpoint(request: web.Request, ctx: RequestContext) -> web.Str
         return _error_page(400, OAuthError("invalid_request", "decision must be approve or deny."))
     resp.del_cookie(CSRF_COOKIE, path=request.path)
     return resp
-
-
-def install(gw: Gateway) -> None:
-    """Refuse to start with an ``oauth:`` section on a store that has no OAuth tables yet."""
-    if gw.config.oauth is not None:
-        try:
-            oauth_store_for(gw.store)
-        except NotImplementedError as exc:
-            raise RuntimeError(
-                f"the oauth: section needs a store with OAuth support ({exc}); "
-                "use the SQLite or PostgreSQL store, or remove the oauth: section"
-            ) from None

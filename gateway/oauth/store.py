@@ -1,19 +1,18 @@
-"""OAuth records and the :class:`OAuthStore` protocol, kept apart from the core :class:`Store` so a
-backend adds OAuth as one separate group of methods (:mod:`gateway.oauth.sqlite`,
-:mod:`gateway.oauth.postgres`).
+"""OAuth storage as the authorization server sees it: the :class:`OAuthStore` protocol, its records
+(:mod:`gateway.oauth.records`), and :func:`oauth_store_for`, the OAuth side of a core store.
 
-Only digests of client secrets, codes and refresh tokens are stored. Access tokens are ordinary
-:class:`~gateway.store.base.TokenRecord` rows (kind ``oauth_access``, ``client_id``, ``grant_id``),
-so authentication, caching and change-feed invalidation need nothing new. Every method that revokes
-access tokens appends their ids to the change feed in the same transaction.
+The implementation (:mod:`gateway.oauth.sqlstore`) writes through the core store's public
+transaction API (:meth:`gateway.store.base.Store.transaction`), so every method that revokes access
+tokens appends their ids to the change feed in the same transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.oauth.records import ClientRecord, CodeRecord, GrantRecord, RefreshRecord
+from gateway.oauth.sqlstore import SQLOAuthStore
 from gateway.store.base import Store, TokenRecord
 
 __all__ = [
@@ -24,62 +23,6 @@ __all__ = [
     "RefreshRecord",
     "oauth_store_for",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ClientRecord:
-    id: str
-    name: str
-    redirect_uris: tuple[str, ...]
-    scopes: frozenset[str]
-    created_at: float
-    workspace_id: str | None = None  # the workspace that registered it (None: the operator)
-    secret_hash: str | None = None  # None: a public client (native or browser app)
-
-    @property
-    def confidential(self) -> bool:
-        return self.secret_hash is not None
-
-
-@dataclass(frozen=True, slots=True)
-class GrantRecord:
-    """One approved consent: the family every code and token issued from it belongs to."""
-
-    id: str
-    client_id: str
-    user_id: str
-    workspace_id: str
-    scopes: frozenset[str]
-    created_at: float
-    revoked_at: float | None = None
-    revoke_reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CodeRecord:
-    hash: str
-    grant_id: str
-    client_id: str
-    redirect_uri: str
-    code_challenge: str
-    code_challenge_method: str
-    created_at: float
-    expires_at: float
-    used_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshRecord:
-    id: str
-    hash: str
-    grant_id: str
-    client_id: str
-    access_token_id: str
-    created_at: float
-    expires_at: float
-    rotated_at: float | None = None
-    replaced_by: str | None = None
-    revoked_at: float | None = None
 
 
 class OAuthStore(Protocol):
@@ -134,15 +77,9 @@ class OAuthStore(Protocol):
 
 
 def oauth_store_for(store: Store) -> OAuthStore:
-    """The OAuth side of ``store``: its ``oauth_store()`` if it has one, else the SQLite adapter."""
-    factory = getattr(store, "oauth_store", None)
-    if callable(factory):
-        found: OAuthStore = factory()
-        return found
-    from gateway.store.sqlite import SQLiteStore
+    """The OAuth side of ``store``, sharing its connections and transactions.
 
-    if isinstance(store, SQLiteStore):
-        from gateway.oauth.sqlite import SQLiteOAuthStore
-
-        return SQLiteOAuthStore(store)
-    raise NotImplementedError(f"{type(store).__name__} has no OAuth store yet")
+    One implementation serves every backend (it writes through the store's public transaction API
+    and lets the store's dialect adapt its SQL), so there is nothing to choose per backend.
+    """
+    return SQLOAuthStore(store)

@@ -1,4 +1,4 @@
-"""Records the store holds and the :class:`Store` protocol every backend implements.
+"""Records the store holds, their tables, and the :class:`Store` protocol every backend implements.
 
 Every mutation that can change an authorization decision (token revoke/rotate/expiry, membership,
 role, workspace deletion) also appends a :class:`Change` in the same transaction; running gateways
@@ -8,12 +8,11 @@ read that feed to invalidate their caches (see :mod:`gateway.cache`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    # Only for annotations: gateway.oauth.store imports this module.
-    from gateway.oauth.store import ClientRecord, CodeRecord, GrantRecord, RefreshRecord
+from gateway.store.tables import Dialect, Queries, Row, StoreDump, register, table
 
 __all__ = [
     "AuditEntry",
@@ -25,6 +24,7 @@ __all__ = [
     "Store",
     "StoreDump",
     "TokenRecord",
+    "Transaction",
     "User",
     "Workspace",
 ]
@@ -140,26 +140,44 @@ class NonceRecord:
     expires_at: float
 
 
-@dataclass(slots=True)
-class StoreDump:
-    """Everything a store holds except the change feed, for ``gateway migrate-store``.
+# -- tables (gateway.store.tables): parents before the rows that reference them --------------------
 
-    That includes the OAuth tables (:mod:`gateway.oauth.store` records: apps, grants, codes and
-    refresh tokens, all as digests) and the spent nonces, so nothing a running gateway relies on is
-    lost in a move between backends.
+WORKSPACES = register(table("workspaces", Workspace, order_by=("id",), label="workspaces"))
+USERS = register(table("users", User, order_by=("id",), label="users"))
+MEMBERSHIPS = register(
+    table("memberships", Membership, order_by=("user_id", "workspace_id"), label="memberships")
+)
+TOKENS = register(
+    table(
+        "tokens",
+        TokenRecord,
+        order_by=("id",),
+        label="tokens",
+        sets=("scopes",),
+        lists=("allowed_domains",),
+    )
+)
+SECRETS = register(table("token_secrets", SecretRecord, order_by=("hash",), label="secrets"))
+AUDIT = register(
+    table("audit_log", AuditEvent, order_by=("id",), label="audit_events", serial="id")
+)
+NONCES = register(table("used_nonces", NonceRecord, order_by=("nonce",), label="used_nonces"))
+
+
+class Transaction(Queries, Protocol):
+    """One open write transaction of a store (:meth:`Store.transaction`), in its SQL dialect.
+
+    What a feature that keeps its own tables (OAuth) writes through, so its rows and the core rows
+    and change-feed entries they imply commit together or not at all.
     """
 
-    workspaces: list[Workspace] = field(default_factory=list)
-    users: list[User] = field(default_factory=list)
-    memberships: list[Membership] = field(default_factory=list)
-    tokens: list[TokenRecord] = field(default_factory=list)
-    secrets: list[SecretRecord] = field(default_factory=list)
-    audit: list[AuditEvent] = field(default_factory=list)
-    nonces: list[NonceRecord] = field(default_factory=list)
-    oauth_clients: list[ClientRecord] = field(default_factory=list)
-    oauth_grants: list[GrantRecord] = field(default_factory=list)
-    oauth_codes: list[CodeRecord] = field(default_factory=list)
-    oauth_refresh: list[RefreshRecord] = field(default_factory=list)
+    async def change(self, entity: str, entity_id: str) -> None:
+        """Append to the change feed: running gateways drop what they cached about it."""
+        ...
+
+    async def insert_token(self, record: TokenRecord, token_hash: str) -> None:
+        """A new token, its secret's digest and its change-feed entry."""
+        ...
 
 
 class Store(Protocol):
@@ -168,6 +186,22 @@ class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> None: ...
+
+    # -- for features that keep their own tables (gateway.oauth) -----------------------------------
+    @property
+    def dialect(self) -> Dialect:
+        """Which SQL this store speaks; features choose their own storage code by its name."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        ...
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        """Rows of one read of committed data."""
+        ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
 
     # -- hot path (cache misses only) --------------------------------------------------------------
     async def find_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:

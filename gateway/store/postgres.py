@@ -13,6 +13,11 @@ could otherwise apply a change twice.
 
 Propagation: :meth:`PostgresStore.listen` holds one dedicated connection that ``LISTEN``s on
 ``gateway_changes`` (a trigger NOTIFYs on every ``changes`` insert) and reconnects by itself.
+
+Over 400 lines on purpose: one class implements the whole :class:`~gateway.store.base.Store`
+protocol for one backend, and its methods share one connection and error discipline (``_read``,
+``_tx``) that splitting the class across modules would hide. Features' tables are not here: they
+write through :meth:`PostgresStore.transaction` and are copied by :mod:`gateway.store.tables`.
 """
 
 from __future__ import annotations
@@ -22,31 +27,30 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from gateway.errors import StoreUnavailable
 from gateway.store.base import (
+    TOKENS,
     AuditEntry,
     AuditEvent,
     Change,
     Membership,
-    NonceRecord,
-    SecretRecord,
     StoreDump,
     TokenRecord,
+    Transaction,
     User,
     Workspace,
 )
+from gateway.store.dialects import POSTGRES, PostgresDialect
 from gateway.store.diskfull import DiskFullLog
-from gateway.store.sqlite import _IMPORT_MUST_BE_EMPTY, migrations
-
-if TYPE_CHECKING:
-    from gateway.oauth.postgres import PostgresOAuthStore
+from gateway.store.migrations import migrations
+from gateway.store.tables import Row, dump_tables, insert_sql, load_tables
 
 __all__ = ["PostgresStore", "split_url"]
 
@@ -56,11 +60,9 @@ T = TypeVar("T")
 CHANNEL = "gateway_changes"
 # A migration lock id shared by every gateway on the database ("gwmigrat" in ASCII, truncated).
 _MIGRATION_LOCK = 0x67776D6967726174
-_TOKEN_COLUMNS = (
-    "t.id, t.name, t.kind, t.type_prefix, t.environment, t.visible_prefix, t.scopes, "
-    "t.workspace_id, t.user_id, t.created_at, t.expires_at, t.revoked_at, t.last_used_at, "
-    "t.allowed_domains, t.created_by, t.client_id, t.grant_id"
-)
+_TOKEN_COLUMNS = ", ".join(f"t.{c.name}" for c in TOKENS.columns)
+_NOT_AFTER = len(TOKENS.columns)  # find_token's extra column, after the token's own
+_INSERT_TOKEN = insert_sql(TOKENS, POSTGRES)
 # Errors that mean "the server or the connection is gone", as opposed to a bad statement.
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -115,8 +117,44 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+class _Queries:
+    """:class:`~gateway.store.tables.Queries` on one asyncpg connection."""
+
+    dialect: PostgresDialect = POSTGRES
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        status: str = await self.conn.execute(sql, *args)  # "UPDATE 3", "INSERT 0 1", …
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self.conn.executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return list(await self.conn.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = await self.conn.fetchrow(sql, *args)
+        return row
+
+
+class _Transaction(_Queries):
+    """:class:`~gateway.store.base.Transaction`: a pooled connection inside ``_tx``."""
+
+    async def change(self, entity: str, entity_id: str) -> None:
+        await PostgresStore._change(self.conn, entity, entity_id)
+
+    async def insert_token(self, record: TokenRecord, token_hash: str) -> None:
+        await PostgresStore._insert_token(self.conn, record, token_hash)
+
+
 class PostgresStore:
     """:class:`gateway.store.Store` on PostgreSQL."""
+
+    dialect: PostgresDialect = POSTGRES
 
     def __init__(
         self,
@@ -236,11 +274,19 @@ class PostgresStore:
     async def ping(self) -> None:
         await self._one("SELECT 1")
 
-    def oauth_store(self) -> PostgresOAuthStore:
-        """The OAuth side of this store (tables from migration 0004), sharing its pool."""
-        from gateway.oauth.postgres import PostgresOAuthStore
+    # -- the public transaction API (gateway.store.base.Store) -------------------------------------
 
-        return PostgresOAuthStore(self)
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._tx() as conn:
+            yield _Transaction(conn)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self._all(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = await self._one(sql, *args)
+        return row
 
     @staticmethod
     async def _change(conn: asyncpg.Connection, entity: str, entity_id: str) -> None:
@@ -334,7 +380,7 @@ class PostgresStore:
         )
         if row is None:
             return None
-        return _token(row), row[17]
+        return _token(row), row[_NOT_AFTER]
 
     async def get_workspace(self, key: str, by: str = "any") -> Workspace | None:
         cols = "id, slug, name, plan, created_at, deleted_at"
@@ -473,40 +519,20 @@ class PostgresStore:
 
     # -- tokens ------------------------------------------------------------------------------------
 
-    @staticmethod
-    async def _insert_token(c: asyncpg.Connection, r: TokenRecord) -> None:
-        await c.execute(
-            "INSERT INTO tokens VALUES "
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-            r.id,
-            r.name,
-            r.kind,
-            r.type_prefix,
-            r.environment,
-            r.visible_prefix,
-            sorted(r.scopes),
-            r.workspace_id,
-            r.user_id,
-            r.created_at,
-            r.expires_at,
-            r.revoked_at,
-            r.last_used_at,
-            list(r.allowed_domains),
-            r.created_by,
-            r.client_id,
-            r.grant_id,
-        )
+    @classmethod
+    async def _insert_token(cls, c: asyncpg.Connection, r: TokenRecord, token_hash: str) -> None:
+        """Inside a transaction on ``c``: the token, its secret's digest, its change-feed entry."""
+        await c.execute(_INSERT_TOKEN, *TOKENS.encode(r, POSTGRES))
+        await c.execute("INSERT INTO token_secrets VALUES ($1, $2, NULL)", token_hash, r.id)
+        await cls._change(c, "token", r.id)
 
     async def create_token(
         self, record: TokenRecord, token_hash: str, audit: AuditEntry | None = None
     ) -> None:
         async with self._tx() as c:
-            await self._insert_token(c, record)
-            await c.execute(
-                "INSERT INTO token_secrets VALUES ($1, $2, NULL)", token_hash, record.id
-            )
+            # The audit row goes before the change-feed row, which takes the ordering lock.
             await self._audit(c, audit)
-            await self._change(c, "token", record.id)
+            await self._insert_token(c, record, token_hash)
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
         row = await self._one(f"SELECT {_TOKEN_COLUMNS} FROM tokens t WHERE t.id = $1", token_id)
@@ -668,112 +694,15 @@ class PostgresStore:
     # -- migration between stores ------------------------------------------------------------------
 
     async def export_all(self) -> StoreDump:
-        from gateway.oauth.postgres import dump_oauth  # the OAuth module owns its tables
-
         async def read(c: asyncpg.Connection) -> StoreDump:
             # One REPEATABLE READ snapshot, so the dump is consistent while gateways keep writing.
             async with c.transaction(isolation="repeatable_read", readonly=True):
-                # Text keys ordered by byte value (COLLATE "C"), as SQLite does, whatever the
-                # database's collation: migrate-store compares a copy with its source record by
-                # record, in either direction.
-                ws = await c.fetch(
-                    "SELECT id, slug, name, plan, created_at, deleted_at FROM workspaces "
-                    'ORDER BY id COLLATE "C"'
-                )
-                users = await c.fetch(
-                    'SELECT id, email, name, created_at FROM users ORDER BY id COLLATE "C"'
-                )
-                ms = await c.fetch(
-                    "SELECT user_id, workspace_id, role, created_at FROM memberships "
-                    'ORDER BY user_id COLLATE "C", workspace_id COLLATE "C"'
-                )
-                toks = await c.fetch(
-                    f'SELECT {_TOKEN_COLUMNS} FROM tokens t ORDER BY t.id COLLATE "C"'
-                )
-                secrets = await c.fetch(
-                    'SELECT hash, token_id, not_after FROM token_secrets ORDER BY hash COLLATE "C"'
-                )
-                audit = await c.fetch(
-                    "SELECT id, at, action, actor, address, token_id, visible_prefix, "
-                    "workspace_id, detail FROM audit_log ORDER BY id"
-                )
-                nonces = await c.fetch(
-                    'SELECT nonce, expires_at FROM used_nonces ORDER BY nonce COLLATE "C"'
-                )
-                clients, grants, codes, refresh = await dump_oauth(c)
-            return StoreDump(
-                workspaces=[Workspace(*r) for r in ws],
-                users=[User(*r) for r in users],
-                memberships=[Membership(*r) for r in ms],
-                tokens=[_token(r) for r in toks],
-                secrets=[SecretRecord(*r) for r in secrets],
-                audit=[AuditEvent(*r) for r in audit],
-                nonces=[NonceRecord(*r) for r in nonces],
-                oauth_clients=clients,
-                oauth_grants=grants,
-                oauth_codes=codes,
-                oauth_refresh=refresh,
-            )
+                return await dump_tables(_Queries(c))
 
         return await self._read(read)
 
     async def import_all(self, dump: StoreDump) -> None:
-        from gateway.oauth.postgres import load_oauth  # the OAuth module owns its tables
-
         async with self._tx() as c:
-            for table in _IMPORT_MUST_BE_EMPTY:
-                if await c.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
-                    raise StoreUnavailable(
-                        f"the target store is not empty ({table} has rows)", reason="not_empty"
-                    )
-            await c.executemany(
-                "INSERT INTO workspaces VALUES ($1, $2, $3, $4, $5, $6)",
-                [
-                    (w.id, w.slug, w.name, w.plan, w.created_at, w.deleted_at)
-                    for w in dump.workspaces
-                ],
-            )
-            await c.executemany(
-                "INSERT INTO users VALUES ($1, $2, $3, $4)",
-                [(u.id, u.email, u.name, u.created_at) for u in dump.users],
-            )
-            await c.executemany(
-                "INSERT INTO memberships VALUES ($1, $2, $3, $4)",
-                [(m.user_id, m.workspace_id, m.role, m.created_at) for m in dump.memberships],
-            )
-            for t in dump.tokens:
-                await self._insert_token(c, t)
-            await c.executemany(
-                "INSERT INTO token_secrets VALUES ($1, $2, $3)",
-                [(s.hash, s.token_id, s.not_after) for s in dump.secrets],
-            )
-            await c.executemany(
-                "INSERT INTO audit_log (id, at, action, actor, address, token_id, visible_prefix, "
-                "workspace_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                [
-                    (
-                        e.id,
-                        e.at,
-                        e.action,
-                        e.actor,
-                        e.address,
-                        e.token_id,
-                        e.visible_prefix,
-                        e.workspace_id,
-                        e.detail,
-                    )
-                    for e in dump.audit
-                ],
-            )
-            await c.executemany(
-                "INSERT INTO used_nonces VALUES ($1, $2)",
-                [(n.nonce, n.expires_at) for n in dump.nonces],
-            )
-            await load_oauth(c, dump)
-            # Explicit audit ids were inserted: move the sequence past them.
-            await c.execute(
-                "SELECT setval(pg_get_serial_sequence('audit_log', 'id'), "
-                "GREATEST((SELECT MAX(id) FROM audit_log), 1))"
-            )
+            await load_tables(_Queries(c), dump)
             # Running gateways (if any) drop whatever they cached about the copied data.
             await self._change(c, "store", "import")

@@ -10,12 +10,12 @@ live token behind.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from gateway.errors import StoreUnavailable
+from gateway.oauth.records import CLIENTS, CODES, GRANTS, REFRESH_TOKENS
 from gateway.oauth.store import (
     ClientRecord,
     CodeRecord,
@@ -25,30 +25,19 @@ from gateway.oauth.store import (
     oauth_store_for,
 )
 from gateway.store import Store, TokenRecord, User, Workspace, open_store
-from tests.support.stores import fresh_postgres_schema
-
-T0 = 1_700_000_000.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/contract.db"
-    else:
-        async with fresh_postgres_schema() as url:
-            yield url
+from gateway.store.base import NONCES
+from tests.support.stores import T0, fresh_postgres_schema
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = open_store(store_url)
-    await s.open()
+async def store(store: Store) -> Store:
+    """The shared fixture's store (tests/contract/conftest.py), with two workspaces and users."""
+    s = store
     await s.create_workspace(Workspace("ws_a", "acme", "Acme", "free", T0))
     await s.create_workspace(Workspace("ws_b", "beta", "Beta", "free", T0))
     await s.create_user(User("usr_1", "ann@example.com", "Ann", T0))
     await s.create_user(User("usr_2", "bob@example.com", None, T0))
-    yield s
-    await s.close()
+    return s
 
 
 @pytest.fixture
@@ -378,8 +367,9 @@ async def test_export_import_carries_oauth_and_nonces(
     await oauth.revoke_grant("gr_2", T0 + 40, "user")
     assert await store.use_nonce("link-1", 4_000_000_000.0)
     dump = await store.export_all()
-    assert (len(dump.oauth_clients), len(dump.oauth_grants)) == (2, 2)
-    assert (len(dump.oauth_codes), len(dump.oauth_refresh), len(dump.nonces)) == (2, 3, 1)
+    assert (len(dump.records(CLIENTS)), len(dump.records(GRANTS))) == (2, 2)
+    assert (len(dump.records(CODES)), len(dump.records(REFRESH_TOKENS))) == (2, 3)
+    assert len(dump.records(NONCES)) == 1
 
     async def check(url: str) -> None:
         target = open_store(url)
@@ -400,7 +390,7 @@ async def test_export_import_carries_oauth_and_nonces(
             # importing twice is refused and changes nothing
             with pytest.raises(StoreUnavailable):
                 await target.import_all(dump)
-            assert len((await target.export_all()).oauth_clients) == 2
+            assert len((await target.export_all()).records(CLIENTS)) == 2
         finally:
             await target.close()
 

@@ -35,6 +35,7 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
 from gateway.oauth.pkce import challenge_for
+from gateway.oauth.records import CODES, GRANTS, REFRESH_TOKENS
 from gateway.oauth.service import OAuthService
 from gateway.oauth.store import ClientRecord
 from tests.conftest import GatewayFactory
@@ -276,8 +277,9 @@ async def test_authlib_completes_consent_code_token_call_refresh_and_revocation(
     # Everything the store holds (export_all reads every table, OAuth ones included) has digests
     # of the code, the client secret and the tokens, never one of them in plaintext.
     dump = await w.gw.services.store.export_all()
-    assert (len(dump.oauth_grants), len(dump.oauth_codes), len(dump.oauth_refresh)) == (1, 1, 2)
-    assert all(r.revoked_at is not None for r in dump.oauth_refresh)
+    refresh = dump.records(REFRESH_TOKENS)
+    assert (len(dump.records(GRANTS)), len(dump.records(CODES)), len(refresh)) == (1, 1, 2)
+    assert all(r.revoked_at is not None for r in refresh)
     stored = repr(dump)
     code = parse_qs(urlsplit(location).query)["code"][0]
     plaintexts = [code, w.secret, old["access_token"], old["refresh_token"]]
@@ -490,8 +492,8 @@ async def test_expired_code_is_refused(world: World, http: aiohttp.ClientSession
     w = world
     code, verifier = await get_code(w, http)
     # Ten minutes pass (the store's clock column, moved instead of sleeping).
-    db = w.gw.services.store._conn  # type: ignore[attr-defined]
-    await db.execute("UPDATE oauth_codes SET expires_at = ?", (time.time() - 1,))
+    async with w.gw.services.store.transaction() as tx:
+        await tx.execute("UPDATE oauth_codes SET expires_at = ?", time.time() - 1)
     status, body, _ = await token_call(http, w, code_body(code, verifier))
     assert status == 400 and body["error"] == "invalid_grant"
     assert "expired" in body["error_description"]
@@ -533,10 +535,11 @@ async def test_refresh_reuse_revokes_the_family_after_a_lost_response_grace(
     _, f1, _ = await token_call(http, w, code_body(code, verifier))
     status, f2, _ = await token_call(http, w, refresh(f1["refresh_token"]))
     assert status == 200
-    db = w.gw.services.store._conn  # type: ignore[attr-defined]
-    await db.execute(
-        "UPDATE oauth_refresh_tokens SET rotated_at = rotated_at - 31 WHERE rotated_at IS NOT NULL"
-    )
+    async with w.gw.services.store.transaction() as tx:
+        await tx.execute(
+            "UPDATE oauth_refresh_tokens SET rotated_at = rotated_at - 31 "
+            "WHERE rotated_at IS NOT NULL"
+        )
     status, body, _ = await token_call(http, w, refresh(f1["refresh_token"]))
     assert status == 400 and body["error"] == "invalid_grant"
     await eventually(refused(http, w, f2["access_token"]), within=1.0)

@@ -28,6 +28,8 @@ BACKENDS = {
     "GATEWAY_TEST_REDIS": ("Redis", "redis://127.0.0.1:6379/0"),
 }
 PROBE_TIMEOUT = 2.0
+# A fixed "now" for records the contract suites write (timestamps compare exactly on both backends).
+T0 = 1_700_000_000.0
 
 
 def postgres_url_or_skip() -> str:
