@@ -56,7 +56,7 @@ from gateway.identity import Identity
 from gateway.tls import upstream_context
 from gateway.upstream import IDEMPOTENT, UpstreamPool, UpstreamPools
 
-__all__ = ["Forwarder", "HeaderHook", "answer_expect", "make_client_session"]
+__all__ = ["Forwarder", "HeaderHook", "answer_expect", "make_client_session", "strip_method_param"]
 
 log = logging.getLogger("gateway.proxy")
 
