@@ -150,4 +150,3 @@ async def test_a_form_body_override_is_not_authorized_as_the_request_line_method
     # Proxy mode reads the body and refuses: the reader may not DELETE.
     async with http.post(f"{gw.url}/forms/1", data=b"_method=DELETE", headers=headers) as r:
         assert r.status == 403
-
