@@ -24,6 +24,7 @@ async def test_a_subject_with_separators_in_a_value_cannot_spell_another_registr
     crafted = s.clients.client("billing,OU=Clients", unit="Team", organization="Example")
     status, err = await get(gw, "/api/items", s.context(crafted))
     assert status == 401, "a crafted common name authenticated as another registration"
+    assert "not a registered credential" in err["message"]
     assert not upstream.seen
     # Registered in its escaped RFC 4514 form (what `openssl x509 -nameopt RFC2253` and
     # cryptography's rfc4514_string() print), that certificate is its own credential: at once,
