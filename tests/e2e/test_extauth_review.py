@@ -150,3 +150,20 @@ async def test_a_form_body_override_is_not_authorized_as_the_request_line_method
     # Proxy mode reads the body and refuses: the reader may not DELETE.
     async with http.post(f"{gw.url}/forms/1", data=b"_method=DELETE", headers=headers) as r:
         assert r.status == 403
+
+
+async def test_the_strip_list_names_client_address_headers_no_proxy_sets(
+    gw: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    # Envoy removes what x-envoy-auth-headers-to-remove names and sets neither header itself:
+    # unnamed, a client's X-Real-IP and Forwarded reached the upstream, which proxy mode never lets.
+    spoofed = {
+        "Authorization": f"Bearer {await reader(gw)}",
+        "X-Real-IP": "198.51.100.7",
+        "Forwarded": "for=198.51.100.7",
+    }
+    async with http.get(f"{gw.url}/_gateway/authz/envoy/api/items/1", headers=spoofed) as r:
+        assert r.status == 200
+        named = r.headers["X-Envoy-Auth-Headers-To-Remove"].split(", ")
+    assert {"x-real-ip", "forwarded", "authorization"} <= set(named)
+    assert "x-forwarded-for" not in named  # the proxy's own
