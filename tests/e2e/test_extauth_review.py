@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import GatewayFactory
 from tests.e2e.core_config import CORE
+from tests.e2e.test_extauth_conventions import HOST_CONFIG
 from tests.e2e.test_extauth_nginx import CONFIG, get
 from tests.support.harness import RunningGateway, Upstream
 from tests.support.proxies import Proxy, start_auth_request_nginx, start_forward_auth_caddy
@@ -167,3 +168,30 @@ async def test_the_strip_list_names_client_address_headers_no_proxy_sets(
         named = r.headers["X-Envoy-Auth-Headers-To-Remove"].split(", ")
     assert {"x-real-ip", "forwarded", "authorization"} <= set(named)
     assert "x-forwarded-for" not in named  # the proxy's own
+
+
+@pytest.mark.parametrize("door", ["proxy", "forwarded"])
+async def test_a_host_with_more_labels_before_the_suffix_names_no_organization(
+    make_gateway: GatewayFactory, upstream: Upstream, http: aiohttp.ClientSession, door: str
+) -> None:
+    # `other.acme.example.test`: the gateway read the organization as the first label (other),
+    # an upstream stripping the suffix reads the last one (acme). A member of `other` was let in
+    # with a Host that the upstream may serve as acme's: two readings, so neither is taken.
+    gw = await make_gateway(HOST_CONFIG, up=upstream.url)
+    svc = gw.services
+    await svc.create_workspace("Acme", "acme", "ws_acme")
+    await svc.create_workspace("Other", "other", "ws_other")
+    await svc.create_user("eve@other.test", id="usr_eve")
+    await svc.add_member("other", "usr_eve", "member")
+    _, pat = await svc.create_token(workspace="other", name="p", type="pat", user="usr_eve")
+    auth = {"Authorization": f"Bearer {pat}"}
+    for host, want in (("other.example.test", 200), ("other.acme.example.test", 400)):
+        if door == "proxy":
+            status, body, _ = await get(http, f"{gw.url}/api/items", {**auth, "Host": host})
+        else:
+            ask = {**auth, "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/api/items"}
+            url = f"{gw.url}/_gateway/authz/forwarded"
+            status, body, _ = await get(http, url, {**ask, "X-Forwarded-Host": host})
+        assert status == want, (host, body)
+        if want == 400:
+            assert body is not None and body["error"]["code"] == "WORKSPACE_REQUIRED"
