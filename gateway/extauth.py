@@ -42,7 +42,7 @@ from gateway.app import Gateway, create_bare_app, edge
 from gateway.config import Route
 from gateway.context import RequestContext
 from gateway.errors import BadRequest, GatewayError, RouteNotFound, UntrustedProxy
-from gateway.headerpolicy import NAMESPACE, header_key
+from gateway.headerpolicy import KEEP, METHOD_OVERRIDE, NAMESPACE, header_key
 from gateway.pipeline.run import decide, upstream_base
 from gateway.proxy import Forwarder, strip_method_param
 from gateway.responses import error_body
@@ -190,8 +190,11 @@ def unstrippable(forwarder: Forwarder, original: web.Request, route: Route) -> N
     came, and nginx can strip headers only by fixed names. So: ``_method`` in the query of a
     route that does not honour overrides (the upstream would perform another method than the
     one authorized), a form body on a route that does (the decision never sees the body, so
-    cannot authorize the method its ``_method`` names), and an ``X-Gateway-*`` header that is
-    not one of the identity headers the shipped configs overwrite (nor a ``_`` spelling of any).
+    cannot authorize the method its ``_method`` names), an ``X-Gateway-*`` header that is not
+    one of the identity headers the shipped configs overwrite, a ``_`` spelling of any header
+    proxy mode withholds (nginx drops those, Caddy, Traefik and Envoy pass them on), and a
+    method-override header where the route honours none (where it does, the override was
+    decided, and the proxy passes it on for the upstream to perform).
     """
     query = original.raw_path.partition("?")[2]
     if query and not route.method_override and strip_method_param(query) != query:
@@ -206,16 +209,29 @@ def unstrippable(forwarder: Forwarder, original: web.Request, route: Route) -> N
             "external authorization: the decision never sees the body's _method.",
             reason="authz_override_form",
         )
-    identity = forwarder.policy.identity_keys
+    policy = forwarder.policy
     for name in original.headers:
         key = name.lower()
         norm = header_key(key)
         # A `_` spelling is refused even for an identity header: proxies overwrite the `-` one.
-        if norm.startswith(NAMESPACE) and (norm != key or key not in identity):
+        if norm.startswith(NAMESPACE) and (norm != key or key not in policy.identity_keys):
             raise BadRequest(
                 f"The {name} header is the gateway's own, and the proxy cannot be trusted to "
                 "remove it before the upstream reads it.",
                 reason="authz_namespace_header",
+            )
+        verdict = policy.verdict(key)
+        if norm != key and verdict != KEEP:
+            # WSGI/CGI upstreams read it as the `-` header proxy mode withholds or rebuilds.
+            raise BadRequest(
+                f"The {name} header spells a header the gateway owns; send it with '-'.",
+                reason="authz_underscore_twin",
+            )
+        if verdict == METHOD_OVERRIDE and not route.method_override:
+            # Passed on by the proxy, the upstream would perform a method never authorized.
+            raise BadRequest(
+                f"This path does not accept a method override ({name}).",
+                reason="authz_override_header",
             )
 
 
