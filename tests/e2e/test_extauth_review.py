@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import GatewayFactory
 from tests.e2e.core_config import CORE
 from tests.e2e.test_extauth_conventions import HOST_CONFIG
-from tests.e2e.test_extauth_nginx import CONFIG, get
+from tests.e2e.test_extauth_nginx import CONFIG, Setup, get, setup  # noqa: F401
 from tests.support.harness import RunningGateway, Upstream
 from tests.support.proxies import Proxy, start_auth_request_nginx, start_forward_auth_caddy
 
@@ -246,3 +246,27 @@ async def test_a_host_with_more_labels_before_the_suffix_names_no_organization(
         assert status == want, (host, body)
         if want == 400:
             assert body is not None and body["error"]["code"] == "WORKSPACE_REQUIRED"
+
+
+async def test_a_second_workspace_header_never_rides_on_a_cached_decision(
+    setup: Setup, http: aiohttp.ClientSession
+) -> None:
+    # nginx before 1.23 keys the decision cache on the first of several same-named headers only:
+    # a request adding `X-Workspace-Id: other` after the decided `acme` reused acme's allowed
+    # decision, and the upstream received both values (a framework keeping the last reads
+    # `other`). Through the gateway itself two workspace headers are 400.
+    auth = ("Authorization", f"Bearer {setup.reader}")
+    for i in range(10):  # pairs: most land in one half-second slot of nginx's cache key
+        url = f"{setup.nginx.url}/api/items/{i}"
+        async with http.get(url, headers=[auth, ("X-Workspace-Id", "acme")]) as r:
+            assert r.status == 200, setup.nginx.errors()
+        before = len(setup.upstream.seen)
+        two = [auth, ("X-Workspace-Id", "acme"), ("X-Workspace-Id", "other")]
+        async with http.get(url, headers=two) as r:
+            status = r.status
+        if status == 200:
+            seen = setup.upstream.last.headers
+            values = [v for k, vs in seen.items() if k.lower() == "x-workspace-id" for v in vs]
+            assert values == ["acme"], values
+        else:
+            assert status == 400 and len(setup.upstream.seen) == before
