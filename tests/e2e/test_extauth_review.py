@@ -249,7 +249,8 @@ async def test_a_host_with_more_labels_before_the_suffix_names_no_organization(
 
 
 async def test_a_second_workspace_header_never_rides_on_a_cached_decision(
-    setup: Setup, http: aiohttp.ClientSession
+    setup: Setup,  # noqa: F811 (the fixture of test_extauth_nginx)
+    http: aiohttp.ClientSession,
 ) -> None:
     # nginx before 1.23 keys the decision cache on the first of several same-named headers only:
     # a request adding `X-Workspace-Id: other` after the decided `acme` reused acme's allowed
