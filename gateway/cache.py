@@ -227,8 +227,10 @@ class AuthCache:
         if change.entity == "token":
             for h in self.token_hashes.pop(change.entity_id, ()):
                 self.tokens.pop(h, None)
-            # New secrets (create/rotate) need no negative-cache purge: a freshly minted secret
-            # cannot have been presented before it existed.
+            # A freshly minted secret cannot have been presented before it existed, but a
+            # certificate registration's key can: the certificate was tried, refused, then
+            # registered. Forget the refusals (rare events; the negative cache refills).
+            self.negative.clear()
         elif change.entity == "membership":
             user_id, _, ws_id = change.entity_id.partition(":")
             self.memberships.pop((user_id, ws_id), None)

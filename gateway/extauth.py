@@ -39,12 +39,22 @@ from yarl import URL
 
 from gateway import catchall
 from gateway.app import Gateway, create_bare_app, edge
+from gateway.config import Route
 from gateway.context import RequestContext
 from gateway.errors import BadRequest, GatewayError, RouteNotFound, UntrustedProxy
+from gateway.headerpolicy import KEEP, METHOD_OVERRIDE, NAMESPACE, header_key
 from gateway.pipeline.run import decide, upstream_base
+from gateway.proxy import Forwarder, strip_method_param
 from gateway.responses import error_body
 
-__all__ = ["STRIP_HEADER", "answer", "create_authz_app", "install_proxy", "original_request"]
+__all__ = [
+    "STRIP_HEADER",
+    "answer",
+    "create_authz_app",
+    "install_proxy",
+    "original_request",
+    "unstrippable",
+]
 
 STRIP_HEADER = "X-Gateway-Strip-Headers"
 ENVOY_STRIP_HEADER = "X-Envoy-Auth-Headers-To-Remove"
@@ -146,6 +156,7 @@ async def answer(gw: Gateway, original: web.Request) -> web.StreamResponse:
                 reason="authz_builtin_route",
             )
         upstream_base(rt, route, ctx.identity)  # ENVIRONMENT_UNAVAILABLE exactly as proxy mode
+        unstrippable(rt.forwarder, original, route)
     except GatewayError as err:
         _refusal_headers(gw, ctx, err)
         raise
@@ -169,6 +180,59 @@ async def answer(gw: Gateway, original: web.Request) -> web.StreamResponse:
         headers["X-Accel-Expires"] = "0"
         headers["Cache-Control"] = "no-store"
     return web.Response(status=200, headers=headers)
+
+
+def unstrippable(forwarder: Forwarder, original: web.Request, route: Route) -> None:
+    """400 for what proxy mode would remove from the request but no proxy can remove for it.
+
+    Proxy mode strips ``_method`` from the query and from form bodies, and every header of the
+    gateway's namespace; a proxy deciding through the gateway forwards the URI and body as they
+    came, and nginx can strip headers only by fixed names. So: ``_method`` in the query of a
+    route that does not honour overrides (the upstream would perform another method than the
+    one authorized), a form body on a route that does (the decision never sees the body, so
+    cannot authorize the method its ``_method`` names), an ``X-Gateway-*`` header that is not
+    one of the identity headers the shipped configs overwrite, a ``_`` spelling of any header
+    proxy mode withholds (nginx drops those, Caddy, Traefik and Envoy pass them on), and a
+    method-override header where the route honours none (where it does, the override was
+    decided, and the proxy passes it on for the upstream to perform).
+    """
+    query = original.raw_path.partition("?")[2]
+    if query and not route.method_override and strip_method_param(query) != query:
+        raise BadRequest(
+            "A _method override in the query is not accepted on this path through external "
+            "authorization: the proxy forwards the query as sent.",
+            reason="authz_override_in_query",
+        )
+    if route.method_override and forwarder.is_form(original):
+        raise BadRequest(
+            "A form body on a path that honours method overrides cannot be decided through "
+            "external authorization: the decision never sees the body's _method.",
+            reason="authz_override_form",
+        )
+    policy = forwarder.policy
+    for name in original.headers:
+        key = name.lower()
+        norm = header_key(key)
+        # A `_` spelling is refused even for an identity header: proxies overwrite the `-` one.
+        if norm.startswith(NAMESPACE) and (norm != key or key not in policy.identity_keys):
+            raise BadRequest(
+                f"The {name} header is the gateway's own, and the proxy cannot be trusted to "
+                "remove it before the upstream reads it.",
+                reason="authz_namespace_header",
+            )
+        verdict = policy.verdict(key)
+        if norm != key and verdict != KEEP:
+            # WSGI/CGI upstreams read it as the `-` header proxy mode withholds or rebuilds.
+            raise BadRequest(
+                f"The {name} header spells a header the gateway owns; send it with '-'.",
+                reason="authz_underscore_twin",
+            )
+        if verdict == METHOD_OVERRIDE and not route.method_override:
+            # Passed on by the proxy, the upstream would perform a method never authorized.
+            raise BadRequest(
+                f"This path does not accept a method override ({name}).",
+                reason="authz_override_header",
+            )
 
 
 def _refusal_headers(gw: Gateway, ctx: RequestContext, err: GatewayError) -> None:

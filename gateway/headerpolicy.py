@@ -40,6 +40,7 @@ __all__ = [
     "KEEP",
     "METHOD_OVERRIDE",
     "METHOD_OVERRIDE_HEADERS",
+    "NAMESPACE",
     "HeaderPolicy",
     "credential_cookies",
     "header_key",

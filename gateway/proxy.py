@@ -59,7 +59,7 @@ from gateway.pipeline.override import BodyOverrideScanner
 from gateway.tls import upstream_context
 from gateway.upstream import IDEMPOTENT, UpstreamPool, UpstreamPools
 
-__all__ = ["Forwarder", "HeaderHook", "answer_expect", "make_client_session"]
+__all__ = ["Forwarder", "HeaderHook", "answer_expect", "make_client_session", "strip_method_param"]
 
 log = logging.getLogger("gateway.proxy")
 
@@ -70,6 +70,9 @@ CHUNK = 64 * 1024
 # An urlencoded form is read whole to drop its `_method`; bigger ones are refused (413).
 FORM_MAX = 1024 * 1024
 FORM_BODY: web.RequestKey[bytes] = web.RequestKey("gateway.form_body", bytes)
+# What every proxy in front of the decision endpoint sets itself; the rest of FORWARDED (a
+# client's X-Real-IP, Forwarded) is named for removal like any header proxy mode withholds.
+PROXY_SETS = FORWARDED - {"x-real-ip", "forwarded"}
 
 
 def make_client_session(limit: int = 0) -> aiohttp.ClientSession:
@@ -217,7 +220,8 @@ class Forwarder:
         route keeps them), the gateway's namespace and identity headers, `_` twins, URL overrides,
         method overrides (unless the route honours them) and client-address headers (the peer
         asking is the proxy, not the client, so they are never trusted here). Hop-by-hop headers
-        and ``X-Forwarded-*`` are the proxy's own business; a credential cookie cannot be named
+        and ``X-Forwarded-For/-Proto/-Host`` are the proxy's own business (a client's
+        ``X-Real-IP`` and ``Forwarded`` are named: Envoy and Traefik set neither); a credential cookie cannot be named
         without dropping every cookie, so it is not (docs/external-auth.md says so).
         """
         policy = self.policy
@@ -226,7 +230,7 @@ class Forwarder:
             key = name.lower()
             v = policy.verdict(key)
             if v == DROP:
-                if key not in HOP_BY_HOP and key not in FORWARDED:
+                if key not in HOP_BY_HOP and key not in PROXY_SETS:
                     out.add(key)
             elif (
                 (v == CREDENTIAL and not route.keep_credential)

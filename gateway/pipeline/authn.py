@@ -235,17 +235,29 @@ def certificate_keys(cert: Mapping[str, Any], fingerprint: str) -> Iterator[str]
     """The keys a certificate credential may be registered under, most specific first:
     ``sha256:<hex fingerprint>``, then ``san:<type>:<value>`` for each subjectAltName
     (``san:DNS:svc.internal``, ``san:email:a@b.c``, ``san:URI:spiffe://…``), then
-    ``subject:<RFC 4514 DN>`` (``subject:CN=svc,O=Example``)."""
+    ``subject:<RFC 4514 DN>`` (``subject:CN=svc,O=Example``; ``,``, ``+``, ``\\`` and the other
+    special characters inside a value escaped with ``\\``)."""
     yield f"sha256:{fingerprint.lower()}"
     for kind, value in cert.get("subjectAltName", ()):
         yield f"san:{kind}:{value}"
+    # RFC 4514: RDNs last-first, joined by ",", multi-valued ones by "+", values escaped, so
+    # a value holding separators ("CN=billing,OU=Clients") cannot spell another subject.
     subject = ",".join(
-        f"{_DN_NAMES.get(name, name)}={value}"
+        "+".join(f"{_DN_NAMES.get(name, name)}={_dn_escape(value)}" for name, value in rdn)
         for rdn in reversed(cert.get("subject", ()))
-        for name, value in rdn
     )
     if subject:
         yield f"subject:{subject}"
+
+
+def _dn_escape(value: str) -> str:
+    """An attribute value as RFC 4514 (and cryptography's ``rfc4514_string``) writes it."""
+    out = "".join("\\" + c if c in '\\",+;<>' else "\\00" if c == "\0" else c for c in value)
+    if value.startswith(("#", " ")):
+        out = "\\" + out
+    if value.endswith(" ") and len(value) > 1:
+        out = out[:-1] + "\\ "
+    return out
 
 
 _DN_NAMES = {

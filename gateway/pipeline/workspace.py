@@ -76,6 +76,14 @@ class WorkspaceResolver:
                         "The host does not name an organization.", reason="workspace_host"
                     )
                 host = host[: -len(suffix) - 1]
+                if "." in host:
+                    # x.acme.<suffix>: the first label here, the last one to an upstream that
+                    # strips the suffix. Two readings of one Host: neither is taken.
+                    raise WorkspaceRequired(
+                        "The host does not name an organization: one label before "
+                        f"{suffix}, please.",
+                        reason="workspace_host_labels",
+                    )
             value = host.split(".", 1)[0]
             if not value:
                 raise WorkspaceRequired(
