@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
 from tests.e2e.test_extauth_conventions import HOST_CONFIG
 from tests.e2e.test_extauth_nginx import CONFIG, Setup, get, setup  # noqa: F401
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream
 from tests.support.proxies import Proxy, start_auth_request_nginx, start_forward_auth_caddy
 

@@ -13,7 +13,7 @@ import time
 
 import aiohttp
 
-from tests.e2e.test_store_outage import cache, call, gw, relay, timed  # noqa: F401
+from tests.e2e.test_store_outage import cache, gw, item, relay, timed  # noqa: F401
 from tests.support.harness import RunningGateway
 from tests.support.tcpproxy import TcpProxy
 
@@ -34,20 +34,20 @@ async def test_one_slow_lookup_denies_misses_only_until_the_next_feed_read(
     await cache(http, gw, cached)
 
     relay.pause()
-    slow, took = await timed(call(http, gw, misses[0]))  # the one slow lookup
+    slow, took = await timed(item(http, gw, misses[0]))  # the one slow lookup
     relay.resume()
     opened = time.monotonic()
     assert slow == (503, "STORE_UNAVAILABLE") and took < 0.9, (slow, took)
     # A fresh miss every 10 ms until one is served: how long the circuit denied everyone new.
     refused = 0
     for tok in misses[1:]:
-        status = await call(http, gw, tok)
+        status = await item(http, gw, tok)
         if status == (200, None):
             break
         assert status == (503, "STORE_UNAVAILABLE"), status
         refused += 1
         # Cached decisions are served all along (outage_grace).
-        assert await call(http, gw, cached) == (200, None)
+        assert await item(http, gw, cached) == (200, None)
         await asyncio.sleep(0.01)
     else:
         raise AssertionError("misses were still refused after 2 s")
