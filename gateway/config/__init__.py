@@ -1,0 +1,81 @@
+"""``gateway.yaml``: its model, its validation, and the config the gateway runs on.
+
+    document.py  the file's shape as pydantic models (types, defaults, one-key rules); the JSON
+                 Schema (``gateway config-schema``, config/gateway.schema.json) comes from it
+    loader.py    load(): ${VAR} substitution, validation, rules across sections, building the runtime
+    runtime.py   the frozen, slotted dataclasses the request path reads (Config and its parts)
+    problems.py  Problem / ConfigError, and pydantic's errors said as ``path: message (got value)``
+    schema.py    the JSON Schema document
+
+Everything the rest of the gateway uses is importable from ``gateway.config``.
+"""
+
+from gateway.config.loader import LEAK_REVOKE_PATH, leak_routes, load, load_text
+from gateway.config.problems import ConfigError, Problem
+from gateway.config.runtime import (
+    EXPLICIT_METHODS,
+    HTTP_METHODS,
+    JWT_HMAC_ALGORITHMS,
+    JWT_KEY_ALGORITHMS,
+    CacheConfig,
+    Config,
+    CredentialSource,
+    DashboardConfig,
+    ExternalAuthConfig,
+    HealthCheck,
+    IdentityHeaders,
+    LimitsConfig,
+    Listener,
+    OAuthConfig,
+    OAuthPaths,
+    RateLimitRule,
+    RateLimits,
+    Route,
+    ScopeRules,
+    ServerTLS,
+    SessionsConfig,
+    StoreOptions,
+    TargetHealth,
+    TokenType,
+    TracingConfig,
+    Upstream,
+    UpstreamTLS,
+    WorkspaceSource,
+)
+
+__all__ = [
+    "EXPLICIT_METHODS",
+    "HTTP_METHODS",
+    "JWT_HMAC_ALGORITHMS",
+    "JWT_KEY_ALGORITHMS",
+    "LEAK_REVOKE_PATH",
+    "CacheConfig",
+    "Config",
+    "ConfigError",
+    "CredentialSource",
+    "DashboardConfig",
+    "ExternalAuthConfig",
+    "HealthCheck",
+    "IdentityHeaders",
+    "LimitsConfig",
+    "Listener",
+    "OAuthConfig",
+    "OAuthPaths",
+    "Problem",
+    "RateLimitRule",
+    "RateLimits",
+    "Route",
+    "ScopeRules",
+    "ServerTLS",
+    "SessionsConfig",
+    "StoreOptions",
+    "TargetHealth",
+    "TokenType",
+    "TracingConfig",
+    "Upstream",
+    "UpstreamTLS",
+    "WorkspaceSource",
+    "leak_routes",
+    "load",
+    "load_text",
+]
