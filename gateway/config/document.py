@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationInfo,
     WithJsonSchema,
     model_validator,
@@ -73,9 +74,9 @@ _RULE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 def _d(cls: type, name: str) -> Any:
     """The default the runtime dataclass ``cls`` gives ``name`` (stated there, once)."""
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory()  # type: ignore[misc]
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def check(ok: Callable[[Any], object], message: str) -> AfterValidator:
@@ -90,11 +91,49 @@ def check(ok: Callable[[Any], object], message: str) -> AfterValidator:
 
 
 def _one_or_many(value: Any) -> Any:
+    if value is None:
+        return []
     return [value] if isinstance(value, str) else value
 
 
+# Scalars as the config has always read them: numbers from ${VAR} strings, booleans from
+# true/false/yes/no/1/0 — but never a boolean as a number, nor a number as a boolean.
+def _bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
+        return value.lower() in {"true", "yes", "1"}
+    raise invalid("must be true or false", value)
+
+
+def _int(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    raise invalid("must be an integer", value)
+
+
+def _float(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise invalid("must be a number", value)
+
+
+Bool = Annotated[bool, BeforeValidator(_bool)]
+Int = Annotated[int, BeforeValidator(_int)]
+Float = Annotated[float, BeforeValidator(_float)]
+
+
+# Entries of a list are strings as written: a number there is a mistake, not a name.
+Text = Annotated[str, Strict()]
 StrList = Annotated[
-    list[str], BeforeValidator(_one_or_many, json_schema_input_type=str | list[str])
+    list[Text], BeforeValidator(_one_or_many, json_schema_input_type=str | list[str])
 ]
 
 
@@ -122,7 +161,7 @@ Seconds = Annotated[
 ]
 HeaderName = Annotated[str, check(HEADER_NAME.match, "must be an HTTP header name")]
 CookieName = Annotated[str, check(HEADER_NAME.match, "must be a cookie name")]
-Positive = Annotated[int, check(lambda v: v >= 1, "must be at least 1")]
+Positive = Annotated[Int, check(lambda v: v >= 1, "must be at least 1")]
 
 
 def _url(value: str) -> str:
@@ -187,6 +226,7 @@ class Section(BaseModel):
 
 
 # -- listeners ---------------------------------------------------------------------------------------
+
 
 def _ciphers(value: str) -> str:
     try:
@@ -258,19 +298,19 @@ class StoreDoc(Section):
     """``store:``: a URL, or a mapping with ``url`` and how store outages are treated."""
 
     url: Annotated[str, check(_STORE_URL.match, _STORE_URL_MESSAGE)] = "sqlite:///gateway.db"
-    outage_grace: Annotated[float, check(lambda v: v >= 0, "must be zero or positive")] = _d(
+    outage_grace: Annotated[Float, check(lambda v: v >= 0, "must be zero or positive")] = _d(
         StoreOptions, "outage_grace"
     )
-    connect_timeout: Annotated[float, check(lambda v: v > 0, "must be positive")] = _d(
+    connect_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = _d(
         StoreOptions, "connect_timeout"
     )
-    query_timeout: Annotated[float, check(lambda v: v > 0, "must be positive")] = _d(
+    query_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = _d(
         StoreOptions, "query_timeout"
     )
-    lookup_timeout: Annotated[float, check(lambda v: v > 0, "must be positive")] = _d(
+    lookup_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = _d(
         StoreOptions, "lookup_timeout"
     )
-    probe_interval: Annotated[float, check(lambda v: v > 0, "must be positive")] = _d(
+    probe_interval: Annotated[Float, check(lambda v: v > 0, "must be positive")] = _d(
         StoreOptions, "probe_interval"
     )
 
@@ -309,11 +349,11 @@ class TokenTypeDoc(Section):
     kind: Literal["api_key", "pat", "oauth_access", "workspace_key"] = "api_key"
     environment: str = "live"
     credential: CredentialDoc = CredentialDoc()
-    inherit_user_permissions: bool = _d(TokenType, "inherit_user_permissions")
+    inherit_user_permissions: Bool = _d(TokenType, "inherit_user_permissions")
     plans: StrList = []
     routes: StrList = []
-    require_allowed_domains: bool = _d(TokenType, "require_allowed_domains")
-    client_certificate: bool = _d(TokenType, "client_certificate")
+    require_allowed_domains: Bool = _d(TokenType, "require_allowed_domains")
+    client_certificate: Bool = _d(TokenType, "client_certificate")
 
     @model_validator(mode="after")
     def _certificate_not_header(self) -> TokenTypeDoc:
@@ -334,7 +374,7 @@ class WorkspaceDoc(Section):
     source: Literal["header", "host", "token"] = _d(WorkspaceSource, "source")
     header: HeaderName | None = None
     match: Literal["id", "slug", "any"] = _d(WorkspaceSource, "match")
-    required: bool = _d(WorkspaceSource, "required")
+    required: Bool = _d(WorkspaceSource, "required")
     pattern: Annotated[str, AfterValidator(_regex)] | None = None
     host_suffix: str | None = None
     id_format: Literal["prefixed", "objectid"] = _d(WorkspaceSource, "id_format")
@@ -356,14 +396,12 @@ class UpstreamTLSDoc(Section):
     cert_file: ReadableFile | None = None
     key_file: ReadableFile | None = None
     server_name: str | None = None
-    verify: bool = _d(UpstreamTLS, "verify")
+    verify: Bool = _d(UpstreamTLS, "verify")
 
     @model_validator(mode="after")
     def _pair(self) -> UpstreamTLSDoc:
         if (self.cert_file is None) != (self.key_file is None):
-            raise invalid(
-                "cert_file and key_file go together (the client certificate and its key)"
-            )
+            raise invalid("cert_file and key_file go together (the client certificate and its key)")
         return self
 
 
@@ -405,16 +443,14 @@ class UpstreamDoc(Section):
 
     url: Url | None = None
     targets: Annotated[list[Url], AfterValidator(_targets)] | None = None
-    environments: dict[str, Annotated[str, AfterValidator(_environment_url)]] = {}
+    environments: dict[str, Annotated[str, AfterValidator(_environment_url)] | None] = {}
     balance: Literal["round_robin", "least_connections"] = _d(Upstream, "balance")
     tls: UpstreamTLSDoc | None = None
     health: HealthDoc = HealthDoc()
-    connect_timeout: float = _d(Upstream, "connect_timeout")
-    timeout: float = _d(Upstream, "timeout")
+    connect_timeout: Float = _d(Upstream, "connect_timeout")
+    timeout: Float = _d(Upstream, "timeout")
     max_connections: (
-        Annotated[
-            int, check(lambda v: v > 0, "must be a positive number (or left out for no cap)")
-        ]
+        Annotated[Int, check(lambda v: v > 0, "must be a positive number (or left out for no cap)")]
         | None
     ) = None
 
@@ -422,7 +458,7 @@ class UpstreamDoc(Section):
     def _one_source(self) -> UpstreamDoc:
         if (self.url is None) == (self.targets is None):
             raise invalid("needs exactly one of url or targets")
-        urls = [*(self.targets or [self.url or ""]), *self.environments.values()]
+        urls = [*(self.targets or [self.url or ""]), *(u for u in self.environments.values() if u)]
         if self.tls is not None and not any(u.startswith("https://") for u in urls):
             raise invalid("is set but no URL of this upstream is https://", at=".tls")
         return self
@@ -476,16 +512,16 @@ class RouteDoc(Section):
         ScopeSpecDoc,
         BeforeValidator(_scope_spec, json_schema_input_type=str | list[str] | ScopeSpecDoc),
     ] = ScopeSpecDoc()
-    public: bool = _d(Route, "public")
+    public: Bool = _d(Route, "public")
     strip_prefix: str | None = None
     add_prefix: str | None = None
-    keep_credential: bool = _d(Route, "keep_credential")
+    keep_credential: Bool = _d(Route, "keep_credential")
     handler: str | None = None
     auth_methods: Annotated[StrList, AfterValidator(_auth_methods)] = []
-    max_body_bytes: int | None = None
-    method_override: bool = _d(Route, "method_override")
+    max_body_bytes: Int | None = None
+    method_override: Bool = _d(Route, "method_override")
     tags: StrList = []
-    require_client_certificate: bool = _d(Route, "require_client_certificate")
+    require_client_certificate: Bool = _d(Route, "require_client_certificate")
 
     @model_validator(mode="after")
     def _consistent(self) -> RouteDoc:
@@ -499,7 +535,7 @@ class RouteDoc(Section):
         return self
 
 
-Scope = Annotated[str, check(_SCOPE.match, "a scope may hold letters, digits and . : _ * -")]
+Scope = Annotated[Text, check(_SCOPE.match, "a scope may hold letters, digits and . : _ * -")]
 
 
 class ScopesDoc(Section):
@@ -538,19 +574,19 @@ def _network(value: str) -> str:
 # -- cache and limits --------------------------------------------------------------------------------
 
 _POSITIVE = "must be positive"
-PositiveInt = Annotated[int, check(lambda v: v > 0, _POSITIVE)]
-PositiveFloat = Annotated[float, check(lambda v: v > 0, _POSITIVE)]
+PositiveInt = Annotated[Int, check(lambda v: v > 0, _POSITIVE)]
+PositiveFloat = Annotated[Float, check(lambda v: v > 0, _POSITIVE)]
 
 
 class CacheDoc(Section):
     size: PositiveInt = _d(CacheConfig, "size")
-    ttl: float = _d(CacheConfig, "ttl")
+    ttl: Float = _d(CacheConfig, "ttl")
     negative_size: PositiveInt = _d(CacheConfig, "negative_size")
-    negative_ttl: float = _d(CacheConfig, "negative_ttl")
+    negative_ttl: Float = _d(CacheConfig, "negative_ttl")
     poll_interval: Annotated[
-        float, check(lambda v: 0 < v <= 1.0, "must be in (0, 1] so changes land within a second")
+        Float, check(lambda v: 0 < v <= 1.0, "must be in (0, 1] so changes land within a second")
     ] = _d(CacheConfig, "poll_interval")
-    usage_flush_interval: float = _d(CacheConfig, "usage_flush_interval")
+    usage_flush_interval: Float = _d(CacheConfig, "usage_flush_interval")
 
 
 class LimitsDoc(Section):
@@ -594,7 +630,7 @@ class DashboardDoc(Section):
         | None
     ) = None
     session_ttl: Annotated[
-        float,
+        Float,
         check(lambda v: 0 < v <= 30 * 86400, "must be between 0 and 30 days (in seconds)"),
     ] = _d(DashboardConfig, "session_ttl")
     session_jwt_cookie: CookieName = _d(DashboardConfig, "session_jwt_cookie")
@@ -634,16 +670,13 @@ class OAuthDoc(Section):
     ] = _d(OAuthConfig, "code_ttl")
     refresh_reuse_grace: Seconds = _d(OAuthConfig, "refresh_reuse_grace")
     login_url: (
-        Annotated[
-            str, check(_LOGIN_URL.match, "must be an http(s) URL or an absolute path")
-        ]
-        | None
+        Annotated[str, check(_LOGIN_URL.match, "must be an http(s) URL or an absolute path")] | None
     ) = None
 
 
 _ALGORITHMS = sorted(JWT_HMAC_ALGORITHMS | JWT_KEY_ALGORITHMS)
 Algorithm = Annotated[
-    str, check(lambda v: v in _ALGORITHMS, f"must be among {_ALGORITHMS} ('none' never)")
+    Text, check(lambda v: v in _ALGORITHMS, f"must be among {_ALGORITHMS} ('none' never)")
 ]
 
 
@@ -662,7 +695,7 @@ class SessionsDoc(Section):
     jwks_url: Url | None = None
     jwks_cooldown: Seconds = _d(SessionsConfig, "jwks_cooldown")
     leeway: Annotated[
-        float, check(lambda v: 0 <= v <= 120, "must be between 0 and 120 seconds")
+        Float, check(lambda v: 0 <= v <= 120, "must be between 0 and 120 seconds")
     ] = _d(SessionsConfig, "leeway")
     roles: StrList = ["authenticated"]
     cookie: CookieName | None = None
@@ -708,10 +741,8 @@ class RateRuleDoc(Section):
         ]
         | None
     ) = Field(default=None, description="default: rule<N>, N its position")
-    limit: Annotated[int, check(lambda v: v > 0, "must be a positive integer")]
-    window: Annotated[
-        float, check(lambda v: v > 0, "must be a positive number of seconds")
-    ] = 60.0
+    limit: Annotated[Int, check(lambda v: v > 0, "must be a positive integer")]
+    window: Annotated[Float, check(lambda v: v > 0, "must be a positive number of seconds")] = 60.0
     per: Annotated[StrList, AfterValidator(_per)] = ["token"]
     token_types: StrList = []
     routes: StrList = []
@@ -753,7 +784,7 @@ class ExternalAuthDoc(Section):
     listener: ListenerField | None = None
     # Proxies count cache lifetimes in whole seconds; anything longer would break the promise
     # that a revoked token is refused everywhere within a second.
-    cache_seconds: Annotated[int, check(lambda v: v in (0, 1), "must be 0 or 1")] = _d(
+    cache_seconds: Annotated[Int, check(lambda v: v in (0, 1), "must be 0 or 1")] = _d(
         ExternalAuthConfig, "cache_seconds"
     )
 
@@ -762,14 +793,14 @@ class TracingDoc(Section):
     endpoint: Url
     service_name: str = _d(TracingConfig, "service_name")
     sampling_ratio: Annotated[
-        float, check(lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
+        Float, check(lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
     ] = _d(TracingConfig, "sampling_ratio")
     queue_size: Annotated[
-        int, check(lambda v: 1 <= v <= 1_000_000, "must be between 1 and 1000000")
+        Int, check(lambda v: 1 <= v <= 1_000_000, "must be between 1 and 1000000")
     ] = _d(TracingConfig, "queue_size")
-    timeout: Annotated[
-        float, check(lambda v: 0 < v <= 60, "must be between 0 and 60 seconds")
-    ] = _d(TracingConfig, "timeout")
+    timeout: Annotated[Float, check(lambda v: 0 < v <= 60, "must be between 0 and 60 seconds")] = (
+        _d(TracingConfig, "timeout")
+    )
 
 
 # -- the document ------------------------------------------------------------------------------------
@@ -785,16 +816,15 @@ def _some_upstream(value: dict[str, UpstreamDoc], info: ValidationInfo) -> dict[
     return value
 
 
-
 class Document(Section):
     """``gateway.yaml``."""
 
     model_config = ConfigDict(title="gateway.yaml")
 
     listeners: ListenersDoc = ListenersDoc()
-    store: Annotated[
-        StoreDoc, BeforeValidator(_store, json_schema_input_type=str | StoreDoc)
-    ] = StoreDoc()
+    store: Annotated[StoreDoc, BeforeValidator(_store, json_schema_input_type=str | StoreDoc)] = (
+        StoreDoc()
+    )
     token_types: list[TokenTypeDoc] = Field(
         default=[{"name": "api_key", "prefix": "gw_", "kind": "api_key"}], validate_default=True
     )
@@ -807,7 +837,7 @@ class Document(Section):
     cache: CacheDoc = CacheDoc()
     errors: ErrorsDoc = ErrorsDoc()
     trusted_proxies: Annotated[
-        list[Annotated[str, AfterValidator(_network)]],
+        list[Annotated[Text, AfterValidator(_network)]],
         BeforeValidator(_one_or_many, json_schema_input_type=str | list[str]),
     ] = []
     pepper: str | None = None
@@ -827,5 +857,7 @@ class Document(Section):
     def _empty_sections_are_on(cls, data: Any) -> Any:
         # `oauth:` and `sessions:` with nothing under them turn the feature on with its defaults.
         if isinstance(data, dict):
-            return {k: {} if v is None and k in ("oauth", "sessions") else v for k, v in data.items()}
+            return {
+                k: {} if v is None and k in ("oauth", "sessions") else v for k, v in data.items()
+            }
         return data

@@ -18,13 +18,20 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import ValidationError
 
-from gateway.config.document import LENIENT, Document, ListenerDoc, parse_address
-from gateway.config.problems import ConfigError, Problem, problems_from
+from gateway.config.document import (
+    LENIENT,
+    Document,
+    ListenerDoc,
+    RateRuleDoc,
+    UpstreamDoc,
+    parse_address,
+)
+from gateway.config.problems import MISSING, ConfigError, Problem, problems_from
 from gateway.config.runtime import (
     CacheConfig,
     Config,
@@ -105,8 +112,7 @@ def _interpolate(node: Any, path: str, problems: list[Problem]) -> Any:
         return _VAR.sub(sub, node)
     if isinstance(node, dict):
         return {
-            k: _interpolate(v, f"{path}.{k}" if path else str(k), problems)
-            for k, v in node.items()
+            k: _interpolate(v, f"{path}.{k}" if path else str(k), problems) for k, v in node.items()
         }
     if isinstance(node, list):
         return [_interpolate(v, f"{path}[{i}]", problems) for i, v in enumerate(node)]
@@ -114,6 +120,13 @@ def _interpolate(node: Any, path: str, problems: list[Problem]) -> Any:
 
 
 # -- validation that reports everything --------------------------------------------------------------
+
+
+class Report(Protocol):
+    """Records one problem (an error or a warning) with its key path and value."""
+
+    def __call__(self, path: str, message: str, value: Any = MISSING) -> None: ...
+
 
 _DROP: Any = object()
 # Lists whose entries are reported by position: when an entry is set aside, the rest keep theirs.
@@ -152,7 +165,9 @@ def _validate(tree: Any, problems: list[Problem]) -> tuple[Document, Positions] 
                 _remove(pruned, loc)
         for name in _NUMBERED:
             entries = _at(pruned, name)
-            positions[name] = [p for p, e in zip(positions[name], entries, strict=False) if e is not _DROP]
+            positions[name] = [
+                p for p, e in zip(positions[name], entries, strict=False) if e is not _DROP
+            ]
         pruned = _swept(pruned)
         try:
             return Document.model_validate(pruned, context=LENIENT), positions
@@ -171,19 +186,22 @@ def _at(tree: dict[str, Any], dotted: str) -> list[Any]:
 def _remove(tree: Any, loc: list[int | str]) -> None:
     """Set aside the value at ``loc``, or the deepest value on the way there that exists (a string
     a validator turned into a mapping has no keys of its own to remove)."""
-    parent, key = None, None
-    node = tree
+    parent: Any = None
+    key: int | str = ""
+    node: Any = tree
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            parent, key, node = node, part, node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            parent, key, node = node, part, node[part]
-        else:
+        inside = part in node if isinstance(node, dict) else _has_index(node, part)
+        if not inside:
             break
+        parent, key, node = node, part, node[part]
     if isinstance(parent, dict):
         del parent[key]
     elif isinstance(parent, list) and isinstance(key, int):
         parent[key] = _DROP
+
+
+def _has_index(node: Any, part: int | str) -> bool:
+    return isinstance(node, list) and isinstance(part, int) and part < len(node)
 
 
 def _swept(node: Any) -> Any:
@@ -200,11 +218,11 @@ def _swept(node: Any) -> Any:
 def _build(
     doc: Document, positions: Positions, tree: Any, source: str, problems: list[Problem]
 ) -> Config:
-    def error(path: str, message: str, *value: Any) -> None:
-        problems.append(Problem(path, message, *value))
+    def error(path: str, message: str, value: Any = MISSING) -> None:
+        problems.append(Problem(path, message, value))
 
-    def warn(path: str, message: str, *value: Any) -> None:
-        problems.append(Problem(path, message, *value, warning=True))
+    def warn(path: str, message: str, value: Any = MISSING) -> None:
+        problems.append(Problem(path, message, value, warning=True))
 
     proxy = _listener(doc.listeners.proxy)
     admin = _listener_or_none(doc.listeners.admin)
@@ -304,7 +322,7 @@ def _numbering(positions: Positions, name: str) -> Callable[[int], int]:
 
 
 def _token_types(
-    doc: Document, place: Callable[[int], int], error: Any
+    doc: Document, place: Callable[[int], int], error: Report
 ) -> tuple[TokenType, ...]:
     out: list[TokenType] = []
     seen: dict[str, str] = {}
@@ -331,8 +349,8 @@ def _token_types(
     return tuple(out)
 
 
-def _upstream(name: str, u: Any, warn: Any) -> Upstream:
-    targets = tuple(u.targets or [u.url])
+def _upstream(name: str, u: UpstreamDoc, warn: Report) -> Upstream:
+    targets = tuple(u.targets or [u.url or ""])
     tls = None
     if u.tls is not None:
         tls = UpstreamTLS(**u.tls.model_dump())
@@ -359,7 +377,7 @@ def _upstream(name: str, u: Any, warn: Any) -> Upstream:
 
 
 def _routes(
-    doc: Document, place: Callable[[int], int], upstreams: set[str], error: Any
+    doc: Document, place: Callable[[int], int], upstreams: set[str], error: Report
 ) -> tuple[Route, ...]:
     out: list[Route] = []
     names: set[str] = set()
@@ -427,7 +445,7 @@ def _check_scope_references(
     routes: tuple[Route, ...],
     rules: ScopeRules,
     roles: Mapping[str, frozenset[str]],
-    error: Any,
+    error: Report,
 ) -> None:
     if not rules.known:
         return
@@ -442,7 +460,7 @@ def _check_scope_references(
                 error(f"roles.{role}", "names a scope not in scopes.known", s)
 
 
-def _warn_shadowed(routes: tuple[Route, ...], warn: Any) -> None:
+def _warn_shadowed(routes: tuple[Route, ...], warn: Report) -> None:
     """Two routes with the same pattern and overlapping methods: the later one never matches."""
     for i, a in enumerate(routes):
         for b in routes[i + 1 :]:
@@ -460,7 +478,7 @@ def _check_type_routes(
     token_types: tuple[TokenType, ...],
     place: Callable[[int], int],
     routes: tuple[Route, ...],
-    error: Any,
+    error: Report,
 ) -> None:
     """Every name in ``token_types[].routes`` must be a route's name or one of its tags."""
     known = {rt.name for rt in routes} | {t for rt in routes for t in rt.tags}
@@ -484,9 +502,7 @@ def leak_routes(start: int) -> tuple[Route, ...]:
     )
 
 
-def _oauth(
-    doc: Document, token_types: tuple[TokenType, ...], error: Any
-) -> OAuthConfig | None:
+def _oauth(doc: Document, token_types: tuple[TokenType, ...], error: Report) -> OAuthConfig | None:
     o = doc.oauth
     if o is None:
         return None
@@ -543,8 +559,8 @@ def _dashboard(
     pepper: str | None,
     admin: Listener | None,
     token_types: tuple[TokenType, ...],
-    error: Any,
-    warn: Any,
+    error: Report,
+    warn: Report,
 ) -> DashboardConfig | None:
     d = doc.dashboard
     if d is None:
@@ -586,7 +602,7 @@ def _rate_limits(
     place: Callable[[int], int],
     routes: tuple[Route, ...],
     types: tuple[TokenType, ...],
-    error: Any,
+    error: Report,
 ) -> RateLimits:
     m = doc.rate_limits
     route_names = {rt.name for rt in routes}
@@ -612,7 +628,7 @@ def _rate_limits(
     )
 
 
-def _rule(r: Any, default_name: str) -> RateLimitRule:
+def _rule(r: RateRuleDoc, default_name: str) -> RateLimitRule:
     return RateLimitRule(
         name=r.name or default_name,
         limit=r.limit,

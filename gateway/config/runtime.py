@@ -403,7 +403,6 @@ class TracingConfig:
     timeout: float = 5.0  # one export attempt (in the exporter's thread, never a request's)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Config:
     source: str
@@ -441,4 +440,3 @@ class Config:
             if tt.name == name or tt.prefix == name:
                 return tt
         return None
-
