@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("check", help="validate the config; exit 1 on any error")
+    sub.add_parser("config-schema", help="print the JSON Schema of gateway.yaml (for editors)")
 
     d = sub.add_parser(
         "demo", help="quick start: demo upstream, SQLite store, minted tokens, then serve"
@@ -419,6 +420,14 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _config_schema() -> int:
+    """``gateway config-schema``: the schema config/gateway.schema.json holds; needs no config."""
+    from gateway.config.schema import render
+
+    sys.stdout.write(render())
+    return 0
+
+
 def _unreachable_environments(cfg: Config) -> list[config_mod.Problem]:
     """An upstream with per-environment URLs that has none for a token type's environment: every
     such token gets 403 ENVIRONMENT_UNAVAILABLE there, usually because a variable is unset."""
@@ -508,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _migrate_store_cmd(args)
     if args.command == "check":
         return _check(args)
+    if args.command == "config-schema":
+        return _config_schema()
     if args.command == "demo":
         from gateway.demo import run_demo
 
