@@ -2,7 +2,9 @@
 
     document.py  the file's shape as pydantic models (types, defaults, one-key rules); the JSON
                  Schema (``gateway config-schema``, config/gateway.schema.json) comes from it
-    loader.py    load(): ${VAR} substitution, validation, rules across sections, building the runtime
+    loader.py    load(): ${VAR} substitution, validation that reports every problem at once
+    build.py     the rules across sections, and the runtime Config built from a valid document
+    fields.py    the shared value types of the model (durations, header names, URLs, …)
     runtime.py   the frozen, slotted dataclasses the request path reads (Config and its parts)
     problems.py  Problem / ConfigError, and pydantic's errors said as ``path: message (got value)``
     schema.py    the JSON Schema document
@@ -10,7 +12,8 @@
 Everything the rest of the gateway uses is importable from ``gateway.config``.
 """
 
-from gateway.config.loader import LEAK_REVOKE_PATH, leak_routes, load, load_text
+from gateway.config.build import LEAK_REVOKE_PATH, leak_routes
+from gateway.config.loader import load, load_text
 from gateway.config.problems import ConfigError, Problem
 from gateway.config.runtime import (
     EXPLICIT_METHODS,

@@ -3,33 +3,53 @@ and single-key rule. The JSON Schema editors use is generated from them (``gatew
 
 Unknown keys are refused everywhere (``extra="forbid"``). A key given as ``null`` means "not given"
 (its default applies) except where ``null`` has a meaning of its own (``_nullable``). Defaults that
-the runtime dataclasses also carry are read from them (:func:`_d`), so each is stated once. Rules
+the runtime dataclasses also carry are read from them (:func:`~gateway.config.fields.default_of`),
+so each is stated once. Rules
 that span sections (a route naming an upstream, a token type naming a route) are checked by
 :mod:`gateway.config.loader`, which also builds the runtime objects from a validated document.
+
+One module on purpose (over 400 lines): it is the reference of ``gateway.yaml``, one section after
+another in the file's order, so a key is looked up in one place; the shared value types live in
+:mod:`gateway.config.fields`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import re
 import ssl
-from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    Strict,
     ValidationInfo,
-    WithJsonSchema,
     model_validator,
 )
 
-from gateway import durations
+from gateway.config.fields import (
+    PREFIX,
+    Bool,
+    CookieName,
+    Float,
+    HeaderName,
+    Int,
+    Positive,
+    ReadableFile,
+    Seconds,
+    Section,
+    StrList,
+    Text,
+    Url,
+    check,
+    default_of,
+    http_url,
+    literal_path,
+    one_or_many,
+    route_path,
+)
 from gateway.config.problems import invalid
 from gateway.config.runtime import (
     DEFAULT_CIPHERS,
@@ -60,169 +80,13 @@ from gateway.config.runtime import (
 
 __all__ = ["Document"]
 
-HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _SCOPE = re.compile(r"^[A-Za-z0-9_.:*-]+$")
-PREFIX = re.compile(r"[a-z][a-z0-9]*_([a-z0-9]+_)*")
 _STORE_URL = re.compile(r"^(sqlite:///|sqlite://:memory:|postgres(ql)?://)")
 _ABSOLUTE_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 _BASE_URL = re.compile(r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
 _ISSUER = re.compile(r"^https?://[^/\s?#]+[^\s?#]*$")
 _LOGIN_URL = re.compile(r"^(https?://[^\s]+|/[^\s]*)$")
 _RULE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-
-
-def _d(cls: type, name: str) -> Any:
-    """The default the runtime dataclass ``cls`` gives ``name`` (stated there, once)."""
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return f.default
-
-
-def check(ok: Callable[[Any], object], message: str) -> AfterValidator:
-    """A single-value rule: refuse the value with ``message`` unless ``ok(value)``."""
-
-    def run(value: Any) -> Any:
-        if not ok(value):
-            raise invalid(message, value)
-        return value
-
-    return AfterValidator(run)
-
-
-def _one_or_many(value: Any) -> Any:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else value
-
-
-# Scalars as the config has always read them: numbers from ${VAR} strings, booleans from
-# true/false/yes/no/1/0 — but never a boolean as a number, nor a number as a boolean.
-def _bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
-        return value.lower() in {"true", "yes", "1"}
-    raise invalid("must be true or false", value)
-
-
-def _int(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        return int(value)
-    raise invalid("must be an integer", value)
-
-
-def _float(value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise invalid("must be a number", value)
-
-
-Bool = Annotated[bool, BeforeValidator(_bool)]
-Int = Annotated[int, BeforeValidator(_int)]
-Float = Annotated[float, BeforeValidator(_float)]
-
-
-# Entries of a list are strings as written: a number there is a mistake, not a name.
-Text = Annotated[str, Strict()]
-StrList = Annotated[
-    list[Text], BeforeValidator(_one_or_many, json_schema_input_type=str | list[str])
-]
-
-
-def _seconds(value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    found = durations.seconds(value) if isinstance(value, str) else None
-    if not found:
-        raise invalid("must be a positive number of seconds or e.g. 30s, 10m, 1h, 30d", value)
-    return float(found)
-
-
-Seconds = Annotated[
-    float,
-    BeforeValidator(_seconds),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "exclusiveMinimum": 0},
-                {"type": "string", "pattern": durations.DURATION_PATTERN},
-            ],
-            "description": "seconds, or a duration like 30s, 10m, 1h, 30d",
-        }
-    ),
-]
-HeaderName = Annotated[str, check(HEADER_NAME.match, "must be an HTTP header name")]
-CookieName = Annotated[str, check(HEADER_NAME.match, "must be a cookie name")]
-Positive = Annotated[Int, check(lambda v: v >= 1, "must be at least 1")]
-
-
-def _url(value: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise invalid("must be an http:// or https:// URL", value)
-    return value.rstrip("/")
-
-
-Url = Annotated[str, AfterValidator(_url)]
-
-
-def _readable(value: str) -> str:
-    import os
-
-    if not os.access(value, os.R_OK):
-        raise invalid("is not a readable file", value)
-    return value
-
-
-# A certificate/key file that must exist and be readable now (checked again on use).
-ReadableFile = Annotated[str, AfterValidator(_readable)]
-
-
-def route_path(pattern: str) -> str:
-    """A route path pattern: literal segments, ``{name}`` parameters, ``**`` last."""
-    if not pattern.startswith("/"):
-        raise invalid("must start with '/'", pattern)
-    segments = pattern.split("/")[1:]
-    for i, seg in enumerate(segments):
-        if seg == "**":
-            if i != len(segments) - 1:
-                raise invalid("'**' is only allowed as the last segment", pattern)
-        elif seg.startswith("{"):
-            if not re.fullmatch(r"\{[A-Za-z_][A-Za-z0-9_]*\}", seg):
-                raise invalid("a parameter segment must look like {name}", pattern)
-        elif seg == "" and i != len(segments) - 1:
-            raise invalid("must not contain empty segments ('//')", pattern)
-        elif seg in {".", ".."} or not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,=:@-]*", seg):
-            raise invalid("segments may only hold unreserved characters", pattern)
-    return pattern
-
-
-def _literal_path(value: str) -> str:
-    route_path(value)
-    if "{" in value or "**" in value:
-        raise invalid("must be a literal path", value)
-    return value
-
-
-class Section(BaseModel):
-    """A mapping in ``gateway.yaml``: unknown keys refused, ``null`` meaning "not given"."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
-    _nullable: ClassVar[frozenset[str]] = frozenset()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _nulls_are_unset(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None or k in cls._nullable}
-        return data
 
 
 # -- listeners ---------------------------------------------------------------------------------------
@@ -298,19 +162,19 @@ class StoreDoc(Section):
     """``store:``: a URL, or a mapping with ``url`` and how store outages are treated."""
 
     url: Annotated[str, check(_STORE_URL.match, _STORE_URL_MESSAGE)] = "sqlite:///gateway.db"
-    outage_grace: Annotated[Float, check(lambda v: v >= 0, "must be zero or positive")] = _d(
-        StoreOptions, "outage_grace"
+    outage_grace: Annotated[Float, check(lambda v: v >= 0, "must be zero or positive")] = (
+        default_of(StoreOptions, "outage_grace")
     )
-    connect_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = _d(
+    connect_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = default_of(
         StoreOptions, "connect_timeout"
     )
-    query_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = _d(
+    query_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = default_of(
         StoreOptions, "query_timeout"
     )
-    lookup_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = _d(
+    lookup_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = default_of(
         StoreOptions, "lookup_timeout"
     )
-    probe_interval: Annotated[Float, check(lambda v: v > 0, "must be positive")] = _d(
+    probe_interval: Annotated[Float, check(lambda v: v > 0, "must be positive")] = default_of(
         StoreOptions, "probe_interval"
     )
 
@@ -349,11 +213,11 @@ class TokenTypeDoc(Section):
     kind: Literal["api_key", "pat", "oauth_access", "workspace_key"] = "api_key"
     environment: str = "live"
     credential: CredentialDoc = CredentialDoc()
-    inherit_user_permissions: Bool = _d(TokenType, "inherit_user_permissions")
+    inherit_user_permissions: Bool = default_of(TokenType, "inherit_user_permissions")
     plans: StrList = []
     routes: StrList = []
-    require_allowed_domains: Bool = _d(TokenType, "require_allowed_domains")
-    client_certificate: Bool = _d(TokenType, "client_certificate")
+    require_allowed_domains: Bool = default_of(TokenType, "require_allowed_domains")
+    client_certificate: Bool = default_of(TokenType, "client_certificate")
 
     @model_validator(mode="after")
     def _certificate_not_header(self) -> TokenTypeDoc:
@@ -371,13 +235,13 @@ def _regex(value: str) -> str:
 
 
 class WorkspaceDoc(Section):
-    source: Literal["header", "host", "token"] = _d(WorkspaceSource, "source")
+    source: Literal["header", "host", "token"] = default_of(WorkspaceSource, "source")
     header: HeaderName | None = None
-    match: Literal["id", "slug", "any"] = _d(WorkspaceSource, "match")
-    required: Bool = _d(WorkspaceSource, "required")
+    match: Literal["id", "slug", "any"] = default_of(WorkspaceSource, "match")
+    required: Bool = default_of(WorkspaceSource, "required")
     pattern: Annotated[str, AfterValidator(_regex)] | None = None
     host_suffix: str | None = None
-    id_format: Literal["prefixed", "objectid"] = _d(WorkspaceSource, "id_format")
+    id_format: Literal["prefixed", "objectid"] = default_of(WorkspaceSource, "id_format")
 
     @model_validator(mode="after")
     def _header_for_header_source(self) -> WorkspaceDoc:
@@ -396,7 +260,7 @@ class UpstreamTLSDoc(Section):
     cert_file: ReadableFile | None = None
     key_file: ReadableFile | None = None
     server_name: str | None = None
-    verify: Bool = _d(UpstreamTLS, "verify")
+    verify: Bool = default_of(UpstreamTLS, "verify")
 
     @model_validator(mode="after")
     def _pair(self) -> UpstreamTLSDoc:
@@ -406,18 +270,18 @@ class UpstreamTLSDoc(Section):
 
 
 class HealthCheckDoc(Section):
-    path: Annotated[str, check(lambda v: v.startswith("/"), "must start with '/'")] = _d(
+    path: Annotated[str, check(lambda v: v.startswith("/"), "must start with '/'")] = default_of(
         HealthCheck, "path"
     )
-    interval: Seconds = _d(HealthCheck, "interval")
-    timeout: Seconds = _d(HealthCheck, "timeout")
-    healthy: Positive = _d(HealthCheck, "healthy")
-    unhealthy: Positive = _d(HealthCheck, "unhealthy")
+    interval: Seconds = default_of(HealthCheck, "interval")
+    timeout: Seconds = default_of(HealthCheck, "timeout")
+    healthy: Positive = default_of(HealthCheck, "healthy")
+    unhealthy: Positive = default_of(HealthCheck, "unhealthy")
 
 
 class HealthDoc(Section):
-    max_failures: Positive = _d(TargetHealth, "max_failures")
-    backoff: Seconds = _d(TargetHealth, "backoff")
+    max_failures: Positive = default_of(TargetHealth, "max_failures")
+    backoff: Seconds = default_of(TargetHealth, "backoff")
     check: HealthCheckDoc | None = None
 
 
@@ -435,7 +299,7 @@ def _targets(urls: list[str]) -> list[str]:
 
 def _environment_url(value: str) -> str:
     # An unset ${SANDBOX_UPSTREAM_URL:-} means "no such environment".
-    return value if value == "" else _url(value)
+    return value if value == "" else http_url(value)
 
 
 class UpstreamDoc(Section):
@@ -444,11 +308,11 @@ class UpstreamDoc(Section):
     url: Url | None = None
     targets: Annotated[list[Url], AfterValidator(_targets)] | None = None
     environments: dict[str, Annotated[str, AfterValidator(_environment_url)] | None] = {}
-    balance: Literal["round_robin", "least_connections"] = _d(Upstream, "balance")
+    balance: Literal["round_robin", "least_connections"] = default_of(Upstream, "balance")
     tls: UpstreamTLSDoc | None = None
     health: HealthDoc = HealthDoc()
-    connect_timeout: Float = _d(Upstream, "connect_timeout")
-    timeout: Float = _d(Upstream, "timeout")
+    connect_timeout: Float = default_of(Upstream, "connect_timeout")
+    timeout: Float = default_of(Upstream, "timeout")
     max_connections: (
         Annotated[Int, check(lambda v: v > 0, "must be a positive number (or left out for no cap)")]
         | None
@@ -512,16 +376,16 @@ class RouteDoc(Section):
         ScopeSpecDoc,
         BeforeValidator(_scope_spec, json_schema_input_type=str | list[str] | ScopeSpecDoc),
     ] = ScopeSpecDoc()
-    public: Bool = _d(Route, "public")
+    public: Bool = default_of(Route, "public")
     strip_prefix: str | None = None
     add_prefix: str | None = None
-    keep_credential: Bool = _d(Route, "keep_credential")
+    keep_credential: Bool = default_of(Route, "keep_credential")
     handler: str | None = None
     auth_methods: Annotated[StrList, AfterValidator(_auth_methods)] = []
     max_body_bytes: Int | None = None
-    method_override: Bool = _d(Route, "method_override")
+    method_override: Bool = default_of(Route, "method_override")
     tags: StrList = []
-    require_client_certificate: Bool = _d(Route, "require_client_certificate")
+    require_client_certificate: Bool = default_of(Route, "require_client_certificate")
 
     @model_validator(mode="after")
     def _consistent(self) -> RouteDoc:
@@ -543,20 +407,20 @@ class ScopesDoc(Section):
 
     _nullable = frozenset({"superuser"})
     known: Annotated[
-        list[Scope], BeforeValidator(_one_or_many, json_schema_input_type=str | list[str])
+        list[Scope], BeforeValidator(one_or_many, json_schema_input_type=str | list[str])
     ] = []
     superuser: str | None = "admin:all"
     implies: dict[str, StrList] = {}
 
 
 class IdentityHeadersDoc(Section):
-    token_id: HeaderName = _d(IdentityHeaders, "token_id")
-    user_id: HeaderName = _d(IdentityHeaders, "user_id")
-    workspace_id: HeaderName = _d(IdentityHeaders, "workspace_id")
-    workspace_slug: HeaderName = _d(IdentityHeaders, "workspace_slug")
-    scopes: HeaderName = _d(IdentityHeaders, "scopes")
-    auth_method: HeaderName = _d(IdentityHeaders, "auth_method")
-    environment: HeaderName = _d(IdentityHeaders, "environment")
+    token_id: HeaderName = default_of(IdentityHeaders, "token_id")
+    user_id: HeaderName = default_of(IdentityHeaders, "user_id")
+    workspace_id: HeaderName = default_of(IdentityHeaders, "workspace_id")
+    workspace_slug: HeaderName = default_of(IdentityHeaders, "workspace_slug")
+    scopes: HeaderName = default_of(IdentityHeaders, "scopes")
+    auth_method: HeaderName = default_of(IdentityHeaders, "auth_method")
+    environment: HeaderName = default_of(IdentityHeaders, "environment")
 
 
 class ErrorsDoc(Section):
@@ -579,26 +443,26 @@ PositiveFloat = Annotated[Float, check(lambda v: v > 0, _POSITIVE)]
 
 
 class CacheDoc(Section):
-    size: PositiveInt = _d(CacheConfig, "size")
-    ttl: Float = _d(CacheConfig, "ttl")
-    negative_size: PositiveInt = _d(CacheConfig, "negative_size")
-    negative_ttl: Float = _d(CacheConfig, "negative_ttl")
+    size: PositiveInt = default_of(CacheConfig, "size")
+    ttl: Float = default_of(CacheConfig, "ttl")
+    negative_size: PositiveInt = default_of(CacheConfig, "negative_size")
+    negative_ttl: Float = default_of(CacheConfig, "negative_ttl")
     poll_interval: Annotated[
         Float, check(lambda v: 0 < v <= 1.0, "must be in (0, 1] so changes land within a second")
-    ] = _d(CacheConfig, "poll_interval")
-    usage_flush_interval: Float = _d(CacheConfig, "usage_flush_interval")
+    ] = default_of(CacheConfig, "poll_interval")
+    usage_flush_interval: Float = default_of(CacheConfig, "usage_flush_interval")
 
 
 class LimitsDoc(Section):
-    shutdown_grace: PositiveFloat = _d(LimitsConfig, "shutdown_grace")
-    request_timeout: PositiveFloat = _d(LimitsConfig, "request_timeout")
-    max_body_bytes: PositiveInt | None = _d(LimitsConfig, "max_body_bytes")
-    max_header_bytes: PositiveInt = _d(LimitsConfig, "max_header_bytes")
-    max_line_bytes: PositiveInt = _d(LimitsConfig, "max_line_bytes")
-    max_headers: PositiveInt = _d(LimitsConfig, "max_headers")
-    idle_timeout: PositiveFloat = _d(LimitsConfig, "idle_timeout")
-    max_connections: PositiveInt | None = _d(LimitsConfig, "max_connections")
-    body_read_timeout: PositiveFloat = _d(LimitsConfig, "body_read_timeout")
+    shutdown_grace: PositiveFloat = default_of(LimitsConfig, "shutdown_grace")
+    request_timeout: PositiveFloat = default_of(LimitsConfig, "request_timeout")
+    max_body_bytes: PositiveInt | None = default_of(LimitsConfig, "max_body_bytes")
+    max_header_bytes: PositiveInt = default_of(LimitsConfig, "max_header_bytes")
+    max_line_bytes: PositiveInt = default_of(LimitsConfig, "max_line_bytes")
+    max_headers: PositiveInt = default_of(LimitsConfig, "max_headers")
+    idle_timeout: PositiveFloat = default_of(LimitsConfig, "idle_timeout")
+    max_connections: PositiveInt | None = default_of(LimitsConfig, "max_connections")
+    body_read_timeout: PositiveFloat = default_of(LimitsConfig, "body_read_timeout")
 
 
 # -- dashboard, OAuth, session JWTs ------------------------------------------------------------------
@@ -613,8 +477,8 @@ class DashboardDoc(Section):
             lambda v: _ABSOLUTE_PATH.match(v) and not {".", ".."} & set(v.split("/")),
             "must be an absolute path like /settings/api-keys",
         ),
-    ] = _d(DashboardConfig, "path")
-    listener: Literal["proxy", "admin"] = _d(DashboardConfig, "listener")
+    ] = default_of(DashboardConfig, "path")
+    listener: Literal["proxy", "admin"] = default_of(DashboardConfig, "listener")
     secret: str = Field(default="", description="default: the pepper; empty: dashboard off")
     public_url: (
         Annotated[str, check(_BASE_URL.match, "must be an http(s) URL without query")] | None
@@ -632,21 +496,21 @@ class DashboardDoc(Section):
     session_ttl: Annotated[
         Float,
         check(lambda v: 0 < v <= 30 * 86400, "must be between 0 and 30 days (in seconds)"),
-    ] = _d(DashboardConfig, "session_ttl")
-    session_jwt_cookie: CookieName = _d(DashboardConfig, "session_jwt_cookie")
+    ] = default_of(DashboardConfig, "session_ttl")
+    session_jwt_cookie: CookieName = default_of(DashboardConfig, "session_jwt_cookie")
     token_types: StrList = []
 
 
-LiteralPath = Annotated[str, AfterValidator(_literal_path)]
+LiteralPath = Annotated[str, AfterValidator(literal_path)]
 
 
 class OAuthPathsDoc(Section):
-    consent: LiteralPath = _d(OAuthPaths, "consent")
-    token: LiteralPath = _d(OAuthPaths, "token")
-    revoke: LiteralPath = _d(OAuthPaths, "revoke")
-    introspect: LiteralPath = _d(OAuthPaths, "introspect")
-    metadata: LiteralPath = _d(OAuthPaths, "metadata")
-    grants: LiteralPath = _d(OAuthPaths, "grants")
+    consent: LiteralPath = default_of(OAuthPaths, "consent")
+    token: LiteralPath = default_of(OAuthPaths, "token")
+    revoke: LiteralPath = default_of(OAuthPaths, "revoke")
+    introspect: LiteralPath = default_of(OAuthPaths, "introspect")
+    metadata: LiteralPath = default_of(OAuthPaths, "metadata")
+    grants: LiteralPath = default_of(OAuthPaths, "grants")
 
 
 class OAuthDoc(Section):
@@ -657,18 +521,18 @@ class OAuthDoc(Section):
     )
     refresh_prefix: Annotated[
         str, check(PREFIX.fullmatch, "must be lowercase letters/digits ending in '_'")
-    ] = _d(OAuthConfig, "refresh_prefix")
+    ] = default_of(OAuthConfig, "refresh_prefix")
     issuer: (
         Annotated[str, check(_ISSUER.match, "must be an http(s) URL without query or fragment")]
         | None
     ) = None
     paths: OAuthPathsDoc = OAuthPathsDoc()
-    access_token_ttl: Seconds = _d(OAuthConfig, "access_token_ttl")
-    refresh_token_ttl: Seconds = _d(OAuthConfig, "refresh_token_ttl")
+    access_token_ttl: Seconds = default_of(OAuthConfig, "access_token_ttl")
+    refresh_token_ttl: Seconds = default_of(OAuthConfig, "refresh_token_ttl")
     code_ttl: Annotated[
         Seconds, check(lambda v: v <= 600, "must be at most 10 minutes (RFC 6749 section 4.1.2)")
-    ] = _d(OAuthConfig, "code_ttl")
-    refresh_reuse_grace: Seconds = _d(OAuthConfig, "refresh_reuse_grace")
+    ] = default_of(OAuthConfig, "code_ttl")
+    refresh_reuse_grace: Seconds = default_of(OAuthConfig, "refresh_reuse_grace")
     login_url: (
         Annotated[str, check(_LOGIN_URL.match, "must be an http(s) URL or an absolute path")] | None
     ) = None
@@ -685,18 +549,18 @@ class SessionsDoc(Section):
 
     algorithms: Annotated[
         list[Algorithm],
-        BeforeValidator(_one_or_many, json_schema_input_type=str | list[str]),
+        BeforeValidator(one_or_many, json_schema_input_type=str | list[str]),
         check(bool, "must list at least one algorithm"),
     ] = ["HS256"]
     issuer: str
-    audience: str = _d(SessionsConfig, "audience")
+    audience: str = default_of(SessionsConfig, "audience")
     secret: str | None = None
     jwks_file: str | None = None
     jwks_url: Url | None = None
-    jwks_cooldown: Seconds = _d(SessionsConfig, "jwks_cooldown")
+    jwks_cooldown: Seconds = default_of(SessionsConfig, "jwks_cooldown")
     leeway: Annotated[
         Float, check(lambda v: 0 <= v <= 120, "must be between 0 and 120 seconds")
-    ] = _d(SessionsConfig, "leeway")
+    ] = default_of(SessionsConfig, "leeway")
     roles: StrList = ["authenticated"]
     cookie: CookieName | None = None
 
@@ -763,9 +627,9 @@ class RateLimitsDoc(Section):
             ),
         ]
         | None
-    ) = _d(RateLimits, "redis")
-    on_redis_error: Literal["fail_open", "fail_closed"] = _d(RateLimits, "on_redis_error")
-    key_prefix: str = _d(RateLimits, "key_prefix")
+    ) = default_of(RateLimits, "redis")
+    on_redis_error: Literal["fail_open", "fail_closed"] = default_of(RateLimits, "on_redis_error")
+    key_prefix: str = default_of(RateLimits, "key_prefix")
     # Counted per client address, whatever ``per`` says.
     failed_auth: Annotated[RateRuleDoc, BeforeValidator(_per_address)] | None = None
 
@@ -780,26 +644,26 @@ class ExternalAuthDoc(Section):
             lambda v: _ABSOLUTE_PATH.match(v) and not {".", ".."} & set(v.split("/")),
             "must be an absolute path like /_gateway/authz",
         ),
-    ] = _d(ExternalAuthConfig, "path")
+    ] = default_of(ExternalAuthConfig, "path")
     listener: ListenerField | None = None
     # Proxies count cache lifetimes in whole seconds; anything longer would break the promise
     # that a revoked token is refused everywhere within a second.
-    cache_seconds: Annotated[Int, check(lambda v: v in (0, 1), "must be 0 or 1")] = _d(
+    cache_seconds: Annotated[Int, check(lambda v: v in (0, 1), "must be 0 or 1")] = default_of(
         ExternalAuthConfig, "cache_seconds"
     )
 
 
 class TracingDoc(Section):
     endpoint: Url
-    service_name: str = _d(TracingConfig, "service_name")
+    service_name: str = default_of(TracingConfig, "service_name")
     sampling_ratio: Annotated[
         Float, check(lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
-    ] = _d(TracingConfig, "sampling_ratio")
+    ] = default_of(TracingConfig, "sampling_ratio")
     queue_size: Annotated[
         Int, check(lambda v: 1 <= v <= 1_000_000, "must be between 1 and 1000000")
-    ] = _d(TracingConfig, "queue_size")
+    ] = default_of(TracingConfig, "queue_size")
     timeout: Annotated[Float, check(lambda v: 0 < v <= 60, "must be between 0 and 60 seconds")] = (
-        _d(TracingConfig, "timeout")
+        default_of(TracingConfig, "timeout")
     )
 
 
@@ -838,7 +702,7 @@ class Document(Section):
     errors: ErrorsDoc = ErrorsDoc()
     trusted_proxies: Annotated[
         list[Annotated[Text, AfterValidator(_network)]],
-        BeforeValidator(_one_or_many, json_schema_input_type=str | list[str]),
+        BeforeValidator(one_or_many, json_schema_input_type=str | list[str]),
     ] = []
     pepper: str | None = None
     reject_query_credentials: StrList = ["access_token", "api_key", "token"]
