@@ -4,9 +4,8 @@ and single-key rule. The JSON Schema editors use is generated from them (``gatew
 Unknown keys are refused everywhere (``extra="forbid"``). A key given as ``null`` means "not given"
 (its default applies) except where ``null`` has a meaning of its own (``_nullable``). Defaults that
 the runtime dataclasses also carry are read from them (:func:`~gateway.config.fields.default_of`),
-so each is stated once. Rules
-that span sections (a route naming an upstream, a token type naming a route) are checked by
-:mod:`gateway.config.loader`, which also builds the runtime objects from a validated document.
+so each is stated once. Rules that span sections (a route naming an upstream, a token type naming a
+route) are checked by :mod:`gateway.config.build`, which also builds the runtime objects.
 
 One module on purpose (over 400 lines): it is the reference of ``gateway.yaml``, one section after
 another in the file's order, so a key is looked up in one place; the shared value types live in

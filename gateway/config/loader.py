@@ -1,7 +1,7 @@
 """Loading is one step, :func:`load`: read YAML, substitute ``${VAR}`` / ``${VAR:-default}`` in
 string scalars (never in the raw text, so an env value cannot inject YAML), validate the tree into
-:class:`~gateway.config.document.Document`, check the rules that span sections, and build the
-runtime :class:`~gateway.config.runtime.Config` from it.
+:class:`~gateway.config.document.Document`, then hand it to :func:`~gateway.config.build.build`
+for the rules that span sections and the runtime :class:`~gateway.config.runtime.Config`.
 
 Every problem is collected before anything is refused: pydantic reports every bad key at once; the
 keys it refused are then set aside (their defaults apply) so the rules across sections still run on
