@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from gateway import tokens
+from gateway import durations, tokens
 from gateway.authz import (
     TOKENS_READ,
     TOKENS_WRITE,
@@ -60,8 +60,6 @@ __all__ = ["USER_ID", "Actor", "Services", "iso", "parse_duration", "parse_expir
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DOMAIN = re.compile(
     r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d+)?$"
 )
@@ -74,12 +72,12 @@ def iso(ts: float | None) -> str | None:
 
 
 def parse_duration(text: str) -> float:
-    m = _DURATION.match(text.strip())
-    if not m:
+    seconds = durations.seconds(text)
+    if seconds is None:
         raise InvalidArgument(
             f"Invalid duration {text!r}: use e.g. 30d, 12h, 45m.", reason="duration"
         )
-    return int(m.group(1)) * _UNITS[m.group(2)]
+    return seconds
 
 
 def parse_expiry(expires_in: str | None, expires_at: str | None, now: float) -> float | None:

@@ -1,4 +1,5 @@
-"""``gateway check``: validate the config, list every problem and warning, exit 1 on an error."""
+"""``gateway check``: validate the config, list every problem and warning, exit 1 on an error;
+``gateway config-schema``: the JSON Schema of the config, for editors."""
 
 from __future__ import annotations
 
@@ -20,6 +21,17 @@ def register(sub: Subcommands) -> None:
     sub.add_parser("check", help="validate the config; exit 1 on any error").set_defaults(
         func=check
     )
+    sub.add_parser(
+        "config-schema", help="print the JSON Schema of gateway.yaml (for editors)"
+    ).set_defaults(func=config_schema)
+
+
+def config_schema(args: argparse.Namespace) -> int:
+    """``gateway config-schema``: the schema config/gateway.schema.json holds; needs no config."""
+    from gateway.config.schema import render
+
+    sys.stdout.write(render())
+    return 0
 
 
 def check(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
 """The authorization server's endpoints on the proxy listener (built-in handlers of the routes
-:func:`gateway.config.oauth_routes` adds for the ``oauth:`` section).
+:func:`gateway.oauth.routes.oauth_routes` adds for the ``oauth:`` section).
 
 * consent (GET shows the page, POST records Approve/Deny): client_id and redirect_uri are checked
   first and their errors are shown, never redirected; then the user must be signed in with a

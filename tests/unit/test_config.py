@@ -511,3 +511,45 @@ routes: [{name: r, path: /x, upstream: api}]
     assert "tracing.endpoint: must be an http:// or https:// URL (got 'collector')" in text
     assert "tracing.sampling_ratio: must be between 0 and 1 (got 2.0)" in text
     assert "tracing.colour: unknown key" in text
+
+
+# -- issue 20: the pydantic model keeps reporting everything at once ------------------------------
+
+
+def test_a_refused_entry_leaves_the_others_checked_under_their_own_numbers() -> None:
+    """routes[0] and rate_limits.rules[0] are refused outright (a key missing); the checks across
+    sections still run on the rest and name them by their place in the file."""
+    text = """
+upstreams: {api: "http://127.0.0.1:9000", other: "http://127.0.0.1:9001"}
+routes:
+  - {name: nopath}
+  - {name: fine, path: /a/**, upstream: api}
+  - {name: bad, path: /b/**, upstream: ghost, public: maybe}
+rate_limits:
+  rules:
+    - {name: nolimit}
+    - {name: r, limit: 5, routes: [nowhere]}
+"""
+    with pytest.raises(ConfigError) as exc:
+        load_text(text, "g.yaml")
+    lines = str(exc.value).splitlines()
+    for expected in [
+        "error: g.yaml: routes[0].path: is required",
+        "error: g.yaml: routes[2].public: must be true or false (got 'maybe')",
+        "error: g.yaml: routes[2].upstream: names an unknown upstream (got 'ghost')",
+        "error: g.yaml: rate_limits.rules[0].limit: is required",
+        "error: g.yaml: rate_limits.rules[1].routes: names an unknown route (got 'nowhere')",
+    ]:
+        assert expected in lines, (expected, lines)
+
+
+def test_durations_share_one_parser_with_the_management_api() -> None:
+    from gateway.services import parse_duration
+
+    cfg = load_text(
+        MINIMAL + "oauth: {refresh_token_ttl: 2w, code_ttl: 5m}\n"
+        "token_types: [{prefix: gw_}, {name: o, prefix: gwo_, kind: oauth_access}]\n"
+    )
+    assert cfg.oauth is not None
+    assert cfg.oauth.refresh_token_ttl == parse_duration("2w") == 14 * 86400
+    assert cfg.oauth.code_ttl == parse_duration("5m")
