@@ -31,6 +31,7 @@ from gateway.extensions import load_all
 from gateway.listen import SERVER
 from gateway.logbuffer import direct_sink
 from gateway.pipeline.authn import Authenticator, SessionVerifier
+from gateway.pipeline.memo import HitMemo
 from gateway.pipeline.routing import Router
 from gateway.pipeline.run import run
 from gateway.pipeline.workspace import WorkspaceResolver
@@ -77,6 +78,7 @@ class Runtime:
     authenticator: Authenticator
     workspaces: WorkspaceResolver
     forwarder: Forwarder
+    memo: HitMemo
     checks: list[Check] = field(default_factory=list)
 
 
@@ -150,6 +152,7 @@ class Gateway:
                 self.balancers,
                 self.upstream_headers,
             ),
+            memo=HitMemo(self.cache, config.cache.size),
             checks=list(self.checks),
         )
 

@@ -64,6 +64,8 @@ class RequestContext:
     timing: dict[str, float] = field(default_factory=dict)
     # Extra headers for the response, whoever produces it (CORS headers, rate-limit headers, …).
     response_headers: dict[str, str] = field(default_factory=dict)
+    # The identity headers when the cache-hit memo had them (gateway/pipeline/memo.py).
+    identity_headers: tuple[tuple[str, str], ...] | None = None
     # The W3C trace id (32 hex) when tracing is on (gateway/tracing.py); in the access line.
     trace_id: str | None = None
 
