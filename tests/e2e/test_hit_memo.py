@@ -20,7 +20,9 @@ IDENTITY = IdentityHeaders().names()
 
 @pytest.fixture
 async def gw(make_gateway: GatewayFactory, upstream: Upstream) -> RunningGateway:
-    g = await make_gateway(CORE, up=upstream.url, sandbox=upstream.url, timeout=2, trusted="10.9.9.9/32")
+    g = await make_gateway(
+        CORE, up=upstream.url, sandbox=upstream.url, timeout=2, trusted="10.9.9.9/32"
+    )
     await g.services.create_workspace("Acme", "acme", "ws_acme")
     return g
 
