@@ -116,18 +116,18 @@ async def decide(gw: Gateway, rt: Runtime, request: web.Request) -> Decision:
             if hit is not None:
                 ws_hit = memo.workspace(hit, rt.workspaces.requested(request))
             if ws_hit is not None:
-                identity = ws_hit.identity
+                identity = ctx.identity = ws_hit.identity
                 if id(route) not in ws_hit.allowed:
                     authorize_route(rt.config.scopes, route, identity)
                     ws_hit.allowed.add(id(route))
             else:
-                identity = await rt.workspaces.resolve(request, principal)
+                # On the context before the scope check: a 403 is logged and traced with it.
+                identity = ctx.identity = await rt.workspaces.resolve(request, principal)
                 authorize_route(rt.config.scopes, route, identity)
                 if key is not None and principal.token is not None:
                     ws_hit = remember(rt, epoch, key, request, principal, identity)
                     if ws_hit is not None:
                         ws_hit.allowed.add(id(route))
-            ctx.identity = identity
             ctx.identity_headers = ws_hit.headers if ws_hit is not None else None
             for check in rt.checks:
                 await check(request, ctx)
