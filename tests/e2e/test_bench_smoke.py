@@ -98,6 +98,13 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
     ratios = res["scenarios"]["cache-hit"]["ratios"]
     assert ratios["gateway/nginx-proxy req/s"] > 0 and ratios["gateway/direct req/s"] > 0
     assert ratios["aiohttp-floor/nginx-proxy req/s"] > 0
+    # Issue 18's two targets: the gateway against the aiohttp floor, by CPU and by req/s.
+    assert ratios["gateway/aiohttp-floor cpu"] > 0 and ratios["gateway/aiohttp-floor req/s"] > 0
+    targets = {row["target"] for row in res["targets"]}
+    assert {
+        "cache-hit CPU/req, gateway/aiohttp-floor",
+        "cache-hit req/s, gateway/aiohttp-floor",
+    } <= targets
 
     auth = res["scenarios"]["auth"]["median"]
     # Refusals are what the floods must get; the valid token must be let through.
