@@ -582,7 +582,7 @@ def _targets_table(res: dict[str, Any], args: argparse.Namespace) -> list[dict[s
             add("cache-hit CPU/req, gateway/aiohttp-floor", r, "≤ 1.3", r <= 1.3)
             r = _ratio(m["gateway"]["rps"], floor["rps"])
             add("cache-hit req/s, gateway/aiohttp-floor", r, "≥ 0.75", r >= 0.75)
-        # nginx is the reference, no longer a target (issue 18 replaced issue 7's 0.30×).
+        # nginx is the reference, no longer a target (issue 18 replaced issue 7's 0.30x).
         add(
             "cache-hit req/s, gateway/nginx-proxy",
             _ratio(m["gateway"]["rps"], m["nginx-proxy"]["rps"]),

@@ -31,8 +31,8 @@ def markdown(res: dict[str, Any]) -> str:
         # Issue 18's two ratios first: the gateway's own cost against its own stack.
         out.append(
             f"**Gateway ÷ aiohttp floor, cache hit: CPU per request "
-            f"{hit['gateway/aiohttp-floor cpu']:.2f}× (goal ≤ 1.3×), req/s "
-            f"{hit['gateway/aiohttp-floor req/s']:.2f}× (goal ≥ 0.75×).**\n"
+            f"{hit['gateway/aiohttp-floor cpu']:.2f}x (goal ≤ 1.3x), req/s "
+            f"{hit['gateway/aiohttp-floor req/s']:.2f}x (goal ≥ 0.75x).**\n"
         )
     out.append(
         "| scenario | server | req/s | p50 ms | p99 ms | CPU µs/req | upstream CPU µs/req "
