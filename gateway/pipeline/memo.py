@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from gateway.cache import AuthCache
 from gateway.config import TokenType
-from gateway.identity import Identity, Principal
+from gateway.identity import Identity, Principal, log_fields
 from gateway.store.base import TokenRecord
 
 __all__ = ["HitMemo", "TokenHit", "WorkspaceHit"]
@@ -40,6 +40,7 @@ class WorkspaceHit:
 
     identity: Identity
     headers: tuple[tuple[str, str], ...]  # the identity headers, in order (Forwarder)
+    log_fields: str  # the access line's caller fields (gateway.identity.log_fields)
     kinds: tuple[str, ...]  # the cache hits the full path would have counted
     deadline: float
     allowed: set[int] = field(default_factory=set)  # id() of routes already authorized
@@ -134,6 +135,6 @@ class HitMemo:
         elif len(hit.workspaces) >= MAX_KEYS_PER_TOKEN:
             hit.workspaces.clear()
         ws_hit = hit.workspaces[key] = WorkspaceHit(
-            identity, headers, kinds, min(ws_until, token_until)
+            identity, headers, log_fields(principal, identity), kinds, min(ws_until, token_until)
         )
         return ws_hit

@@ -63,9 +63,12 @@ def is_preflight(gw: Gateway, request: web.Request) -> bool:
     )
 
 
-async def decide(gw: Gateway, rt: Runtime, request: web.Request) -> Decision:
+async def decide(
+    gw: Gateway, rt: Runtime, request: web.Request, ctx: RequestContext | None = None
+) -> Decision:
     """Every check of the pipeline; raises the refusal, or returns what was allowed."""
-    ctx = RequestContext.of(request)
+    if ctx is None:
+        ctx = RequestContext.of(request)
     path = normalize(request.raw_path.partition("?")[0])
     match = rt.router.match(request.method, path.segments)
     if match.route.method_override:
@@ -128,7 +131,8 @@ async def decide(gw: Gateway, rt: Runtime, request: web.Request) -> Decision:
                     ws_hit = remember(rt, epoch, key, request, principal, identity)
                     if ws_hit is not None:
                         ws_hit.allowed.add(id(route))
-            ctx.identity_headers = ws_hit.headers if ws_hit is not None else None
+            if ws_hit is not None:
+                ctx.identity_headers, ctx.log_fields = ws_hit.headers, ws_hit.log_fields
             for check in rt.checks:
                 await check(request, ctx)
         finally:
@@ -184,8 +188,8 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
         assert gw.preflight is not None
         segments = normalize(request.raw_path.partition("?")[0]).segments
         return await gw.preflight(request, rt, segments)
-    decision = await decide(gw, rt, request)
     ctx = RequestContext.of(request)
+    decision = await decide(gw, rt, request, ctx)
     route = decision.route
 
     if "Expect" in request.headers:
