@@ -28,7 +28,7 @@ from gateway.context import RequestContext
 from gateway.deadline import Deadlines
 from gateway.errors import AuthenticationError, GatewayError, StoreUnavailable, UpstreamTimeout
 from gateway.extensions import load_all
-from gateway.identity import log_fields
+from gateway.identity import json_text, log_fields
 from gateway.listen import SERVER
 from gateway.logbuffer import direct_sink
 from gateway.pipeline.authn import Authenticator, SessionVerifier
@@ -240,11 +240,6 @@ def _now_iso() -> str:
     return str(_stamp[1])
 
 
-def _q(value: str | None) -> str:
-    """A JSON string or null, escaped exactly as ``json`` does by default (ensure_ascii)."""
-    return "null" if value is None else _json_str(value)
-
-
 def _access_line(
     request: web.Request, response: web.StreamResponse | None, ctx: RequestContext
 ) -> str:
@@ -259,11 +254,11 @@ def _access_line(
     trace = f',"trace_id":"{ctx.trace_id}"' if ctx.trace_id else ""
     return (
         f'{{"time":{_json_str(_now_iso())},"request_id":{_json_str(ctx.request_id)},'
-        f'"method":{_json_str(request.method)},"route":{_q(ctx.route.name if ctx.route else None)},'
+        f'"method":{_json_str(request.method)},"route":{json_text(ctx.route.name if ctx.route else None)},'
         f'"status":{response.status if response is not None else 0:d},'
         f'"duration_ms":{round((time.perf_counter() - ctx.started) * 1000, 3)!r},'
         f'"upstream_ms":{upstream_ms},"decision":{_json_str(ctx.decision)},'
-        f'"reason":{_q(ctx.reason)},{who}{trace}}}'
+        f'"reason":{json_text(ctx.reason)},{who}{trace}}}'
     )
 
 

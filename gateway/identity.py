@@ -8,7 +8,7 @@ from json.encoder import encode_basestring_ascii as _json_str
 from gateway.config import TokenType
 from gateway.store.base import TokenRecord, Workspace
 
-__all__ = ["Identity", "Principal", "log_fields"]
+__all__ = ["Identity", "Principal", "json_text", "log_fields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class Identity:
         return self.principal.auth_method
 
 
-def _q(value: str | None) -> str:
+def json_text(value: str | None) -> str:
     """A JSON string or null, escaped exactly as ``json`` does by default (ensure_ascii)."""
     return "null" if value is None else _json_str(value)
 
@@ -72,7 +72,7 @@ def log_fields(principal: Principal | None, identity: Identity | None) -> str:
     and ``user`` members (compact JSON, no braces); the cache-hit memo keeps it per identity."""
     user = identity.user_id if identity else (principal.user_id if principal else None)
     return (
-        f'"token_id":{_q(principal.token_id if principal else None)},'
-        f'"token_prefix":{_q(principal.visible_prefix if principal else None)},'
-        f'"workspace":{_q(identity.workspace.id if identity else None)},"user":{_q(user)}'
+        f'"token_id":{json_text(principal.token_id if principal else None)},'
+        f'"token_prefix":{json_text(principal.visible_prefix if principal else None)},'
+        f'"workspace":{json_text(identity.workspace.id if identity else None)},"user":{json_text(user)}'
     )
