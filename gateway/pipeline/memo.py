@@ -16,7 +16,10 @@ and never outlives what it was derived from:
   (:meth:`Authenticator.admit`), and the extra checks (rate limits, …) always run;
 * a config reload builds a new runtime, and with it an empty memo.
 
-Only what was allowed is remembered; every refusal takes the full path.
+Only what was allowed is remembered, and only for a token that was already in the positive cache
+when the request came (its second request, at the earliest): a cache miss costs the store work and
+nothing more, and a flood of distinct tokens never fills the memo. Every refusal takes the full
+path.
 """
 
 from __future__ import annotations

@@ -92,10 +92,12 @@ async def decide(
             epoch = memo.cache.epoch  # before any lookup: what the memo may remember is this old
             authenticator = rt.authenticator
             hit = None
+            seen = False  # the token was in the positive cache before this request
             try:
                 key = authenticator.token_key(request)
                 if key is not None and not route.require_client_certificate:
                     hit = memo.token(key[1], key[2])
+                    seen = hit is None and memo.cache.tokens.expiry(key[1]) is not None
                 if hit is not None:
                     # A cache hit: the record as the positive cache holds it, checked as ever.
                     authenticator.admit(hit.record, hit.not_after, hit.token_type)
@@ -127,7 +129,9 @@ async def decide(
                 # On the context before the scope check: a 403 is logged and traced with it.
                 identity = ctx.identity = await rt.workspaces.resolve(request, principal)
                 authorize_route(rt.config.scopes, route, identity)
-                if key is not None and principal.token is not None:
+                if seen and key is not None and principal.token is not None:
+                    # Only tokens seen before are memoized: a cache miss costs the store work and
+                    # nothing more, and a flood of distinct tokens never fills the memo.
                     ws_hit = remember(rt, epoch, key, request, principal, identity)
                     if ws_hit is not None:
                         ws_hit.allowed.add(id(route))

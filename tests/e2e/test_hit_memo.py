@@ -98,8 +98,10 @@ async def test_the_memo_answers_what_the_full_path_answers(
     gw: RunningGateway, upstream: Upstream, http: aiohttp.ClientSession
 ) -> None:
     _, tok = await gw.services.create_token(workspace="acme", name="r", scopes=["items:read"])
-    assert await get(http, gw, tok) == 200  # the full path, which fills the memo
+    assert await get(http, gw, tok) == 200  # a cache miss: the store, nothing memoized
     first = upstream.seen[-1]
+    assert memoized(gw.gw) == 0
+    assert await get(http, gw, tok) == 200  # a cache hit: the full path, which fills the memo
     assert memoized(gw.gw) == 1
     assert await get(http, gw, tok) == 200  # the memo
     second = upstream.seen[-1]
