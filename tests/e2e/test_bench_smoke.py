@@ -118,7 +118,7 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
     assert res["soak"]["samples_mib"] and res["soak"]["rss_end_mib"] > 0
     assert res["stream"]["complete"] and res["stream"]["rss_peak_max_mib"] > 0
     names = {row["target"] for row in res["targets"]}
-    assert len(names) == 11 and all(row["value"] is not None for row in res["targets"])
+    assert len(names) == 13 and all(row["value"] is not None for row in res["targets"])
     assert "machine" in res and res["machine"]["nproc"] >= 1
 
     for url in res["servers"].values():
