@@ -127,7 +127,8 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
     # The tables of docs/performance.md come from this JSON.
     report = _report(out)
     assert "| cache-hit (c=64) | gateway |" in report
-    assert report.count("| met |") + report.count("| **not met** |") == 11
+    assert report.count("| met |") + report.count("| **not met** |") == 12
+    assert report.count("| reference |") == 1  # gateway/nginx-proxy: no longer a target
 
 
 def test_baseline_and_ceiling_contenders(tmp_path: Path) -> None:
