@@ -26,6 +26,14 @@ def markdown(res: dict[str, Any]) -> str:
         f"{s['workers']} workers; {s['rounds']} rounds x {s['duration']} s per contender, "
         f"alternating; medians shown.\n"
     )
+    hit = res["scenarios"].get("cache-hit", {}).get("ratios", {})
+    if "gateway/aiohttp-floor cpu" in hit:
+        # Issue 18's two ratios first: the gateway's own cost against its own stack.
+        out.append(
+            f"**Gateway ÷ aiohttp floor, cache hit: CPU per request "
+            f"{hit['gateway/aiohttp-floor cpu']:.2f}x (goal ≤ 1.3x), req/s "
+            f"{hit['gateway/aiohttp-floor req/s']:.2f}x (goal ≥ 0.75x).**\n"
+        )
     out.append(
         "| scenario | server | req/s | p50 ms | p99 ms | CPU µs/req | upstream CPU µs/req "
         "| store lookups/req |"
@@ -81,7 +89,7 @@ def markdown(res: dict[str, Any]) -> str:
     for row in res["targets"]:
         out.append(
             f"| {row['target']} | {row['value']:.3f} | {row['goal']} | "
-            f"{'met' if row['met'] else '**not met**'} |"
+            f"{'reference' if row['met'] is None else 'met' if row['met'] else '**not met**'} |"
         )
     if res.get("notes"):
         out.append("")

@@ -87,6 +87,17 @@ class AuthCache:
         for name, c in caches.items():
             c.on_evict = lambda name=name: on_evict(name)
 
+    @property
+    def epoch(self) -> int:
+        """Moves with every change applied and every clear: whatever was derived from these
+        caches at another epoch may be stale (the cache-hit memo, gateway/pipeline/memo.py)."""
+        return self._epoch
+
+    def count_hits(self, kinds: tuple[str, ...]) -> None:
+        """Count cache hits of ``kinds`` that a memo answered on these caches' behalf."""
+        for kind in kinds:
+            self._on_hit(kind)
+
     def cached_token(self, token_hash: str) -> tuple[TokenRecord, float | None] | None:
         """The token from the positive cache, without a coroutine; ``None`` when not cached."""
         if self.health.down_since is not None:

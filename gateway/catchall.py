@@ -18,7 +18,9 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import ResourceRoute, UrlMappingMatchInfo
 from yarl import URL
 
-__all__ = ["CatchAll", "install"]
+__all__ = ["CATCH_ALL", "CatchAll", "DirectRunner", "direct", "install"]
+
+CATCH_ALL: web.AppKey[CatchAll] = web.AppKey("gateway.catch_all")
 
 Handler = Any  # aiohttp's own handler type is private
 
@@ -71,6 +73,7 @@ def install(app: web.Application, handler: Handler) -> None:
     ``Application(router=...)`` subclass is deprecated by aiohttp).
     """
     catch_all = CatchAll(handler)
+    app[CATCH_ALL] = catch_all
     router = app.router
     router.register_resource(catch_all)
     walk = router.resolve
@@ -82,3 +85,48 @@ def install(app: web.Application, handler: Handler) -> None:
         return match
 
     router.resolve = resolve  # type: ignore[method-assign]
+
+
+def direct(app: web.Application) -> Handler:
+    """A request handler for ``app``'s server (issue 18) that sends every request no page route
+    could claim straight to the catch-all's handler, as the aiohttp floor's ``web.Server`` does:
+    no router walk, match-info object or middleware check per request. Requests under a page
+    route's literal prefix, and any with a percent-escape (the router matches decoded paths), go
+    through the app as before. Responses still get the app's ``on_response_prepare`` headers:
+    the request carries the catch-all's match info, built and frozen once here.
+    """
+    catch_all = app[CATCH_ALL]
+    prefixes = tuple(
+        resource.canonical.split("{", 1)[0]
+        for resource in app.router.resources()
+        if resource is not catch_all
+    )
+    if any(p in ("", "/") for p in prefixes):
+        return app._handle  # a page at the root: every request may be one
+    match = UrlMappingMatchInfo({}, catch_all.route)
+    match.add_app(app)
+    match.freeze()
+    pipeline = catch_all.route.handler
+    through_app = app._handle
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        path = request.raw_path
+        if prefixes and ("%" in path or path.startswith(prefixes)):
+            return await through_app(request)
+        request._match_info = match
+        return await pipeline(request)
+
+    return handle
+
+
+class DirectRunner(web.AppRunner):
+    """An :class:`aiohttp.web.AppRunner` whose server hands requests to :func:`direct`.
+
+    aiohttp has no public hook for the handler an app's server calls, so the server the runner
+    built (app started and frozen, request factory set) gets its ``request_handler`` replaced.
+    """
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.request_handler = direct(self.app)
+        return server

@@ -64,16 +64,20 @@ class RequestContext:
     timing: dict[str, float] = field(default_factory=dict)
     # Extra headers for the response, whoever produces it (CORS headers, rate-limit headers, …).
     response_headers: dict[str, str] = field(default_factory=dict)
+    # The identity headers when the cache-hit memo had them (gateway/pipeline/memo.py).
+    identity_headers: tuple[tuple[str, str], ...] | None = None
+    # ... and the access line's fields naming the caller (gateway.identity.log_fields).
+    log_fields: str | None = None
     # The W3C trace id (32 hex) when tracing is on (gateway/tracing.py); in the access line.
     trace_id: str | None = None
 
     @staticmethod
     def of(request: web.Request) -> RequestContext:
-        ctx = request.get(CTX)
-        if ctx is None:
-            ctx = RequestContext(request_id_for(request))
-            request[CTX] = ctx
-        return ctx
+        try:
+            return request[CTX]  # not .get(): Mapping.get adds a Python frame, several per request
+        except KeyError:
+            ctx = request[CTX] = RequestContext(request_id_for(request))
+            return ctx
 
 
 CTX = web.RequestKey("gateway.ctx", RequestContext)

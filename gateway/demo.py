@@ -20,6 +20,7 @@ from aiohttp import web
 
 from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
+from gateway.catchall import DirectRunner
 from gateway.config import Config, DashboardConfig, Listener
 from gateway.dashboard.sessions import login_link
 from gateway.errors import NotFound
@@ -107,7 +108,7 @@ async def _main(cfg: Config, upstream_port: int) -> None:
         ):
             if listener is None:
                 continue
-            r = web.AppRunner(app, access_log=None)
+            r = (DirectRunner if name == "proxy" else web.AppRunner)(app, access_log=None)
             await r.setup()
             runners.append(r)
             with opening(name, listener.host, listener.port):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _json_str
 
 from gateway.config import TokenType
 from gateway.store.base import TokenRecord, Workspace
 
-__all__ = ["Identity", "Principal"]
+__all__ = ["Identity", "Principal", "json_text", "log_fields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +60,19 @@ class Identity:
     @property
     def auth_method(self) -> str:
         return self.principal.auth_method
+
+
+def json_text(value: str | None) -> str:
+    """A JSON string or null, escaped exactly as ``json`` does by default (ensure_ascii)."""
+    return "null" if value is None else _json_str(value)
+
+
+def log_fields(principal: Principal | None, identity: Identity | None) -> str:
+    """Who made the request, as the access line's ``token_id``, ``token_prefix``, ``workspace``
+    and ``user`` members (compact JSON, no braces); the cache-hit memo keeps it per identity."""
+    user = identity.user_id if identity else (principal.user_id if principal else None)
+    return (
+        f'"token_id":{json_text(principal.token_id if principal else None)},'
+        f'"token_prefix":{json_text(principal.visible_prefix if principal else None)},'
+        f'"workspace":{json_text(identity.workspace.id if identity else None)},"user":{json_text(user)}'
+    )

@@ -146,10 +146,16 @@ class Forwarder:
         return any(addr in net for net in self.trusted)
 
     def build_headers(
-        self, request: web.Request, route: Route, identity: Identity | None, request_id: str
+        self,
+        request: web.Request,
+        route: Route,
+        identity: Identity | None,
+        request_id: str,
+        identity_headers: tuple[tuple[str, str], ...] | None = None,
     ) -> CIMultiDict[str]:
         """The headers the upstream gets: the client's own (see :mod:`gateway.headerpolicy`),
-        ``X-Forwarded-*``, the request id and the identity headers."""
+        ``X-Forwarded-*``, the request id and the identity headers (``identity_headers`` when
+        the caller has them already: :meth:`identity_block` of ``identity``)."""
         incoming = request.headers
         listed = _connection_listed(incoming)
         policy = self.policy
@@ -191,7 +197,10 @@ class Forwarder:
             out["X-Forwarded-Proto"] = request.scheme
             out["X-Forwarded-Host"] = incoming.get("Host", "")
         out["X-Request-Id"] = request_id
-        if identity is not None:
+        if identity_headers is not None:
+            for name, value in identity_headers:
+                out[name] = value
+        elif identity is not None:
             self.add_identity(out, identity)
         for hook in self.header_hooks:
             hook(request, out)
@@ -200,17 +209,27 @@ class Forwarder:
     def add_identity(self, out: CIMultiDict[str], identity: Identity) -> None:
         """The identity headers the upstream trusts: sent upstream in proxy mode, and returned to
         the proxy by the external-authorization decision endpoint (:mod:`gateway.extauth`)."""
+        for name, value in self.identity_block(identity):
+            out[name] = value
+
+    def identity_block(self, identity: Identity) -> tuple[tuple[str, str], ...]:
+        """The identity headers as (name, value) pairs, in order; the cache-hit memo keeps them
+        per identity (gateway/pipeline/memo.py), so a hit merges them without recomputing."""
         n = self.names
         ws = identity.workspace
+        block = []
         if identity.token_id:
-            out[n.token_id] = identity.token_id
+            block.append((n.token_id, identity.token_id))
         if identity.user_id:
-            out[n.user_id] = identity.user_id
-        out[n.workspace_id] = ws.id
-        out[n.workspace_slug] = ws.slug
-        out[n.scopes] = _scope_list(identity.scopes)
-        out[n.auth_method] = identity.auth_method
-        out[n.environment] = identity.environment
+            block.append((n.user_id, identity.user_id))
+        block += [
+            (n.workspace_id, ws.id),
+            (n.workspace_slug, ws.slug),
+            (n.scopes, _scope_list(identity.scopes)),
+            (n.auth_method, identity.auth_method),
+            (n.environment, identity.environment),
+        ]
+        return tuple(block)
 
     def stripped(self, incoming: CIMultiDictProxy[str], route: Route) -> list[str]:
         """The client's header names :meth:`build_headers` would withhold from the upstream for
@@ -281,6 +300,7 @@ class Forwarder:
         identity: Identity | None,
         request_id: str,
         timing: dict[str, float],
+        identity_headers: tuple[tuple[str, str], ...] | None = None,
     ) -> web.StreamResponse:
         name = route.upstream or ""
         cap = self.caps.get(name)
@@ -296,7 +316,7 @@ class Forwarder:
             if query and ("method" in query or "%" in query) and not route.method_override:
                 query = strip_method_param(query)  # `_method` (any escaping): as the headers
             target = self.target_path(route, path) + (f"?{query}" if query else "")
-            headers = self.build_headers(request, route, identity, request_id)
+            headers = self.build_headers(request, route, identity, request_id, identity_headers)
             targets = self.balancers.get(name) if self.balancers is not None else None
             if targets is None or base_url != self.upstreams[name].url:
                 # One target (or another environment's URL): no choice to make.

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
+from gateway.catchall import DirectRunner
 from gateway.config import Config, Listener
 from gateway.extauth import create_authz_app
 from gateway.listen import CappedSite, ListenError, bind, opening
@@ -76,7 +77,7 @@ async def _run_worker(
     if reloader is not None:
         loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
     try:
-        runner = web.AppRunner(
+        runner = DirectRunner(
             create_proxy_app(gw), access_log=None, handle_signals=False, shutdown_timeout=grace
         )
         await runner.setup()
@@ -94,7 +95,7 @@ async def _run_worker(
         if authz is not None and config.external_auth and config.external_auth.listener:
             # Every worker serves decisions, on one SO_REUSEPORT port like the proxy's.
             listener = config.external_auth.listener
-            authz_runner = web.AppRunner(
+            authz_runner = DirectRunner(
                 authz, access_log=None, handle_signals=False, shutdown_timeout=grace
             )
             await authz_runner.setup()

@@ -17,6 +17,7 @@ import logging
 import os
 import platform
 import time
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -165,11 +166,75 @@ def config_reloaded(ok: bool) -> None:
         LAST_RELOAD.set(time.time())
 
 
-class _Children(dict[tuple[str, ...], Any]):
-    """Label values -> the metric's child, resolved once per distinct label set.
+class _Count:
+    """A counter child's increments since the last :func:`publish`, kept in this process."""
 
-    ``metric.labels(...)`` validates and locks on every call; the label sets are bounded (see the
-    module docstring), so each is resolved once and then found with one dict lookup.
+    __slots__ = ("child", "n")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.n = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.n += amount
+
+    def publish(self) -> None:
+        if self.n:
+            n, self.n = self.n, 0.0
+            self.child.inc(n)
+
+
+class _Observations:
+    """A histogram child's observations since the last :func:`publish`: counts per bucket and
+    their sum, bucketed exactly as ``Histogram.observe`` does (first bound ≥ the value)."""
+
+    __slots__ = ("bounds", "child", "counts", "total")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        # prometheus-client has no public way to add n observations to a bucket at once: its
+        # child keeps one value per bucket (``_buckets``, same order as ``_upper_bounds``) and
+        # one for the sum (``_sum``); publish() adds to those, what observe() would have done.
+        self.bounds: list[float] = list(child._upper_bounds)
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def publish(self) -> None:
+        counts = self.counts
+        if not any(counts):
+            return
+        buckets = self.child._buckets
+        for i, n in enumerate(counts):
+            if n:
+                buckets[i].inc(n)
+                counts[i] = 0
+        total, self.total = self.total, 0.0
+        self.child._sum.inc(total)
+
+
+_PENDING: list[_Count | _Observations] = []  # every accumulator, for publish()
+
+
+def _local(child: Any) -> Any:
+    acc: _Count | _Observations = (
+        _Observations(child) if hasattr(child, "_upper_bounds") else _Count(child)
+    )
+    _PENDING.append(acc)
+    return acc
+
+
+class _Children(dict[tuple[str, ...], Any]):
+    """Label values -> an in-process accumulator for the metric's child, one per label set.
+
+    Issue 18: with several workers, every ``inc``/``observe`` of prometheus-client writes to an
+    mmapped file under a lock (~10 per request). The request path only adds to plain numbers
+    here; :func:`publish` hands them to prometheus-client every :data:`PUBLISH_INTERVAL` and
+    before every scrape this process serves, so a scrape sees this worker exactly and the other
+    workers at most one interval late. The label sets are bounded (see the module docstring).
     """
 
     __slots__ = ("metric",)
@@ -179,23 +244,56 @@ class _Children(dict[tuple[str, ...], Any]):
         self.metric = metric
 
     def __missing__(self, key: tuple[str, ...]) -> Any:
-        child = self[key] = self.metric.labels(*key)
-        return child
+        acc = self[key] = _local(self.metric.labels(*key) if key else self.metric)
+        return acc
+
+
+class _InFlight:
+    """Requests in progress in this process; published as ``gateway_requests_in_flight``."""
+
+    n = 0
+
+    @classmethod
+    def enter(cls) -> None:
+        cls.n += 1
+
+
+# How often each worker hands its counts to prometheus-client (a scrape is at most this stale
+# for the other workers' samples).
+PUBLISH_INTERVAL = 1.0
+
+
+def publish() -> None:
+    """Hand every count and observation made in this process since the last call to
+    prometheus-client (the multiprocess files when several workers run)."""
+    for acc in _PENDING:
+        acc.publish()
+    IN_FLIGHT.set(_InFlight.n)
+
+
+async def _publish_forever() -> None:
+    try:
+        while True:
+            await asyncio.sleep(PUBLISH_INTERVAL)
+            publish()
+    finally:
+        publish()  # what the last interval counted, when the worker stops
 
 
 _REQUESTS = _Children(REQUESTS)
 _DENIALS = _Children(DENIALS)
 _REQUEST_SECONDS = _Children(REQUEST_SECONDS)
 _UPSTREAM_SECONDS = _Children(UPSTREAM_SECONDS)
+_AUTH_SECONDS = _Children(AUTH_SECONDS)[()]
+_UPSTREAM_ERRORS = _Children(UPSTREAM_ERRORS)
 _CACHE_EVENTS = _Children(CACHE_EVENTS)
 _TARGET_REQUESTS = _Children(TARGET_REQUESTS)
-_TARGET_HEALTHY = _Children(TARGET_HEALTHY)
 _STATUS_CLASS = {s: f"{s // 100}xx" for s in range(0, 600)}
 
 
 def observe(request: web.Request, response: web.StreamResponse | None, ctx: RequestContext) -> None:
     """The completion observer: one call per request, after the response."""
-    IN_FLIGHT.dec()
+    _InFlight.n -= 1
     route = ctx.route.name if ctx.route else "unmatched"
     method = request.method
     if method not in _METHODS:
@@ -207,11 +305,11 @@ def observe(request: web.Request, response: web.StreamResponse | None, ctx: Requ
         _DENIALS[ctx.decision, ctx.reason or ""].inc()
         kind = _UPSTREAM_KINDS.get(ctx.reason or "")
         if kind is not None:
-            UPSTREAM_ERRORS.labels(kind).inc()
+            _UPSTREAM_ERRORS[(kind,)].inc()
     _REQUEST_SECONDS[(route,)].observe(time.perf_counter() - ctx.started)
     timing = ctx.timing
     if "auth" in timing:
-        AUTH_SECONDS.observe(timing["auth"])
+        _AUTH_SECONDS.observe(timing["auth"])
     if "upstream" in timing:
         _UPSTREAM_SECONDS[(route,)].observe(timing["upstream"])
 
@@ -263,6 +361,7 @@ async def _refresh_token_counts(gw: Gateway, interval: float) -> None:
 
 def render() -> tuple[bytes, str]:
     """The exposition text for a scrape: every worker's samples when running multiprocess."""
+    publish()  # this process's own counts, up to this request
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -303,8 +402,9 @@ def install(gw: Gateway) -> None:
     """Feed the metrics from a gateway: observer, cache hooks, instrumented store."""
     BUILD.labels(__version__, platform.python_version()).set(1)
     WORKER_UP.set(1)
-    gw.on_start.append(IN_FLIGHT.inc)
+    gw.on_start.append(_InFlight.enter)
     gw.observers.append(observe)
+    gw.background.append(_publish_forever)
     cache = gw.cache
     cache.set_hooks(
         on_hit=lambda kind: _CACHE_EVENTS[kind, "hit"].inc(),
@@ -314,7 +414,10 @@ def install(gw: Gateway) -> None:
     gw.balancers.on_result.append(
         lambda up, target, outcome: _TARGET_REQUESTS[up, target, outcome].inc()
     )
-    gw.balancers.on_health.append(lambda up, target, ok: _TARGET_HEALTHY[up, target].set(int(ok)))
+    # Health changes are rare: set at once, not batched.
+    gw.balancers.on_health.append(
+        lambda up, target, ok: TARGET_HEALTHY.labels(up, target).set(int(ok))
+    )
     instrumented: Any = _InstrumentedStore(gw.store)
     cache.store = instrumented
     gw.feed.store = instrumented

@@ -127,4 +127,5 @@ class TokenHasher:
         data = token.encode("utf-8", "surrogatepass")
         if self._pepper is None:
             return hashlib.sha256(data).hexdigest()
-        return hmac.new(self._pepper, data, hashlib.sha256).hexdigest()
+        # One-shot C HMAC (the same digest as hmac.new(...).hexdigest(), a third of the cost).
+        return hmac.digest(self._pepper, data, "sha256").hex()

@@ -71,6 +71,11 @@ class TTLMap(Generic[K, V]):
             return default
         return entry[0]
 
+    def expiry(self, key: K) -> float | None:
+        """When ``key``'s entry expires (on ``timer``'s clock); ``None`` when none is held."""
+        entry = self._data.get(key)
+        return None if entry is None else entry[1]
+
     def peek(self, key: K, default: D | None = None) -> V | D | None:
         """The value held for ``key`` whether or not it has expired."""
         entry = self._data.get(key)

@@ -33,8 +33,17 @@ from gateway.identity import Principal
 from gateway.store.base import TokenRecord
 from gateway.tls import peer_certificate
 
-__all__ = ["Authenticator", "Credential", "SessionVerifier", "certificate_keys", "principal_for"]
+__all__ = [
+    "Authenticator",
+    "Credential",
+    "SessionVerifier",
+    "TokenKey",
+    "certificate_keys",
+    "principal_for",
+]
 
+# A token credential: its value, its hash and the one token type its prefix picks.
+TokenKey = tuple[str, str, TokenType]
 # A session-JWT verifier (issue 5 plugs one in): raw JWT -> Principal, raising AuthenticationError.
 SessionVerifier = Callable[[str], Awaitable[Principal]]
 
@@ -108,7 +117,27 @@ class Authenticator:
 
     # -- authentication ----------------------------------------------------------------------------
 
+    def token_key(self, request: web.Request) -> TokenKey | None:
+        """The request's token credential as (value, hash, type); ``None`` when its credential is
+        no token (none, a JWT, a certificate, an unknown prefix), which :meth:`authenticate`
+        decides. Raises what :meth:`extract` raises."""
+        cred = self.extract(request)
+        if cred is None or not cred.value or not cred.value.isascii():
+            return None
+        value = cred.value
+        for tt in cred.types:
+            if value.startswith(tt.prefix):
+                return value, self.hasher(value), tt
+        return None
+
     async def authenticate(self, request: web.Request) -> Principal:
+        """The principal of the request's credential (or the refusal)."""
+        return await self.authenticate_key(request, self.token_key(request))
+
+    async def authenticate_key(self, request: web.Request, key: TokenKey | None) -> Principal:
+        """:meth:`authenticate`, given what :meth:`token_key` returned for ``request``."""
+        if key is not None:
+            return await self._token(*key)
         cred = self.extract(request)
         if cred is None:
             if self.cert_types and request.transport is not None:
@@ -120,9 +149,6 @@ class Authenticator:
             # Every credential the gateway accepts is ASCII; anything else (a raw non-UTF-8
             # byte arrives as a lone surrogate) is malformed, before any hashing encodes it.
             raise AuthenticationError("The credential is malformed.", reason="malformed")
-        for tt in cred.types:
-            if cred.value.startswith(tt.prefix):
-                return await self._token(cred.value, tt)
         if (
             self.session_verifier is not None
             and cred.header == "authorization"
@@ -131,8 +157,7 @@ class Authenticator:
             return await self.session_verifier(cred.value)
         raise AuthenticationError("The credential is malformed.", reason="unknown_prefix")
 
-    async def _token(self, value: str, tt: TokenType) -> Principal:
-        digest = self.hasher(value)
+    async def _token(self, value: str, digest: str, tt: TokenType) -> Principal:
         # A token in the positive cache matched a stored hash exactly, so it passed the shape
         # and checksum checks when it was minted: skip them (~4 µs) on the hot path. Anything
         # else is checked offline before the negative cache or the store is asked.
@@ -185,6 +210,12 @@ class Authenticator:
 
     def _principal(self, found: tuple[TokenRecord, float | None], tt: TokenType) -> Principal:
         record, not_after = found
+        self.admit(record, not_after, tt)
+        return principal_for(record, tt)
+
+    def admit(self, record: TokenRecord, not_after: float | None, tt: TokenType) -> None:
+        """The checks a known token passes on every request (the clock's and the record's), and
+        its ``last_used_at``; raises the refusal. The cache-hit memo calls this too."""
         now = time.time()
         if record.revoked_at is not None:
             raise AuthenticationError("The credential has been revoked.", reason="revoked")
@@ -197,7 +228,6 @@ class Authenticator:
             raise AuthenticationError("The credential is invalid.", reason="type_mismatch")
         if self.usage is not None:
             self.usage.touch(record.id, now)
-        return principal_for(record, tt)
 
 
 def principal_for(record: TokenRecord, tt: TokenType | None) -> Principal:

@@ -30,7 +30,9 @@ from gateway.errors import (
     RouteNotFound,
     UpgradeNotAllowed,
 )
-from gateway.identity import Identity
+from gateway.identity import Identity, Principal
+from gateway.pipeline.authn import TokenKey
+from gateway.pipeline.memo import WorkspaceHit
 from gateway.pipeline.override import overridden
 from gateway.pipeline.paths import NormalizedPath, normalize
 from gateway.proxy import answer_expect
@@ -39,7 +41,7 @@ from gateway.websocket import is_websocket_upgrade, proxy_websocket
 if TYPE_CHECKING:
     from gateway.app import Gateway, Runtime
 
-__all__ = ["Decision", "decide", "is_preflight", "run", "upstream_base"]
+__all__ = ["Decision", "decide", "is_preflight", "remember", "run", "upstream_base"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +63,12 @@ def is_preflight(gw: Gateway, request: web.Request) -> bool:
     )
 
 
-async def decide(gw: Gateway, rt: Runtime, request: web.Request) -> Decision:
+async def decide(
+    gw: Gateway, rt: Runtime, request: web.Request, ctx: RequestContext | None = None
+) -> Decision:
     """Every check of the pipeline; raises the refusal, or returns what was allowed."""
-    ctx = RequestContext.of(request)
+    if ctx is None:
+        ctx = RequestContext.of(request)
     path = normalize(request.raw_path.partition("?")[0])
     match = rt.router.match(request.method, path.segments)
     if match.route.method_override:
@@ -83,10 +88,24 @@ async def decide(gw: Gateway, rt: Runtime, request: web.Request) -> Decision:
         try:
             for guard in gw.pre_auth:
                 await guard(request, ctx)
+            memo = rt.memo
+            epoch = memo.cache.epoch  # before any lookup: what the memo may remember is this old
+            authenticator = rt.authenticator
+            hit = None
+            seen = False  # the token was in the positive cache before this request
             try:
-                principal = await rt.authenticator.authenticate(request)
-                if route.require_client_certificate:  # both: credential and certificate
-                    await rt.authenticator.require_certificate(request, principal)
+                key = authenticator.token_key(request)
+                if key is not None and not route.require_client_certificate:
+                    hit = memo.token(key[1], key[2])
+                    seen = hit is None and memo.cache.tokens.expiry(key[1]) is not None
+                if hit is not None:
+                    # A cache hit: the record as the positive cache holds it, checked as ever.
+                    authenticator.admit(hit.record, hit.not_after, hit.token_type)
+                    principal = hit.principal
+                else:
+                    principal = await authenticator.authenticate_key(request, key)
+                    if route.require_client_certificate:  # both: credential and certificate
+                        await authenticator.require_certificate(request, principal)
             except AuthenticationError as err:
                 for hook in gw.auth_failed:
                     await hook(request, ctx, err)
@@ -98,15 +117,58 @@ async def decide(gw: Gateway, rt: Runtime, request: web.Request) -> Decision:
                     f"This endpoint does not accept {principal.auth_method} credentials.",
                     reason="auth_method",
                 )
-            identity = await rt.workspaces.resolve(request, principal)
-            ctx.identity = identity
-            authorize_route(rt.config.scopes, route, identity)
+            ws_hit = None
+            if hit is not None:
+                ws_hit = memo.workspace(hit, rt.workspaces.requested(request))
+            if ws_hit is not None:
+                identity = ctx.identity = ws_hit.identity
+                if id(route) not in ws_hit.allowed:
+                    authorize_route(rt.config.scopes, route, identity)
+                    ws_hit.allowed.add(id(route))
+            else:
+                # On the context before the scope check: a 403 is logged and traced with it.
+                identity = ctx.identity = await rt.workspaces.resolve(request, principal)
+                authorize_route(rt.config.scopes, route, identity)
+                if seen and key is not None and principal.token is not None:
+                    # Only tokens seen before are memoized: a cache miss costs the store work and
+                    # nothing more, and a flood of distinct tokens never fills the memo.
+                    ws_hit = remember(rt, epoch, key, request, principal, identity)
+                    if ws_hit is not None:
+                        ws_hit.allowed.add(id(route))
+            if ws_hit is not None:
+                ctx.identity_headers, ctx.log_fields = ws_hit.headers, ws_hit.log_fields
             for check in rt.checks:
                 await check(request, ctx)
         finally:
             # Refusals are timed too: a slow denial path is as interesting as a slow success.
             ctx.timing["auth"] = time.perf_counter() - auth_started
     return Decision(path, route, websocket)
+
+
+def remember(
+    rt: Runtime,
+    epoch: int,
+    key: TokenKey,
+    request: web.Request,
+    principal: Principal,
+    identity: Identity,
+) -> WorkspaceHit | None:
+    """Put an allowed token request's conclusions in the runtime's cache-hit memo."""
+    resolver = rt.workspaces
+    wkey = resolver.requested(request)
+    token = principal.token
+    assert token is not None
+    by = (resolver.source.match, wkey) if wkey is not None else ("id", token.workspace_id)
+    return rt.memo.remember(
+        epoch,
+        key[1],
+        key[2],
+        principal,
+        wkey,
+        by,
+        identity,
+        rt.forwarder.identity_block(identity),
+    )
 
 
 def upstream_base(rt: Runtime, route: Route, identity: Identity | None) -> str:
@@ -130,8 +192,8 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
         assert gw.preflight is not None
         segments = normalize(request.raw_path.partition("?")[0]).segments
         return await gw.preflight(request, rt, segments)
-    decision = await decide(gw, rt, request)
     ctx = RequestContext.of(request)
+    decision = await decide(gw, rt, request, ctx)
     route = decision.route
 
     if "Expect" in request.headers:
@@ -162,5 +224,12 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
             server_name,
         )
     return await rt.forwarder.forward(
-        request, route, base, decision.path.path, ctx.identity, ctx.request_id, ctx.timing
+        request,
+        route,
+        base,
+        decision.path.path,
+        ctx.identity,
+        ctx.request_id,
+        ctx.timing,
+        ctx.identity_headers,
     )

@@ -98,6 +98,13 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
     ratios = res["scenarios"]["cache-hit"]["ratios"]
     assert ratios["gateway/nginx-proxy req/s"] > 0 and ratios["gateway/direct req/s"] > 0
     assert ratios["aiohttp-floor/nginx-proxy req/s"] > 0
+    # Issue 18's two targets: the gateway against the aiohttp floor, by CPU and by req/s.
+    assert ratios["gateway/aiohttp-floor cpu"] > 0 and ratios["gateway/aiohttp-floor req/s"] > 0
+    targets = {row["target"] for row in res["targets"]}
+    assert {
+        "cache-hit CPU/req, gateway/aiohttp-floor",
+        "cache-hit req/s, gateway/aiohttp-floor",
+    } <= targets
 
     auth = res["scenarios"]["auth"]["median"]
     # Refusals are what the floods must get; the valid token must be let through.
@@ -111,7 +118,7 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
     assert res["soak"]["samples_mib"] and res["soak"]["rss_end_mib"] > 0
     assert res["stream"]["complete"] and res["stream"]["rss_peak_max_mib"] > 0
     names = {row["target"] for row in res["targets"]}
-    assert len(names) == 11 and all(row["value"] is not None for row in res["targets"])
+    assert len(names) == 13 and all(row["value"] is not None for row in res["targets"])
     assert "machine" in res and res["machine"]["nproc"] >= 1
 
     for url in res["servers"].values():
@@ -120,7 +127,8 @@ def test_quick_run_reports_every_number_and_stops_its_servers(tmp_path: Path) ->
     # The tables of docs/performance.md come from this JSON.
     report = _report(out)
     assert "| cache-hit (c=64) | gateway |" in report
-    assert report.count("| met |") + report.count("| **not met** |") == 11
+    assert report.count("| met |") + report.count("| **not met** |") == 12
+    assert report.count("| reference |") == 1  # gateway/nginx-proxy: no longer a target
 
 
 def test_baseline_and_ceiling_contenders(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
+from gateway.catchall import DirectRunner
 from gateway.config import Config
 from gateway.listen import CappedSite, bind
 from gateway.services import Services
@@ -143,11 +144,11 @@ async def start_gateway(config_path: Path) -> RunningGateway:
     runners = []
     ports = []
     certs = ServerCerts(cfg.proxy.tls, "proxy") if cfg.proxy.tls is not None else None
-    for app, ctx in (
-        (create_proxy_app(gw), certs.listening if certs else None),
-        (create_admin_app(gw), None),
+    for app, ctx, runner in (
+        (create_proxy_app(gw), certs.listening if certs else None, DirectRunner),
+        (create_admin_app(gw), None, web.AppRunner),
     ):
-        r = web.AppRunner(app, access_log=None)
+        r = runner(app, access_log=None)
         await r.setup()
         # The proxy listens through the same capped site `gateway serve` uses.
         site = CappedSite(
