@@ -12,7 +12,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.config import IdentityHeaders
 from tests.conftest import GatewayFactory
-from tests.e2e.core_config import CORE
+from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually
 
 IDENTITY = IdentityHeaders().names()
