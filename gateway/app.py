@@ -2,8 +2,9 @@
 
 :class:`Gateway` owns what lives as long as the process (store, caches, change feed, usage recorder,
 the upstream client session). :class:`Runtime` owns everything derived from one config (router,
-authenticator, workspace resolver, forwarder); a reload builds a new one and swaps a single
-reference, so a request in flight finishes on the runtime it started with.
+authenticator, workspace resolver, forwarder) plus the gateway's frozen request-path
+:class:`gateway.hooks.Hooks`; a reload builds a new one and swaps a single reference, so a request
+in flight finishes on the runtime (and hooks) it started with.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
@@ -26,8 +27,9 @@ from gateway.cache import AuthCache, ChangeFeed, UsageRecorder
 from gateway.config import Config
 from gateway.context import RequestContext
 from gateway.deadline import Deadlines
-from gateway.errors import AuthenticationError, GatewayError, StoreUnavailable, UpstreamTimeout
+from gateway.errors import GatewayError, StoreUnavailable, UpstreamTimeout
 from gateway.extensions import load_all
+from gateway.hooks import Hooks, handlers_of
 from gateway.identity import json_text, log_fields
 from gateway.listen import SERVER
 from gateway.logbuffer import direct_sink
@@ -36,7 +38,7 @@ from gateway.pipeline.memo import HitMemo
 from gateway.pipeline.routing import Router
 from gateway.pipeline.run import run
 from gateway.pipeline.workspace import WorkspaceResolver
-from gateway.proxy import Forwarder, HeaderHook, make_client_session
+from gateway.proxy import Forwarder, make_client_session
 from gateway.responses import error_response, json_response
 from gateway.store import Store, open_store
 from gateway.storehealth import StoreHealth
@@ -60,17 +62,6 @@ GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 FEED_READ_TIMEOUT = 1.0
 READY_TIMEOUT = 0.8
 
-# An extra pipeline check after scopes (allowed domains, rate limits, …): raise to refuse.
-Check = Callable[[web.Request, RequestContext], Awaitable[None]]
-# Answers a CORS preflight (OPTIONS with Origin + Access-Control-Request-Method) before routing.
-Preflight = Callable[[web.Request, "Runtime", tuple[str, ...]], Awaitable[web.StreamResponse]]
-# Runs before authentication (failed-auth throttling): raise to refuse without any lookup.
-PreAuth = Callable[[web.Request, RequestContext], Awaitable[None]]
-# Told about every authentication failure (to count guesses), before the 401 is sent.
-AuthFailed = Callable[[web.Request, RequestContext, AuthenticationError], Awaitable[None]]
-# Something to run when a request completes (access log, metrics).
-Observer = Callable[[web.Request, web.StreamResponse | None, RequestContext], None]
-
 
 @dataclass(slots=True)
 class Runtime:
@@ -80,7 +71,7 @@ class Runtime:
     workspaces: WorkspaceResolver
     forwarder: Forwarder
     memo: HitMemo
-    checks: list[Check] = field(default_factory=list)
+    hooks: Hooks  # the gateway's, frozen: every hook a request runs comes from here
 
 
 class Gateway:
@@ -109,17 +100,8 @@ class Gateway:
         self.pools = UpstreamPools()  # kept across reloads: idle upstream connections stay warm
         self.balancers = Balancers()  # multi-target upstreams' health, kept across reloads too
         self.session_verifier: SessionVerifier | None = None
-        self.preflight: Preflight | None = None
-        self.checks: list[Check] = []
-        self.pre_auth: list[PreAuth] = []
-        self.auth_failed: list[AuthFailed] = []
         # Async cleanups run by stop() (e.g. closing a Redis client).
         self.closers: list[Callable[[], Awaitable[None]]] = []
-        self.observers: list[Observer] = [_log_access]
-        # Last edits to the headers of each upstream request (trace context, gateway/tracing.py).
-        self.upstream_headers: list[HeaderHook] = []
-        # Called as a request enters, before any step (the in-flight gauge); observers see it leave.
-        self.on_start: list[Callable[[], None]] = []
         # Coroutine factories run as tasks between start() and stop() (e.g. metric refreshers).
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = [self.pools.sweep_forever]
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,10 +109,13 @@ class Gateway:
         self.started = time.time()
         self.runtime: Runtime = None  # type: ignore[assignment]
         self.extensions = load_all()
+        # The request path's hooks: extensions add theirs in install(), then they are frozen.
+        self.hooks = Hooks(observers=(_log_access,), handlers=handlers_of(self.extensions))
         for ext in self.extensions:
             install = getattr(ext, "install", None)
             if install is not None:
                 install(self)
+        self.hooks.freeze()
 
     # -- runtime -----------------------------------------------------------------------------------
 
@@ -151,10 +136,10 @@ class Gateway:
                 self.pools,
                 authenticator.credential_headers,
                 self.balancers,
-                self.upstream_headers,
+                self.hooks.upstream_headers,
             ),
             memo=HitMemo(self.cache, config.cache.size),
-            checks=list(self.checks),
+            hooks=self.hooks,
         )
 
     def apply_config(self, config: Config) -> None:
@@ -302,7 +287,8 @@ async def edge(gw: Gateway, request: web.Request, handler: Handler) -> web.Strea
     """Request id, errors → JSON, and the completion observers, around every request."""
     ctx = RequestContext.of(request)
     response: web.StreamResponse | None = None
-    for start in gw.on_start:
+    hooks = gw.runtime.hooks
+    for start in hooks.on_start:
         start()
     try:
         try:
@@ -326,7 +312,7 @@ async def edge(gw: Gateway, request: web.Request, handler: Handler) -> web.Strea
             response = error_response(internal, ctx.request_id, gw.runtime.config.envelope)
         return response
     finally:
-        for observe in gw.observers:
+        for observe in hooks.observers:
             try:
                 observe(request, response, ctx)
             except Exception:  # an observer must never break a request

@@ -2,8 +2,9 @@
 
 A built-in handler runs *after* the pipeline's route, authentication, workspace and scope steps for
 its route (unless the route is public), so it gets the same deny-by-default treatment as proxied
-routes. Modules register handlers by name with :func:`register`; ``gateway check`` refuses a route
-naming a handler nobody registered.
+routes. A feature module exports its handlers by name in a module-level ``HANDLERS`` table;
+:func:`gateway.hooks.handlers_of` gathers them from the modules :mod:`gateway.extensions` lists into
+the gateway's hooks, and ``gateway check`` refuses a route naming a handler no module exports.
 """
 
 from __future__ import annotations
@@ -14,15 +15,6 @@ from aiohttp import web
 
 from gateway.context import RequestContext
 
-__all__ = ["HANDLERS", "BuiltinHandler", "register"]
+__all__ = ["BuiltinHandler"]
 
 BuiltinHandler = Callable[[web.Request, RequestContext], Awaitable[web.StreamResponse]]
-HANDLERS: dict[str, BuiltinHandler] = {}
-
-
-def register(name: str) -> Callable[[BuiltinHandler], BuiltinHandler]:
-    def deco(fn: BuiltinHandler) -> BuiltinHandler:
-        HANDLERS[name] = fn
-        return fn
-
-    return deco

@@ -2,12 +2,15 @@
 
 A feature module may define any of:
 
-* ``install(gw: Gateway) -> None``: add pipeline checks, observers, a session verifier … to a gateway;
+* ``install(gw: Gateway) -> None``: add request-path hooks (``gw.hooks``, :class:`gateway.hooks.Hooks`:
+  pipeline checks, observers, …), a session verifier, closers … to a gateway; the hooks are frozen
+  once every module has installed;
 * ``install_admin(app: web.Application, gw: Gateway) -> None``: add routes to the admin listener;
 * ``install_proxy(app: web.Application, gw: Gateway) -> None``: add pages to the proxy listener,
   matched before the pipeline's catch-all (so they must not overlap configured routes); that app
   has no middleware, so each handler must be wrapped with :func:`gateway.app.with_edge`;
-* built-in handlers, registered on import with :func:`gateway.builtin.register`.
+* ``HANDLERS: dict[str, BuiltinHandler]``: built-in handlers by the name routes give in ``handler:``
+  (gathered by :func:`gateway.hooks.handlers_of`; a name exported twice is an error).
 
 The server, the tests and ``gateway check`` all load this same list, so they see the same gateway.
 """

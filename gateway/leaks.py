@@ -27,7 +27,7 @@ from aiohttp import web
 from gateway import tokens
 from gateway.app import GATEWAY
 from gateway.bodies import read_json_object
-from gateway.builtin import register
+from gateway.builtin import BuiltinHandler
 from gateway.context import RequestContext
 from gateway.errors import InvalidArgument, RateLimited
 from gateway.ratelimit import Backend, BackendError, Counter, client_address, make_backend
@@ -36,7 +36,7 @@ from gateway.responses import json_response
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["LIMIT", "MAX_BODY", "MAX_TOKENS", "WINDOW", "install", "revoke_leaked"]
+__all__ = ["HANDLERS", "LIMIT", "MAX_BODY", "MAX_TOKENS", "WINDOW", "install", "revoke_leaked"]
 
 MAX_TOKENS = 1000
 LIMIT = 10  # calls per client address …
@@ -47,7 +47,6 @@ MAX_BODY = 128 * 1024  # 1,000 tokens of ~60 characters, quoted, with room for w
 _backend: dict[int, Backend] = {}  # one per gateway (id(gw)), made by install()
 
 
-@register("revoke_leaked")
 async def revoke_leaked(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     cfg = gw.runtime.config
@@ -114,3 +113,9 @@ def install(gw: Gateway) -> None:
             await backend.close()
 
     gw.closers.append(close)
+
+
+# Built-in handlers by the name routes give in `handler:` (gathered by gateway.hooks.handlers_of).
+HANDLERS: dict[str, BuiltinHandler] = {
+    "revoke_leaked": revoke_leaked,
+}

@@ -127,5 +127,5 @@ class _Preflight:
 
 
 def install(gw: Gateway) -> None:
-    gw.checks.append(check_origin)
-    gw.preflight = _Preflight(gw)
+    gw.hooks.checks += (check_origin,)
+    gw.hooks.preflight = _Preflight(gw)

@@ -388,9 +388,9 @@ def install(gw: Gateway) -> None:
     # Installed even without rules, so a reload can add some; the backend lives as long as the
     # process (a reload may change rules, not the Redis URL).
     limiter = RateLimiter(gw, make_backend(gw.config.rate_limits))
-    gw.checks.append(limiter.check)
-    gw.pre_auth.append(limiter.before_auth)
-    gw.auth_failed.append(limiter.auth_failed)
+    gw.hooks.checks += (limiter.check,)
+    gw.hooks.pre_auth += (limiter.before_auth,)
+    gw.hooks.auth_failed += (limiter.auth_failed,)
 
     async def close() -> None:
         with contextlib.suppress(asyncio.CancelledError):

@@ -26,7 +26,7 @@ from aiohttp import web
 from gateway.app import GATEWAY
 from gateway.authz import TOKENS_READ
 from gateway.bodies import MeTokenCreate, read_body
-from gateway.builtin import register
+from gateway.builtin import BuiltinHandler
 from gateway.context import RequestContext
 from gateway.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.identity import Identity
@@ -34,7 +34,7 @@ from gateway.responses import json_response
 from gateway.services import Actor, Services, iso, parse_expiry
 from gateway.store.base import TokenRecord
 
-__all__ = ["me_tokens"]
+__all__ = ["HANDLERS", "me_tokens"]
 
 
 def _view(t: TokenRecord) -> dict[str, Any]:
@@ -86,7 +86,6 @@ async def _owned(services: Services, token_id: str, user_id: str, workspace_id: 
     return t
 
 
-@register("me_tokens")
 async def me_tokens(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     services = Services.of_runtime(gw.store, gw.runtime)
@@ -132,3 +131,9 @@ async def me_tokens(request: web.Request, ctx: RequestContext) -> web.StreamResp
         record.id, Actor(id=user_id, address=request.remote), caller=identity
     )
     return web.Response(status=204)
+
+
+# Built-in handlers by the name routes give in `handler:` (gathered by gateway.hooks.handlers_of).
+HANDLERS: dict[str, BuiltinHandler] = {
+    "me_tokens": me_tokens,
+}

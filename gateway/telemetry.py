@@ -402,8 +402,8 @@ def install(gw: Gateway) -> None:
     """Feed the metrics from a gateway: observer, cache hooks, instrumented store."""
     BUILD.labels(__version__, platform.python_version()).set(1)
     WORKER_UP.set(1)
-    gw.on_start.append(_InFlight.enter)
-    gw.observers.append(observe)
+    gw.hooks.on_start += (_InFlight.enter,)
+    gw.hooks.observers += (observe,)
     gw.background.append(_publish_forever)
     cache = gw.cache
     cache.set_hooks(

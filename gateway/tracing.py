@@ -195,6 +195,7 @@ def install(gw: Gateway) -> None:
     if cfg is None:
         return  # off: nothing imported, nothing added to the request path
     tracing = Tracing(cfg)
-    gw.observers.insert(0, tracing.observe)  # first, so the access line sees the trace id
-    gw.upstream_headers.append(tracing.upstream_headers)
+    # First, so the access line sees the trace id.
+    gw.hooks.observers = (tracing.observe, *gw.hooks.observers)
+    gw.hooks.upstream_headers += (tracing.upstream_headers,)
     gw.closers.append(tracing.close)

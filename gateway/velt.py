@@ -25,13 +25,13 @@ from aiohttp import web
 
 from gateway.app import GATEWAY
 from gateway.bodies import VeltKeyData, VeltKeyRequest, parse, read_json_object
-from gateway.builtin import register
+from gateway.builtin import BuiltinHandler
 from gateway.context import RequestContext
 from gateway.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.responses import json_response
 from gateway.services import Actor, Services
 
-__all__ = ["API_KEY_TYPE", "AUTH_TOKEN_TYPE", "apikey_create"]
+__all__ = ["API_KEY_TYPE", "AUTH_TOKEN_TYPE", "HANDLERS", "apikey_create"]
 
 API_KEY_TYPE = "velt_api_key"
 AUTH_TOKEN_TYPE = "velt_auth_token"
@@ -57,7 +57,6 @@ def validate(body: dict[str, Any]) -> VeltKeyData:
     return data
 
 
-@register("velt_apikey_create")
 async def apikey_create(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     identity = ctx.identity
@@ -127,3 +126,9 @@ async def apikey_create(request: web.Request, ctx: RequestContext) -> web.Stream
             }
         }
     )
+
+
+# Built-in handlers by the name routes give in `handler:` (gathered by gateway.hooks.handlers_of).
+HANDLERS: dict[str, BuiltinHandler] = {
+    "velt_apikey_create": apikey_create,
+}

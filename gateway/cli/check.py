@@ -45,11 +45,11 @@ def check(args: argparse.Namespace) -> int:
                 json.dumps({"ok": False, "problems": [p.render(exc.source) for p in exc.problems]})
             )
         return 1
-    from gateway.builtin import HANDLERS
     from gateway.extensions import load_all
+    from gateway.hooks import handlers_of
 
-    load_all()
-    missing = [r for r in cfg.routes if r.handler and r.handler not in HANDLERS]
+    handlers = handlers_of(load_all())  # the registry a Gateway puts in its hooks
+    missing = [r for r in cfg.routes if r.handler and r.handler not in handlers]
     for r in missing:
         print(
             f"error: {cfg.source}: routes[{r.index}].handler: unknown handler (got {r.handler!r})",

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from gateway.app import GATEWAY, Gateway
 from gateway.authz import TOKENS_READ, TOKENS_WRITE, Powers, authorize, covers, require_covers
 from gateway.bodies import Body, OAuthTokenParams, OAuthTokenRequest, invalid, parse
-from gateway.builtin import register
+from gateway.builtin import BuiltinHandler
 from gateway.context import RequestContext
 from gateway.errors import (
     AuthenticationError,
@@ -45,7 +45,7 @@ from gateway.oauth.service import AuthorizeRequest, OAuthService, grant_view
 from gateway.oauth.store import ClientRecord
 from gateway.responses import json_response
 
-__all__ = ["CSRF_COOKIE", "signed_in_user"]
+__all__ = ["CSRF_COOKIE", "HANDLERS", "signed_in_user"]
 
 CSRF_COOKIE = "gw_oauth_csrf"
 MAX_BODY = 64 * 1024
@@ -148,26 +148,22 @@ async def _client_call(
 # -- token, revocation, introspection, metadata ------------------------------------------------------
 
 
-@register("oauth_token")
 async def token_endpoint(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     svc, client, _, params = await _client_call(request, OAuthTokenRequest)
     return json_response(await svc.token(client, params), headers=NO_STORE)
 
 
-@register("oauth_revoke")
 async def revoke_endpoint(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     svc, client, body, _ = await _client_call(request, OAuthTokenParams)
     await svc.revoke(client, body.token)
     return web.Response(status=200, headers=NO_STORE)
 
 
-@register("oauth_introspect")
 async def introspect_endpoint(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     svc, client, body, _ = await _client_call(request, OAuthTokenParams)
     return json_response(await svc.introspect(client, body.token), headers=NO_STORE)
 
 
-@register("oauth_metadata")
 async def metadata_endpoint(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     svc = _service(gw)
@@ -178,7 +174,6 @@ async def metadata_endpoint(request: web.Request, ctx: RequestContext) -> web.St
 # -- a user's grants -----------------------------------------------------------------------------------
 
 
-@register("oauth_grants")
 async def grants_endpoint(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     svc = _service(gw)
@@ -323,7 +318,6 @@ async def _workspaces_for(
     return out
 
 
-@register("oauth_consent")
 async def consent_endpoint(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     svc = _service(gw)
@@ -405,3 +399,14 @@ async def consent_endpoint(request: web.Request, ctx: RequestContext) -> web.Str
         return _error_page(400, OAuthError("invalid_request", "decision must be approve or deny."))
     resp.del_cookie(CSRF_COOKIE, path=request.path)
     return resp
+
+
+# Built-in handlers by the name routes give in `handler:` (gathered by gateway.hooks.handlers_of).
+HANDLERS: dict[str, BuiltinHandler] = {
+    "oauth_token": token_endpoint,
+    "oauth_revoke": revoke_endpoint,
+    "oauth_introspect": introspect_endpoint,
+    "oauth_metadata": metadata_endpoint,
+    "oauth_grants": grants_endpoint,
+    "oauth_consent": consent_endpoint,
+}

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gateway.authz import authorize_route
-from gateway.builtin import HANDLERS
 from gateway.config import Route
 from gateway.context import RequestContext
 from gateway.errors import (
@@ -53,11 +52,11 @@ class Decision:
     websocket: bool
 
 
-def is_preflight(gw: Gateway, request: web.Request) -> bool:
+def is_preflight(rt: Runtime, request: web.Request) -> bool:
     """A CORS preflight the gateway answers itself (OPTIONS with Origin + the method asked about)."""
     return (
         request.method == "OPTIONS"
-        and gw.preflight is not None
+        and rt.hooks.preflight is not None
         and "Access-Control-Request-Method" in request.headers
         and "Origin" in request.headers
     )
@@ -86,7 +85,7 @@ async def decide(
     if not route.public:
         auth_started = time.perf_counter()
         try:
-            for guard in gw.pre_auth:
+            for guard in rt.hooks.pre_auth:
                 await guard(request, ctx)
             memo = rt.memo
             epoch = memo.cache.epoch  # before any lookup: what the memo may remember is this old
@@ -107,7 +106,7 @@ async def decide(
                     if route.require_client_certificate:  # both: credential and certificate
                         await authenticator.require_certificate(request, principal)
             except AuthenticationError as err:
-                for hook in gw.auth_failed:
+                for hook in rt.hooks.auth_failed:
                     await hook(request, ctx, err)
                 raise
             ctx.principal = principal
@@ -137,7 +136,7 @@ async def decide(
                         ws_hit.allowed.add(id(route))
             if ws_hit is not None:
                 ctx.identity_headers, ctx.log_fields = ws_hit.headers, ws_hit.log_fields
-            for check in rt.checks:
+            for check in rt.hooks.checks:
                 await check(request, ctx)
         finally:
             # Refusals are timed too: a slow denial path is as interesting as a slow success.
@@ -186,12 +185,12 @@ def upstream_base(rt: Runtime, route: Route, identity: Identity | None) -> str:
 
 async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
     rt = gw.runtime  # one config for the whole request, even if a reload swaps it meanwhile
-    if is_preflight(gw, request):
+    preflight = rt.hooks.preflight
+    if preflight is not None and is_preflight(rt, request):
         # A CORS preflight carries no credential; it only asks whether the real request may be
         # sent, which will itself go through every step of decide().
-        assert gw.preflight is not None
         segments = normalize(request.raw_path.partition("?")[0]).segments
-        return await gw.preflight(request, rt, segments)
+        return await preflight(request, rt, segments)
     ctx = RequestContext.of(request)
     decision = await decide(gw, rt, request, ctx)
     route = decision.route
@@ -202,7 +201,7 @@ async def run(gw: Gateway, request: web.Request) -> web.StreamResponse:
         await answer_expect(request)
 
     if route.handler is not None:
-        handler = HANDLERS.get(route.handler)
+        handler = rt.hooks.handlers.get(route.handler)
         if handler is None:
             raise RouteNotFound(reason="handler_missing")
         return await handler(request, ctx)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +207,16 @@ async def test_revoked_token_is_refused_through_the_decision_cache_within_a_seco
     headers = {"Authorization": f"Bearer {setup.reader}"}
     url = f"{setup.nginx.url}/api/items"
     decided: list[str] = []
-    setup.gw.gw.observers.append(lambda request, response, ctx: decided.append(ctx.request_id))
+    gw = setup.gw.gw
+    # Hooks are frozen after install: a changed set is a new object, put in as a reload would.
+    gw.hooks = replace(
+        gw.hooks,
+        observers=(
+            *gw.hooks.observers,
+            lambda request, response, ctx: decided.append(ctx.request_id),
+        ),
+    )
+    gw.apply_config(gw.config)
     for _ in range(5):  # allowed, and reused from nginx's decision cache
         assert (await get(http, url, headers))[0] == 200
     assert len(decided) < 5, "nginx asked the gateway every time: the decision cache is off"

@@ -233,7 +233,7 @@ upstreams: {api: "http://127.0.0.1:9"}
 routes: [{name: r, path: /x, upstream: api}]
 ''')
 gw = Gateway(cfg)
-assert gw.upstream_headers == [], gw.upstream_headers
+assert gw.hooks.upstream_headers == (), gw.hooks.upstream_headers
 assert not [m for m in sys.modules if m.startswith("opentelemetry")], "imported"
 print("ok")
 """
