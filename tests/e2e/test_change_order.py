@@ -21,9 +21,9 @@ import pytest
 from gateway.store.base import Change
 from gateway.store.postgres import split_url
 from tests.conftest import GatewayFactory
-from tests.e2e.test_propagation import refused_within, status, two_instances
+from tests.e2e.test_propagation import two_instances
 from tests.e2e.test_store_outage import cache
-from tests.support.harness import Upstream, eventually
+from tests.support.harness import Upstream, eventually, item_status, refused_within
 from tests.support.stores import fresh_postgres_schema
 
 
@@ -63,7 +63,7 @@ async def test_a_change_committed_after_a_later_one_still_reaches_the_other_inst
 
         async def y_applied_or_waiting() -> bool:
             if revoke_y.done():
-                return await status(http, b, tok_y) == 401
+                return await item_status(http, b, tok_y) == 401
             waiting = await other.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 "
                 "AND wait_event_type = 'Lock'",
@@ -132,7 +132,7 @@ async def test_concurrent_revocations_soak_none_outlives_a_second(
                 await asyncio.sleep(0.01)
                 continue
             for tid, (tok, committed) in list(pending[i].items()):
-                code = await status(http, gw, tok)
+                code = await item_status(http, gw, tok)
                 age = time.monotonic() - committed
                 if code != 200:
                     latencies.append(age)

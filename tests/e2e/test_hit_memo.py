@@ -13,7 +13,7 @@ from gateway.app import Gateway
 from gateway.config import IdentityHeaders
 from tests.conftest import GatewayFactory
 from tests.support.core_config import CORE
-from tests.support.harness import RunningGateway, Upstream, eventually
+from tests.support.harness import RunningGateway, Upstream, eventually, item_status, refused_within
 
 IDENTITY = IdentityHeaders().names()
 
@@ -27,24 +27,6 @@ async def gw(make_gateway: GatewayFactory, upstream: Upstream) -> RunningGateway
     return g
 
 
-async def get(
-    http: aiohttp.ClientSession, gw: RunningGateway, tok: str, path: str = "/api/items/1"
-) -> int:
-    headers = {"Authorization": f"Bearer {tok}", "X-Workspace-Id": "acme"}
-    async with http.get(f"{gw.url}{path}", headers=headers) as r:
-        await r.read()
-        return r.status
-
-
-async def refused_within(
-    http: aiohttp.ClientSession, gw: RunningGateway, tok: str, within: float
-) -> float:
-    async def refused() -> bool:
-        return await get(http, gw, tok) in (401, 403)
-
-    return await eventually(refused, within=within, interval=0.01)
-
-
 def memoized(gateway: Gateway) -> int:
     """How many workspace conclusions the current runtime's memo holds, over all tokens."""
     return sum(len(hit.workspaces) for hit in gateway.runtime.memo.entries.values())
@@ -55,12 +37,12 @@ async def test_a_revoked_token_is_refused_within_a_second_with_the_memo_in_place
 ) -> None:
     rec, tok = await gw.services.create_token(workspace="acme", name="r", scopes=["items:read"])
     for _ in range(3):
-        assert await get(http, gw, tok) == 200
+        assert await item_status(http, gw, tok) == 200
     assert memoized(gw.gw) == 1  # the requests above were answered by the memo
     await gw.services.revoke_token(rec.id)
     took = await refused_within(http, gw, tok, within=1.0)
     print(f"revocation won over the memo in {took * 1000:.0f} ms")
-    assert await get(http, gw, tok) == 401
+    assert await item_status(http, gw, tok) == 401
 
 
 async def test_membership_removal_and_role_change_win_over_the_memo(
@@ -75,7 +57,7 @@ async def test_membership_removal_and_role_change_win_over_the_memo(
     _, bob = await svc.create_token(workspace="acme", name="b", type="pat", user="bob@example.com")
     headers = {"Authorization": f"Bearer {bob}", "X-Workspace-Id": "acme"}
     for _ in range(2):
-        assert await get(http, gw, ann) == 200
+        assert await item_status(http, gw, ann) == 200
         async with http.post(f"{gw.url}/api/items", headers=headers) as r:
             assert r.status == 200
     assert memoized(gw.gw) == 2
@@ -91,19 +73,21 @@ async def test_membership_removal_and_role_change_win_over_the_memo(
             return r.status == 403
 
     await eventually(write_refused, within=1.0, interval=0.01)
-    assert await get(http, gw, bob) == 200
+    assert await item_status(http, gw, bob) == 200
 
 
 async def test_the_memo_answers_what_the_full_path_answers(
     gw: RunningGateway, upstream: Upstream, http: aiohttp.ClientSession
 ) -> None:
     _, tok = await gw.services.create_token(workspace="acme", name="r", scopes=["items:read"])
-    assert await get(http, gw, tok) == 200  # a cache miss: the store, nothing memoized
+    assert await item_status(http, gw, tok) == 200  # a cache miss: the store, nothing memoized
     first = upstream.seen[-1]
     assert memoized(gw.gw) == 0
-    assert await get(http, gw, tok) == 200  # a cache hit: the full path, which fills the memo
+    assert (
+        await item_status(http, gw, tok) == 200
+    )  # a cache hit: the full path, which fills the memo
     assert memoized(gw.gw) == 1
-    assert await get(http, gw, tok) == 200  # the memo
+    assert await item_status(http, gw, tok) == 200  # the memo
     second = upstream.seen[-1]
     sent = [first.header(n) for n in IDENTITY]
     assert sent[0] and sent[2:] == ["ws_acme", "acme", "items:read", "token", "live"], sent
@@ -124,12 +108,12 @@ async def test_the_memo_answers_what_the_full_path_answers(
     _, short = await gw.services.create_token(
         workspace="acme", name="s", scopes=["items:read"], expires_at=expires
     )
-    assert await get(http, gw, short) == 200
-    assert await get(http, gw, short) == 200
+    assert await item_status(http, gw, short) == 200
+    assert await item_status(http, gw, short) == 200
     assert memoized(gw.gw) == 2
 
     async def expired() -> bool:
         return time.time() > expires
 
     await eventually(expired, within=2.0)
-    assert await get(http, gw, short) == 401
+    assert await item_status(http, gw, short) == 401

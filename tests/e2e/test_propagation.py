@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import GatewayFactory
 from tests.support.core_config import CORE
-from tests.support.harness import RunningGateway, Upstream, eventually
+from tests.support.harness import RunningGateway, Upstream, eventually, item_status, refused_within
 from tests.support.stores import fresh_postgres_schema, postgres_url_or_skip
 
 OPS = 'operator_workspace: "ops"\n'
@@ -48,21 +48,6 @@ async def two_instances(
     return a, b
 
 
-async def status(http: aiohttp.ClientSession, gw: RunningGateway, tok: str) -> int:
-    headers = {"Authorization": f"Bearer {tok}", "X-Workspace-Id": "acme"}
-    async with http.get(f"{gw.url}/api/items/1", headers=headers) as r:
-        return r.status
-
-
-async def refused_within(
-    http: aiohttp.ClientSession, gw: RunningGateway, tok: str, within: float
-) -> float:
-    async def refused() -> bool:
-        return await status(http, gw, tok) in (401, 403)
-
-    return await eventually(refused, within=within, interval=0.01)
-
-
 async def listening(http: aiohttp.ClientSession, gw: RunningGateway) -> bool:
     async with http.get(f"{gw.admin_url}/readyz") as r:
         return r.status == 200 and (await r.json())["propagation"] == "listening"
@@ -90,7 +75,7 @@ async def test_changes_through_one_instance_reach_the_other_within_a_second(
     rot, rotated = await svc.create_token(workspace="acme", name="rot", scopes=["items:read"])
     exp, expiring = await svc.create_token(workspace="acme", name="exp", scopes=["items:read"])
     for tok in (revoked, pat, rotated, expiring):
-        assert await status(http, b, tok) == 200  # now cached by b
+        assert await item_status(http, b, tok) == 200  # now cached by b
     headers = {"Authorization": f"Bearer {other_ws}", "X-Workspace-Id": "gone"}
     async with http.get(f"{b.url}/api/items/1", headers=headers) as r:
         assert r.status == 200
@@ -105,7 +90,7 @@ async def test_changes_through_one_instance_reach_the_other_within_a_second(
     took = await refused_within(http, b, revoked, within=1.0)
     assert time.monotonic() - started < 1.0
     print(f"revocation reached the other instance in {took * 1000:.0f} ms")
-    assert await status(http, a, revoked) == 401
+    assert await item_status(http, a, revoked) == 401
 
     # membership removal (the PAT inherits ann's permissions), rotation without grace, expiry,
     # workspace deletion: each reaches b within a second
@@ -132,7 +117,7 @@ async def test_a_lost_notification_is_caught_by_the_resync(
     await eventually(lambda: listening(http, b), within=5)
     await a.services.create_workspace("Acme", "acme", "ws_acme")
     rec, tok = await a.services.create_token(workspace="acme", name="t", scopes=["items:read"])
-    assert await status(http, b, tok) == 200
+    assert await item_status(http, b, tok) == 200
     # Revoke with triggers disabled for this session: the change row is written, no NOTIFY is sent.
     conn = await asyncpg.connect(postgres_url_or_skip())
     try:
@@ -160,7 +145,7 @@ async def test_a_dropped_listener_reconnects_and_nothing_is_missed(
     await eventually(lambda: listening(http, b), within=5)
     await a.services.create_workspace("Acme", "acme", "ws_acme")
     rec, tok = await a.services.create_token(workspace="acme", name="t", scopes=["items:read"])
-    assert await status(http, b, tok) == 200
+    assert await item_status(http, b, tok) == 200
     schema = pg_url.rpartition("schema=")[2]
     conn = await asyncpg.connect(postgres_url_or_skip())
     try:

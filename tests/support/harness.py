@@ -184,6 +184,27 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+async def item_status(
+    http: aiohttp.ClientSession, gw: RunningGateway, tok: str, path: str = "/api/items/1"
+) -> int:
+    """The status of GET ``path`` through ``gw`` with ``tok`` in workspace ``acme`` (CORE's routes)."""
+    headers = {"Authorization": f"Bearer {tok}", "X-Workspace-Id": "acme"}
+    async with http.get(f"{gw.url}{path}", headers=headers) as r:
+        await r.read()
+        return r.status
+
+
+async def refused_within(
+    http: aiohttp.ClientSession, gw: RunningGateway, tok: str, within: float
+) -> float:
+    """Seconds until ``tok`` is refused (401/403) by ``gw``; fails after ``within``."""
+
+    async def refused() -> bool:
+        return await item_status(http, gw, tok) in (401, 403)
+
+    return await eventually(refused, within=within, interval=0.01)
+
+
 async def answers(url: str) -> bool:
     """Whether a gateway at ``url`` answers ``/api/x`` with its 401 (no credential) right now."""
     try:
