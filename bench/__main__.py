@@ -48,7 +48,7 @@ from bench.servers import (
     tls_twin,
 )
 from gateway import config as config_mod
-from gateway.services import Services
+from gateway.management.services import Services
 from gateway.store.sqlite import SQLiteStore
 
 LUA = Path(__file__).resolve().parent / "lua"

@@ -3,7 +3,7 @@
 Issue 7 asks for the gateway to stay on aiohttp as server and client. This contender shows what
 that choice costs by itself, in the same sitting: aiohttp's low-level ``web.Server`` (no
 application, router, middleware or signals) relaying each request over the gateway's own pooled
-upstream exchange (:mod:`gateway.upstream`), with uvloop, ``--workers`` processes on one
+upstream exchange (:mod:`gateway.forward.upstream`), with uvloop, ``--workers`` processes on one
 ``SO_REUSEPORT`` port, and nothing else: no auth, no identity headers, no metrics, no access log,
 no header hygiene. No gateway can be cheaper than this on the same stack; the distance from here
 to nginx-proxy is the stack's, the distance from here to the gateway is the gateway's.
@@ -25,7 +25,7 @@ from aiohttp import web
 from aiohttp.http_parser import RawResponseMessage
 from multidict import CIMultiDict
 
-from gateway.upstream import UpstreamPool
+from gateway.forward.upstream import UpstreamPool
 
 SKIP = frozenset({"host", "connection", "keep-alive", "authorization", "content-length"})
 

@@ -29,7 +29,7 @@ from aiohttp.http_writer import _serialize_headers
 from multidict import CIMultiDict
 
 from bench.floor import exchange, relay_cli, until_sigterm
-from gateway.upstream import UpstreamPool
+from gateway.forward.upstream import UpstreamPool
 
 _BAD = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 

@@ -27,17 +27,17 @@ import aiohttp
 import uvloop
 
 import gateway.app
-import gateway.context
-import gateway.proxy
-import gateway.telemetry
+import gateway.core.context
+import gateway.features.telemetry
+import gateway.forward.proxy
 from bench.servers import gateway_config
-from gateway import logbuffer
+from gateway.edge import logbuffer
 from gateway.pipeline import authn, memo, routing, run, workspace
 from tests.support.harness import Upstream, start_gateway, write_config
 
 SPENT: collections.Counter[str] = collections.Counter()
 STEPS = [
-    (gateway.context.RequestContext, "of"),
+    (gateway.core.context.RequestContext, "of"),
     (run, "is_preflight"),
     (run, "normalize"),
     (routing.Router, "match"),
@@ -47,10 +47,10 @@ STEPS = [
     (workspace.WorkspaceResolver, "requested"),
     (memo.HitMemo, "workspace"),
     (run, "upstream_base"),
-    (gateway.proxy.Forwarder, "build_headers"),
-    (gateway.proxy, "_drop_set"),
+    (gateway.forward.proxy.Forwarder, "build_headers"),
+    (gateway.forward.proxy, "_drop_set"),
     (gateway.app, "_log_access"),
-    (gateway.telemetry, "observe"),
+    (gateway.features.telemetry, "observe"),
 ]
 
 

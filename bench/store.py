@@ -19,9 +19,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from gateway import tokens
 from gateway.config import Config
-from gateway.services import Services
+from gateway.core import tokens
+from gateway.management.services import Services
 from gateway.store.migrations import migrations
 from gateway.store.sqlite import SQLiteStore
 

@@ -3,7 +3,7 @@
 :class:`Gateway` owns what lives as long as the process (store, caches, change feed, usage recorder,
 the upstream client session). :class:`Runtime` owns everything derived from one config (router,
 authenticator, workspace resolver, forwarder) plus the gateway's frozen request-path
-:class:`gateway.hooks.Hooks`; a reload builds a new one and swaps a single reference, so a request
+:class:`gateway.pipeline.hooks.Hooks`; a reload builds a new one and swaps a single reference, so a request
 in flight finishes on the runtime (and hooks) it started with.
 """
 
@@ -21,28 +21,29 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway import catchall, tokens
-from gateway.balancer import Balancers
-from gateway.cache import AuthCache, ChangeFeed, UsageRecorder
 from gateway.config import Config
-from gateway.context import RequestContext
-from gateway.deadline import Deadlines
-from gateway.errors import GatewayError, StoreUnavailable, UpstreamTimeout
+from gateway.core import tokens
+from gateway.core.context import RequestContext
+from gateway.core.errors import GatewayError, StoreUnavailable, UpstreamTimeout
+from gateway.core.identity import json_text, log_fields
+from gateway.edge import catchall
+from gateway.edge.deadline import Deadlines
+from gateway.edge.listen import SERVER
+from gateway.edge.logbuffer import direct_sink
+from gateway.edge.responses import error_response, json_response
 from gateway.extensions import load_all
-from gateway.hooks import Hooks, handlers_of
-from gateway.identity import json_text, log_fields
-from gateway.listen import SERVER
-from gateway.logbuffer import direct_sink
+from gateway.forward.balancer import Balancers
+from gateway.forward.proxy import Forwarder, make_client_session
+from gateway.forward.upstream import UpstreamPools
 from gateway.pipeline.authn import Authenticator, SessionVerifier
+from gateway.pipeline.hooks import Hooks, handlers_of
 from gateway.pipeline.memo import HitMemo
 from gateway.pipeline.routing import Router
 from gateway.pipeline.run import run
 from gateway.pipeline.workspace import WorkspaceResolver
-from gateway.proxy import Forwarder, make_client_session
-from gateway.responses import error_response, json_response
 from gateway.store import Store, open_store
-from gateway.storehealth import StoreHealth
-from gateway.upstream import UpstreamPools
+from gateway.store.cache import AuthCache, ChangeFeed, UsageRecorder
+from gateway.store.health import StoreHealth
 
 __all__ = [
     "GATEWAY",

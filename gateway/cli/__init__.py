@@ -1,7 +1,7 @@
 """The ``gateway`` command: serve, check, and management of workspaces, users, members and tokens.
 
 Every command takes ``--config`` (default ``$GATEWAY_CONFIG``, then ``./gateway.yaml``) and ``--json``
-for machine-readable output. Management commands call :mod:`gateway.services`, the same layer the
+for machine-readable output. Management commands call :mod:`gateway.management.services`, the same layer the
 admin API uses. A plaintext token is printed only by ``token create`` and ``token rotate``.
 
 Each command group is one module of this package with a ``register(sub)`` function that adds its

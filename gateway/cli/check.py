@@ -46,7 +46,7 @@ def check(args: argparse.Namespace) -> int:
             )
         return 1
     from gateway.extensions import load_all
-    from gateway.hooks import handlers_of
+    from gateway.pipeline.hooks import handlers_of
 
     handlers = handlers_of(load_all())  # the registry a Gateway puts in its hooks
     missing = [r for r in cfg.routes if r.handler and r.handler not in handlers]

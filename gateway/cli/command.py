@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from gateway import config as config_mod
 from gateway.cli.output import emit, report_error
 from gateway.config import Config, ConfigError
-from gateway.errors import GatewayError
-from gateway.services import Actor, Services
+from gateway.core.errors import GatewayError
+from gateway.management.services import Actor, Services
 from gateway.store import Store, open_store
 
 __all__ = ["Context", "Output", "Run", "Subcommands", "action", "group", "management"]

@@ -24,6 +24,6 @@ def register(sub: Subcommands) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from gateway.demo import run_demo
+    from gateway.process.demo import run_demo
 
     return run_demo(args.config, args.port, args.upstream_port)

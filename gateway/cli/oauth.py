@@ -1,9 +1,9 @@
 """``gateway oauth-app create|list|delete`` and ``gateway oauth-grant list|revoke``.
 
 The client secret of a confidential app is printed once, by ``oauth-app create``, and stored only
-as a digest. All work is :class:`gateway.oauth.service.OAuthService`, as for the admin API.
+as a digest. All work is :class:`gateway.features.oauth.service.OAuthService`, as for the admin API.
 
-This module belongs to the CLI package rather than to :mod:`gateway.oauth`: it is built on the CLI's
+This module belongs to the CLI package rather than to :mod:`gateway.features.oauth`: it is built on the CLI's
 runner and output helpers, so keeping it here makes the dependency point one way (CLI → OAuth
 service) instead of the feature importing the CLI back, which was the ``cli``↔``oauth.cli`` cycle.
 """
@@ -14,8 +14,8 @@ import argparse
 
 from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
-from gateway.errors import NotFound
-from gateway.oauth.service import OAuthService, client_view, grant_view
+from gateway.core.errors import NotFound
+from gateway.features.oauth.service import OAuthService, client_view, grant_view
 
 __all__ = ["register"]
 

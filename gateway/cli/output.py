@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 
 __all__ = ["cell", "emit", "report_error", "table"]
 

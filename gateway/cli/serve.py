@@ -8,7 +8,7 @@ import sys
 
 from gateway.cli.command import Subcommands
 from gateway.config import ConfigError
-from gateway.errors import StoreUnavailable
+from gateway.core.errors import StoreUnavailable
 
 __all__ = ["register"]
 
@@ -31,8 +31,8 @@ def register(sub: Subcommands) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from gateway import server
-    from gateway.listen import ListenError
+    from gateway.edge.listen import ListenError
+    from gateway.process import server
 
     try:
         return server.serve(args.config, args.listen, args.workers)

@@ -13,7 +13,7 @@ import sys
 
 from gateway.cli.command import Subcommands
 from gateway.cli.output import emit
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 from gateway.store import open_store
 
 __all__ = ["register"]

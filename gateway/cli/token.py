@@ -11,7 +11,7 @@ import time
 
 from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import cell, table
-from gateway.services import parse_duration, parse_expiry, token_view
+from gateway.management.services import parse_duration, parse_expiry, token_view
 
 __all__ = ["register"]
 

@@ -7,8 +7,8 @@ import os
 
 from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
-from gateway.errors import InvalidArgument
-from gateway.services import iso, parse_duration
+from gateway.core.errors import InvalidArgument
+from gateway.management.services import iso, parse_duration
 
 __all__ = ["register"]
 
@@ -44,7 +44,7 @@ async def list_(ctx: Context, args: argparse.Namespace) -> Output:
 
 
 async def login_link(ctx: Context, args: argparse.Namespace) -> Output:
-    from gateway.dashboard import sessions
+    from gateway.features.dashboard import signin
 
     cfg = ctx.config
     if cfg.dashboard is None:
@@ -53,12 +53,12 @@ async def login_link(ctx: Context, args: argparse.Namespace) -> Output:
             reason="no_dashboard",
         )
     ttl = parse_duration(args.ttl)
-    if ttl > sessions.MAX_LINK_TTL:
+    if ttl > signin.MAX_LINK_TTL:
         raise InvalidArgument("A sign-in link lives at most 1h.", reason="ttl")
     u = await ctx.services.user(args.email)
     listener = cfg.proxy if cfg.dashboard.listener == "proxy" else cfg.admin
     base = args.base_url or cfg.dashboard.public_url or f"http://{listener}"
-    url, exp = sessions.login_link(cfg.dashboard, base, u, ttl)
+    url, exp = signin.login_link(cfg.dashboard, base, u, ttl)
     return (
         {"url": url, "user_id": u.id, "expires_at": iso(exp)},
         f"Sign-in link for {u.email} (works once, until {iso(exp)}):\n{url}",

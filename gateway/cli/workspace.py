@@ -6,7 +6,7 @@ import argparse
 
 from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
-from gateway.services import iso
+from gateway.management.services import iso
 
 __all__ = ["register"]
 

@@ -49,7 +49,7 @@ from gateway.config.runtime import (
     UpstreamTLS,
     WorkspaceSource,
 )
-from gateway.oauth.routes import oauth_routes
+from gateway.features.oauth.routes import oauth_routes
 
 __all__ = ["LEAK_REVOKE_PATH", "Positions", "Report", "build", "leak_routes"]
 
@@ -89,7 +89,7 @@ def build(
     oauth = _oauth(doc, token_types, error)
     if oauth is not None:
         routes = routes + oauth_routes(oauth, len(routes))
-    # Leaked-token revocation (issue 17 §7): public, on every gateway (gateway/leaks.py).
+    # Leaked-token revocation (issue 17 §7): public, on every gateway (gateway/features/leaks.py).
     routes = routes + leak_routes(len(routes))
     _warn_shadowed(routes, warn)
     _check_type_routes(token_types, _numbering(positions, "token_types"), routes, error)
@@ -337,7 +337,7 @@ def _check_type_routes(
 
 
 def leak_routes(start: int) -> tuple[Route, ...]:
-    """``POST /credentials/revoke``: anyone reports leaked tokens (:mod:`gateway.leaks`)."""
+    """``POST /credentials/revoke``: anyone reports leaked tokens (:mod:`gateway.features.leaks`)."""
     return (
         Route(
             name="credentials-revoke",
@@ -345,7 +345,7 @@ def leak_routes(start: int) -> tuple[Route, ...]:
             methods=frozenset({"POST"}),
             public=True,
             handler="revoke_leaked",
-            max_body_bytes=128 * 1024,  # 1,000 tokens; gateway.leaks.MAX_BODY
+            max_body_bytes=128 * 1024,  # 1,000 tokens; gateway.features.leaks.MAX_BODY
             index=start,
         ),
     )

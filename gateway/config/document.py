@@ -544,7 +544,7 @@ Algorithm = Annotated[
 
 
 class SessionsDoc(Section):
-    """Session JWTs (Supabase-style) verified with PyJWT; see :mod:`gateway.sessions`."""
+    """Session JWTs (Supabase-style) verified with PyJWT; see :mod:`gateway.features.sessionjwt`."""
 
     algorithms: Annotated[
         list[Algorithm],

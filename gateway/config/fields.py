@@ -25,8 +25,8 @@ from pydantic import (
     model_validator,
 )
 
-from gateway import durations
 from gateway.config.problems import invalid
+from gateway.core import durations
 
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 PREFIX = re.compile(r"[a-z][a-z0-9]*_([a-z0-9]+_)*")

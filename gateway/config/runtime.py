@@ -163,7 +163,7 @@ class Route:
     strip_prefix: str | None = None
     add_prefix: str | None = None
     keep_credential: bool = False
-    # A built-in endpoint served by the gateway itself instead of an upstream (see gateway.builtin).
+    # A built-in endpoint served by the gateway itself instead of an upstream (see gateway.pipeline.builtin).
     handler: str | None = None
     # Auth methods accepted on this route ("token", "session", "oauth"); empty means all.
     auth_methods: frozenset[str] = frozenset()
@@ -302,7 +302,7 @@ class OAuthConfig:
 
 @dataclass(frozen=True, slots=True)
 class SessionsConfig:
-    """Session JWTs (Supabase-style) verified with PyJWT; see :mod:`gateway.sessions`."""
+    """Session JWTs (Supabase-style) verified with PyJWT; see :mod:`gateway.features.sessionjwt`."""
 
     algorithms: frozenset[str]
     issuer: str

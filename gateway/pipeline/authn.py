@@ -25,13 +25,13 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import tokens
-from gateway.cache import AuthCache, UsageRecorder
 from gateway.config import Config, TokenType
-from gateway.errors import AuthenticationError, MultipleCredentials
-from gateway.identity import Principal
+from gateway.core import tokens
+from gateway.core.errors import AuthenticationError, MultipleCredentials
+from gateway.core.identity import Principal
+from gateway.edge.tls import peer_certificate
 from gateway.store.base import TokenRecord
-from gateway.tls import peer_certificate
+from gateway.store.cache import AuthCache, UsageRecorder
 
 __all__ = [
     "Authenticator",
@@ -231,7 +231,7 @@ class Authenticator:
 
 
 def principal_for(record: TokenRecord, tt: TokenType | None) -> Principal:
-    """The principal a stored token stands for (also used to compute its power, gateway.authz)."""
+    """The principal a stored token stands for (also used to compute its power, gateway.core.authz)."""
     if tt is not None and tt.client_certificate:
         method = "certificate"
     elif record.kind == "oauth_access":

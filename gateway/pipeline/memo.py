@@ -3,7 +3,7 @@ workspace key, so a cache hit is one lookup, the per-request checks, and a heade
 
 Keyed by the token's hash (never its value), an entry holds the token's record and principal and,
 per workspace key a request named, the identity, its block of identity headers and the routes
-already authorized for it. It is derived from the auth caches (:class:`gateway.cache.AuthCache`)
+already authorized for it. It is derived from the auth caches (:class:`gateway.store.cache.AuthCache`)
 and never outlives what it was derived from:
 
 * it is used only at the caches' epoch it was built at, and that epoch moves with every change the
@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.cache import AuthCache
 from gateway.config import TokenType
-from gateway.identity import Identity, Principal, log_fields
+from gateway.core.identity import Identity, Principal, log_fields
 from gateway.store.base import TokenRecord
+from gateway.store.cache import AuthCache
 
 __all__ = ["HitMemo", "TokenHit", "WorkspaceHit"]
 
@@ -43,7 +43,7 @@ class WorkspaceHit:
 
     identity: Identity
     headers: tuple[tuple[str, str], ...]  # the identity headers, in order (Forwarder)
-    log_fields: str  # the access line's caller fields (gateway.identity.log_fields)
+    log_fields: str  # the access line's caller fields (gateway.core.identity.log_fields)
     kinds: tuple[str, ...]  # the cache hits the full path would have counted
     deadline: float
     allowed: set[int] = field(default_factory=set)  # id() of routes already authorized

@@ -27,12 +27,12 @@ from urllib.parse import parse_qsl, unquote, unquote_plus
 from aiohttp import web
 
 from gateway.config import HTTP_METHODS
-from gateway.errors import BadRequest
-from gateway.headerpolicy import METHOD_OVERRIDE_HEADERS, is_method_param
+from gateway.core.errors import BadRequest
+from gateway.edge.headerpolicy import METHOD_OVERRIDE_HEADERS, is_method_param
 from gateway.pipeline.routing import Match, Router
 
 if TYPE_CHECKING:
-    from gateway.proxy import Forwarder
+    from gateway.forward.proxy import Forwarder
 
 __all__ = ["BodyOverrideScanner", "overridden", "requested_method"]
 
@@ -96,7 +96,7 @@ _TAIL = 1024  # bytes kept across chunks, so a name split between two chunks is 
 
 class BodyOverrideScanner:
     """Watches a streamed ``POST`` body that a framework reads parameters from for a field named
-    ``_method`` (as :func:`~gateway.headerpolicy.is_method_param` reads names): multipart parts
+    ``_method`` (as :func:`~gateway.edge.headerpolicy.is_method_param` reads names): multipart parts
     (Rack, PHP), untyped bodies (Rack parses them as forms) and JSON keys (Laravel)."""
 
     __slots__ = ("kind", "tail")

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from gateway.errors import InvalidPath
+from gateway.core.errors import InvalidPath
 
 __all__ = ["NormalizedPath", "normalize"]
 

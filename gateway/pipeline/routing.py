@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gateway.config import EXPLICIT_METHODS, HTTP_METHODS, Route
-from gateway.errors import MethodNotAllowed, RouteNotFound
+from gateway.core.errors import MethodNotAllowed, RouteNotFound
 
 __all__ = ["Match", "Router"]
 

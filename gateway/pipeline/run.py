@@ -7,8 +7,8 @@
     run:    (CORS preflight) → decide → (100 Continue) → built-in handler, or forward upstream
 
 Proxy mode calls :func:`run`; the external-authorization decision endpoint
-(:mod:`gateway.extauth`) calls :func:`decide` alone and never forwards, so both doors refuse and
-allow exactly the same requests. Steps raise :class:`gateway.errors.GatewayError`; the edge
+(:mod:`gateway.features.extauth`) calls :func:`decide` alone and never forwards, so both doors refuse and
+allow exactly the same requests. Steps raise :class:`gateway.core.errors.GatewayError`; the edge
 middleware renders those. Each step is a plain function or object method that can be tested alone.
 """
 
@@ -20,22 +20,22 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.authz import authorize_route
 from gateway.config import Route
-from gateway.context import RequestContext
-from gateway.errors import (
+from gateway.core.authz import authorize_route
+from gateway.core.context import RequestContext
+from gateway.core.errors import (
     AuthenticationError,
     EnvironmentUnavailable,
     RouteNotFound,
     UpgradeNotAllowed,
 )
-from gateway.identity import Identity, Principal
+from gateway.core.identity import Identity, Principal
+from gateway.forward.proxy import answer_expect
+from gateway.forward.websocket import is_websocket_upgrade, proxy_websocket
 from gateway.pipeline.authn import TokenKey
 from gateway.pipeline.memo import WorkspaceHit
 from gateway.pipeline.override import overridden
 from gateway.pipeline.paths import NormalizedPath, normalize
-from gateway.proxy import answer_expect
-from gateway.websocket import is_websocket_upgrade, proxy_websocket
 
 if TYPE_CHECKING:
     from gateway.app import Gateway, Runtime

@@ -12,11 +12,11 @@ import re
 
 from aiohttp import web
 
-from gateway.cache import AuthCache
 from gateway.config import Config, ScopeRules
-from gateway.errors import InvalidWorkspace, PlanRequired, WorkspaceDenied, WorkspaceRequired
-from gateway.identity import Identity, Principal
+from gateway.core.errors import InvalidWorkspace, PlanRequired, WorkspaceDenied, WorkspaceRequired
+from gateway.core.identity import Identity, Principal
 from gateway.store.base import Workspace
+from gateway.store.cache import AuthCache
 
 __all__ = ["WorkspaceResolver", "effective_scopes"]
 

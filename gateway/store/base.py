@@ -2,7 +2,7 @@
 
 Every mutation that can change an authorization decision (token revoke/rotate/expiry, membership,
 role, workspace deletion) also appends a :class:`Change` in the same transaction; running gateways
-read that feed to invalidate their caches (see :mod:`gateway.cache`).
+read that feed to invalidate their caches (see :mod:`gateway.store.cache`).
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ class Store(Protocol):
     async def close(self) -> None: ...
     async def ping(self) -> None: ...
 
-    # -- for features that keep their own tables (gateway.oauth) -----------------------------------
+    # -- for features that keep their own tables (gateway.features.oauth) -----------------------------------
     @property
     def dialect(self) -> Dialect:
         """Which SQL this store speaks; features choose their own storage code by its name."""

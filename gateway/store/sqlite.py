@@ -24,7 +24,7 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.errors import StoreUnavailable
+from gateway.core.errors import StoreUnavailable
 from gateway.store.base import (
     TOKENS,
     AuditEntry,

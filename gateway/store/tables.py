@@ -4,7 +4,7 @@ A :class:`TableSpec` names a table, the record a row becomes (its columns are th
 fields, in order: :func:`table`, so a field added to a record is copied with no second list to
 update) and the key a dump is sorted by. The core tables are declared next to
 their records in :mod:`gateway.store.base`; a feature that keeps its own tables (OAuth, in
-:mod:`gateway.oauth.records`) declares them in its own module and adds them with :func:`register`.
+:mod:`gateway.features.oauth.records`) declares them in its own module and adds them with :func:`register`.
 :func:`dump_tables` and :func:`load_tables` iterate the registry in registration order (parents
 before the rows that reference them: the core tables register when :mod:`gateway.store` is first
 imported, before any feature can), on either backend, through the small :class:`Queries` interface
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from gateway.errors import StoreUnavailable
+from gateway.core.errors import StoreUnavailable
 from gateway.store.migrations import created_tables
 
 __all__ = [

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import StoreUnavailable
-from gateway.oauth.records import CLIENTS, CODES, GRANTS, REFRESH_TOKENS
-from gateway.oauth.store import (
+from gateway.core.errors import StoreUnavailable
+from gateway.features.oauth.records import CLIENTS, CODES, GRANTS, REFRESH_TOKENS
+from gateway.features.oauth.store import (
     ClientRecord,
     CodeRecord,
     GrantRecord,

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-import gateway.oauth.records  # noqa: F401  (registers OAuth's tables, as the gateway does)
-from gateway.errors import StoreUnavailable
+import gateway.features.oauth.records  # noqa: F401  (registers OAuth's tables, as the gateway does)
+from gateway.core.errors import StoreUnavailable
 from gateway.store import Membership, Store, TokenRecord, User, Workspace, open_store
 from gateway.store.base import SECRETS, TOKENS, WORKSPACES, AuditEntry
 from gateway.store.migrations import created_tables

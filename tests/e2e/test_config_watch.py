@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from gateway.reload import Reloader
+from gateway.process.reload import Reloader
 from tests.conftest import GatewayFactory
 from tests.support.core_config import CORE
 from tests.support.harness import Upstream

@@ -148,7 +148,7 @@ async def test_malformed_credentials_are_401_and_never_reach_the_store(
 async def test_unknown_expired_revoked_are_401_with_their_class(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    from gateway import tokens
+    from gateway.core import tokens
 
     unknown = tokens.mint("gw_live_")
     status, body = await call(http, "GET", f"{gw.url}/api/items", headers=bearer(unknown))
@@ -182,7 +182,7 @@ async def _status_is(
 async def test_error_messages_never_echo_the_token(
     gw: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    from gateway import tokens
+    from gateway.core import tokens
 
     t = tokens.mint("gw_live_")
     for cred in (t, t[:-1] + ("A" if t[-1] != "A" else "B")):

@@ -20,9 +20,9 @@ import aiohttp
 import jwt
 import pytest
 
-from gateway.dashboard import sessions
-from gateway.errors import AuthenticationError
-from gateway.identity import Principal
+from gateway.core.errors import AuthenticationError
+from gateway.core.identity import Principal
+from gateway.features.dashboard import signin
 from tests.conftest import GatewayFactory
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.require import binary_or_skip, missing
@@ -324,7 +324,7 @@ async def test_login_links_work_once_and_expire(
     user = await gw.services.user("ann@acme.test")
     cfg = gw.config.dashboard
     assert cfg is not None
-    expired, _ = sessions.login_link(cfg, gw.url, user, 60, now=time.time() - 120)
+    expired, _ = signin.login_link(cfg, gw.url, user, 60, now=time.time() - 120)
     response = await other.goto(expired)
     assert response is not None and response.status == 401
     await other.get_by_text("expired").wait_for()
@@ -347,7 +347,7 @@ async def test_cookie_flags_and_session_jwt(
     gw: RunningGateway, browser: Any, http: aiohttp.ClientSession
 ) -> None:
     page = await sign_in(browser, gw, "ann@acme.test")
-    [cookie] = [c for c in await page.context.cookies() if c["name"] == sessions.COOKIE]
+    [cookie] = [c for c in await page.context.cookies() if c["name"] == signin.COOKIE]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == PATH
     assert not cookie["secure"]  # plain http on loopback; https sets Secure
     assert await page.evaluate("document.cookie") == ""

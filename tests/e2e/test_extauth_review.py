@@ -28,7 +28,7 @@ OVERRIDE_ROUTES = """
     method_override: true
 """
 
-# Headers proxy mode withholds from the upstream by name (gateway/headerpolicy.py), with values a
+# Headers proxy mode withholds from the upstream by name (gateway/edge/headerpolicy.py), with values a
 # hostile client would send.
 WITHHELD = {
     "X-Original-URL": "/admin/x",

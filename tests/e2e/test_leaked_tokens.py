@@ -9,7 +9,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway import leaks, tokens
+from gateway.core import tokens
+from gateway.features import leaks
 from tests.e2e.test_me_tokens import gw  # noqa: F401  (fixture: Spedy, ann a member of acme-corp)
 from tests.support.calls import call
 from tests.support.harness import RunningGateway, eventually

@@ -11,9 +11,9 @@ import json
 
 import aiohttp
 
-from gateway.oauth.pkce import challenge_for
-from gateway.oauth.service import OAuthService
-from gateway.oauth.store import ClientRecord, GrantRecord
+from gateway.features.oauth.pkce import challenge_for
+from gateway.features.oauth.service import OAuthService
+from gateway.features.oauth.store import ClientRecord, GrantRecord
 from tests.e2e.test_me_tokens import gw  # noqa: F401  (fixture: Spedy, ann a member of acme-corp)
 from tests.support.calls import call
 from tests.support.harness import RunningGateway

@@ -17,7 +17,7 @@ Test ids read ``test_matrix[<kind>-<operation>-<size>]``:
   stored with ``admin:all`` (as PATs were minted before issue 17) whose power is still the role:
   touching it is allowed, and the cell checks exactly that.
 
-Every power is computed by the gateway's own :class:`gateway.authz.Powers` (the pipeline's
+Every power is computed by the gateway's own :class:`gateway.core.authz.Powers` (the pipeline's
 workspace step) on a fresh cache, and every cell asserts ``power(result) ⊆ power(caller)``.
 """
 
@@ -34,9 +34,9 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway import tokens
-from gateway.dashboard.sessions import COOKIE, mint_session
-from gateway.oauth.service import OAuthService
+from gateway.core import tokens
+from gateway.features.dashboard.signin import COOKIE, mint_session
+from gateway.features.oauth.service import OAuthService
 from gateway.store.base import TokenRecord
 from tests.conftest import GatewayFactory
 from tests.e2e.test_management_doors import REDIRECT, approved_grant, oauth_token

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 
-from gateway.oauth.pkce import challenge_for
-from gateway.oauth.service import OAuthService
+from gateway.features.oauth.pkce import challenge_for
+from gateway.features.oauth.service import OAuthService
 from tests.conftest import GatewayFactory
 from tests.e2e.test_oauth import CONFIG as OAUTH_CONFIG
 from tests.e2e.test_oauth import REDIRECT as OAUTH_REDIRECT

@@ -34,10 +34,10 @@ with warnings.catch_warnings():
     from authlib.common.security import generate_token
     from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
-from gateway.oauth.pkce import challenge_for
-from gateway.oauth.records import CODES, GRANTS, REFRESH_TOKENS
-from gateway.oauth.service import OAuthService
-from gateway.oauth.store import ClientRecord
+from gateway.features.oauth.pkce import challenge_for
+from gateway.features.oauth.records import CODES, GRANTS, REFRESH_TOKENS
+from gateway.features.oauth.service import OAuthService
+from gateway.features.oauth.store import ClientRecord
 from tests.conftest import GatewayFactory
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.oauth import HS_SECRET, ISSUER, decide, open_consent, session_jwt
@@ -548,7 +548,7 @@ async def test_refresh_reuse_revokes_the_family_after_a_lost_response_grace(
 async def test_oauth_errors_render_in_rfc6749s_envelope_through_the_one_error_path(
     world: World, http: aiohttp.ClientSession
 ) -> None:
-    """Issue 20: OAuth refusals are GatewayErrors rendered by gateway.responses: RFC 6749's
+    """Issue 20: OAuth refusals are GatewayErrors rendered by gateway.edge.responses: RFC 6749's
     envelope and nothing else, never cached, a Bearer challenge for a client that did not try
     Basic, and body problems named like every other bad body."""
     w = world

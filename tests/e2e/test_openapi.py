@@ -19,7 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from gateway.openapi import document
+from gateway.management.openapi import document
 from tests.support.served import cli, free_port
 
 if TYPE_CHECKING:  # schemathesis defines its OpenAPI case type for type checkers only

@@ -18,11 +18,11 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway import tokens
-from gateway.errors import InsufficientScope, PlanRequired
-from gateway.oauth.pkce import challenge_for
-from gateway.oauth.service import OAuthService
-from gateway.services import Services
+from gateway.core import tokens
+from gateway.core.errors import InsufficientScope, PlanRequired
+from gateway.features.oauth.pkce import challenge_for
+from gateway.features.oauth.service import OAuthService
+from gateway.management.services import Services
 from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.oauth import JWKSServer, jwk_of, session_jwt

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway import tokens
+from gateway.core import tokens
 from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.presets import answers, cli, run_preset

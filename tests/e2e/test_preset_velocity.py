@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway import tokens
-from gateway.errors import InvalidArgument
-from gateway.oauth.pkce import challenge_for
+from gateway.core import tokens
+from gateway.core.errors import InvalidArgument
+from gateway.features.oauth.pkce import challenge_for
 from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream, eventually
 from tests.support.oauth import JWKSServer, decide, jwk_of, open_consent, session_jwt

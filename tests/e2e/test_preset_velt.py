@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway import tokens
+from gateway.core import tokens
 from tests.support.calls import call
 from tests.support.harness import RunningGateway, Upstream
 from tests.support.presets import run_preset

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.oauth.service import OAuthService
+from gateway.features.oauth.service import OAuthService
 from tests.e2e.test_management_doors import oauth_token
 from tests.e2e.test_me_tokens import gw  # noqa: F401  (fixture: Spedy, ann in acme-corp and globex)
 from tests.support.calls import call

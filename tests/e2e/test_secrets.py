@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-from gateway import tokens
+from gateway.core import tokens
 from tests.support.harness import Upstream, eventually
 from tests.support.served import Served, cli, free_port
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from gateway import tokens
+from gateway.core import tokens
 from tests.conftest import GatewayFactory
 from tests.support.calls import send
 from tests.support.harness import RunningGateway, Upstream, eventually

@@ -1,4 +1,4 @@
-"""The pooled upstream exchange (gateway/upstream.py) against a real upstream on a loopback port.
+"""The pooled upstream exchange (gateway/forward/upstream.py) against a real upstream on a loopback port.
 
 Bodiless requests to plain-http upstreams bypass ClientSession; these tests pin down what that
 path must still do: reuse keep-alive connections, never reuse one whose response was not read to
@@ -19,7 +19,7 @@ import pytest
 from multidict import CIMultiDict
 
 from gateway import config as config_mod
-from gateway.upstream import UpstreamPool, UpstreamPools
+from gateway.forward.upstream import UpstreamPool, UpstreamPools
 from tests.conftest import GatewayFactory
 from tests.support.calls import send
 from tests.support.core_config import CORE

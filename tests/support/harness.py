@@ -23,12 +23,12 @@ from aiohttp import web
 
 from gateway import config as config_mod
 from gateway.app import Gateway, create_admin_app, create_proxy_app
-from gateway.catchall import DirectRunner
 from gateway.config import Config
-from gateway.listen import CappedSite, bind
-from gateway.services import Services
+from gateway.edge.catchall import DirectRunner
+from gateway.edge.listen import CappedSite, bind
+from gateway.edge.tls import ServerCerts
+from gateway.management.services import Services
 from gateway.store import open_store
-from gateway.tls import ServerCerts
 
 
 @dataclass

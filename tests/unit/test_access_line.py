@@ -10,9 +10,9 @@ from aiohttp.test_utils import make_mocked_request
 
 from gateway.app import _access_line
 from gateway.config import Route
-from gateway.context import RequestContext
-from gateway.identity import Identity, Principal
-from gateway.logbuffer import BufferedLineHandler, buffer_access_log, direct_sink
+from gateway.core.context import RequestContext
+from gateway.core.identity import Identity, Principal
+from gateway.edge.logbuffer import BufferedLineHandler, buffer_access_log, direct_sink
 from gateway.store.base import TokenRecord, Workspace
 
 

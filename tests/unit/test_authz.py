@@ -1,10 +1,11 @@
-"""gateway.authz alone: the decision every door asks, on plain values (no store, no HTTP)."""
+"""gateway.core.authz alone: the decision every door asks, on plain values (no store, no HTTP)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.authz import (
+from gateway.config import CredentialSource, Route, ScopeRules, TokenType
+from gateway.core.authz import (
     authorize,
     bound,
     bound_expiry,
@@ -13,9 +14,8 @@ from gateway.authz import (
     require_outlived,
     type_allows_route,
 )
-from gateway.config import CredentialSource, Route, ScopeRules, TokenType
-from gateway.errors import InsufficientScope, PermissionDenied
-from gateway.identity import Identity, Principal
+from gateway.core.errors import InsufficientScope, PermissionDenied
+from gateway.core.identity import Identity, Principal
 from gateway.store.base import TokenRecord, Workspace
 
 RULES = ScopeRules(

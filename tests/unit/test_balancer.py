@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from gateway.balancer import TargetSet
 from gateway.config import TargetHealth, Upstream
+from gateway.forward.balancer import TargetSet
 
 URLS = ("http://a", "http://b", "http://c")
 

@@ -1,4 +1,4 @@
-"""Issue 20: request bodies are pydantic models (gateway.bodies); a bad body is 400
+"""Issue 20: request bodies are pydantic models (gateway.management.bodies); a bad body is 400
 INVALID_ARGUMENT naming its first problem, in one fixed order, as the hand-written checks did."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway import bodies
-from gateway.errors import InvalidArgument
+from gateway.core.errors import InvalidArgument
+from gateway.management import bodies
 
 
 def problem(model: type[bodies.Body], data: dict[str, Any]) -> str:

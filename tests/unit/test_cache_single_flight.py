@@ -1,4 +1,4 @@
-"""Concurrent cache misses of one key share one store lookup (gateway/cache.py)."""
+"""Concurrent cache misses of one key share one store lookup (gateway/store/cache.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from gateway.cache import AuthCache
 from gateway.config import CacheConfig
 from gateway.store.base import Workspace
+from gateway.store.cache import AuthCache
 from gateway.store.sqlite import SQLiteStore
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.deadline import Deadlines
+from gateway.edge.deadline import Deadlines
 
 
 async def _guarded(deadlines: Deadlines, timeout: float | None, work: float) -> str:

@@ -1,4 +1,4 @@
-"""The forwarder's header verdicts (gateway.headerpolicy) and the new edge config keys."""
+"""The forwarder's header verdicts (gateway.edge.headerpolicy) and the new edge config keys."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from gateway.config import ConfigError, load_text
-from gateway.dashboard.sessions import COOKIE
-from gateway.headerpolicy import (
+from gateway.edge.headerpolicy import (
     CLIENT_ADDRESS,
     CREDENTIAL,
     DASHBOARD_SESSION_COOKIE,
@@ -20,10 +19,11 @@ from gateway.headerpolicy import (
     credential_cookies,
     is_method_param,
 )
-from gateway.headerpolicy import (
+from gateway.edge.headerpolicy import (
     COOKIE as COOKIE_VERDICT,
 )
-from gateway.proxy import strip_form_method, strip_method_param
+from gateway.features.dashboard.signin import COOKIE
+from gateway.forward.proxy import strip_form_method, strip_method_param
 
 BASE = """
 upstreams:

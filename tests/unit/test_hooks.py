@@ -14,9 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway import cli, selfservice
+from gateway import cli
 from gateway.extensions import load_all
-from gateway.hooks import Hooks, handlers_of
+from gateway.features import selfservice
+from gateway.pipeline.hooks import Hooks, handlers_of
 from tests.conftest import GatewayFactory
 
 CONFIG = """
@@ -37,7 +38,7 @@ def test_gateway_check_names_the_route_whose_handler_no_module_exports(
     assert cli.main(["--config", str(path), "check"]) == 1
     err = capsys.readouterr().err
     assert "routes[1].handler: unknown handler (got 'no_such_handler')" in err
-    assert "routes[0]" not in err  # me_tokens is exported by gateway.selfservice
+    assert "routes[0]" not in err  # me_tokens is exported by gateway.features.selfservice
 
 
 async def test_a_running_gateway_reads_its_frozen_hooks_from_the_runtime(

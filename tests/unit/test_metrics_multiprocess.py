@@ -1,6 +1,6 @@
 """Multiprocess metrics keep every process's counts: the cached pid still notices a fork.
 
-``gateway.telemetry`` caches the pid that prometheus-client's multiprocess values use to pick their
+``gateway.features.telemetry`` caches the pid that prometheus-client's multiprocess values use to pick their
 file. A process forked after metrics were updated must still get its own file; if it kept writing
 through the parent's, the two would overwrite each other's counts and a scrape would lose some.
 Runs in a fresh interpreter because the value class is chosen when telemetry is first imported.
@@ -20,7 +20,7 @@ _SCRIPT = textwrap.dedent(
     """
     import os
     from prometheus_client import values
-    from gateway import telemetry
+    from gateway.features import telemetry
 
     # the gateway's value class (cached pid) is the one in use, not the library's default
     assert values.ValueClass is telemetry._VALUE_CLASS

@@ -1,4 +1,4 @@
-"""Issue 20: OAuth's errors are GatewayErrors, and gateway.responses renders them in RFC 6749
+"""Issue 20: OAuth's errors are GatewayErrors, and gateway.edge.responses renders them in RFC 6749
 §5.2's envelope whatever envelope the config chose; one place renders every error."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from gateway.errors import GatewayError, InvalidClient, OAuthError
-from gateway.responses import error_response
+from gateway.core.errors import GatewayError, InvalidClient, OAuthError
+from gateway.edge.responses import error_response
 
 
 @pytest.mark.parametrize("envelope", ["default", "velt"])

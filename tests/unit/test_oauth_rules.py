@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.oauth import pkce, redirects
+from gateway.features.oauth import pkce, redirects
 
 
 def test_s256_matches_rfc7636_appendix_b() -> None:

@@ -9,9 +9,9 @@ import jsonschema_rs
 import pytest
 from aiohttp import web
 
-from gateway import bodies, openapi
-from gateway.admin import api as admin_api
-from gateway.oauth import admin as oauth_admin
+from gateway.features.oauth import admin as oauth_admin
+from gateway.management import adminapi as admin_api
+from gateway.management import bodies, openapi
 
 
 def body_validator(doc: dict[str, Any], name: str) -> Any:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.config import Route
-from gateway.errors import InvalidPath, MethodNotAllowed, RouteNotFound
+from gateway.core.errors import InvalidPath, MethodNotAllowed, RouteNotFound
 from gateway.pipeline.paths import _normalize_general, normalize
 from gateway.pipeline.routing import Router
 

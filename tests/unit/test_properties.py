@@ -16,8 +16,8 @@ from unittest import mock
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from gateway import tokens
-from gateway.errors import InvalidPath
+from gateway.core import tokens
+from gateway.core.errors import InvalidPath
 from gateway.pipeline.paths import normalize
 
 PREFIX = "gw_live_"

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.ratelimit import Backend, Counter, LocalBackend, RedisBackend
+from gateway.features.ratelimit import Backend, Counter, LocalBackend, RedisBackend
 from tests.support.harness import eventually
 from tests.support.require import env_or_skip
 

@@ -1,4 +1,4 @@
-"""Store outages as the request path sees them (gateway/storehealth.py, gateway/cache.py), on a
+"""Store outages as the request path sees them (gateway/store/health.py, gateway/store/cache.py), on a
 fake clock: the circuit breaker, and cached decisions served past their TTL for the whole
 ``outage_grace`` (stale-while-unavailable) but not a moment longer, and never outside an outage.
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from gateway.cache import AuthCache
 from gateway.config import CacheConfig
-from gateway.errors import StoreUnavailable
-from gateway.storehealth import StoreHealth
+from gateway.core.errors import StoreUnavailable
+from gateway.store.cache import AuthCache
+from gateway.store.health import StoreHealth
 from tests.unit.test_ttlmap import Clock, _store_with_token
 
 

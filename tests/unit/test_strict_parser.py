@@ -1,4 +1,4 @@
-"""gateway.listen.StrictParser over both of aiohttp's request parsers (C llhttp and pure Python).
+"""gateway.edge.listen.StrictParser over both of aiohttp's request parsers (C llhttp and pure Python).
 
 Each case records what the bare parser does with the request (the finding behind issue 17 §4:
 where it accepts what HTTP/1.1 forbids) and checks that the wrapped parser refuses it with the
@@ -15,7 +15,7 @@ import pytest
 from aiohttp import http_exceptions, http_parser
 from aiohttp.base_protocol import BaseProtocol
 
-from gateway.listen import EdgeRefusal, StrictParser
+from gateway.edge.listen import EdgeRefusal, StrictParser
 
 PARSERS = {"python": http_parser.HttpRequestParserPy}
 if hasattr(http_parser, "HttpRequestParserC"):

@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from gateway import tokens
+from gateway.core import tokens
 
 
 @pytest.mark.parametrize("prefix", ["vel_", "sk_live_", "sk_test_", "spedy_pat_", "gw_"])

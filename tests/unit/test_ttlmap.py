@@ -1,4 +1,4 @@
-"""The auth caches' map (gateway/ttlmap.py) and the token index built on it (gateway/cache.py).
+"""The auth caches' map (gateway/core/ttlmap.py) and the token index built on it (gateway/store/cache.py).
 
 What users rely on: a cached decision is never served past its TTL, the caches stay within their
 size, and a change to a token (revocation, rotation) drops every cached secret of that token, even
@@ -11,11 +11,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from gateway.cache import AuthCache
 from gateway.config import CacheConfig
+from gateway.core.ttlmap import TTLMap
 from gateway.store.base import Change, Membership, TokenRecord, User, Workspace
+from gateway.store.cache import AuthCache
 from gateway.store.sqlite import SQLiteStore
-from gateway.ttlmap import TTLMap
 
 
 class Clock:

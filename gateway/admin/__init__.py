@@ -1,1 +1,0 @@
-"""The admin API on the admin listener (see :mod:`gateway.admin.api`)."""
