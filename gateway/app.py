@@ -42,8 +42,10 @@ from gateway.pipeline.routing import Router
 from gateway.pipeline.run import run
 from gateway.pipeline.workspace import WorkspaceResolver
 from gateway.store import Store, open_store
-from gateway.store.cache import AuthCache, ChangeFeed, UsageRecorder
+from gateway.store.cache import AuthCache
+from gateway.store.changefeed import ChangeFeed
 from gateway.store.health import StoreHealth
+from gateway.store.usage import UsageRecorder
 
 __all__ = [
     "GATEWAY",

@@ -31,7 +31,8 @@ from gateway.core.errors import AuthenticationError, MultipleCredentials
 from gateway.core.identity import Principal
 from gateway.edge.tls import peer_certificate
 from gateway.store.base import TokenRecord
-from gateway.store.cache import AuthCache, UsageRecorder
+from gateway.store.cache import AuthCache
+from gateway.store.usage import UsageRecorder
 
 __all__ = [
     "Authenticator",

@@ -163,6 +163,11 @@ AUDIT = register(
 )
 NONCES = register(table("used_nonces", NonceRecord, order_by=("nonce",), label="used_nonces"))
 
+# The tokens table's columns as both backends select them (``t`` is the tokens table's alias), and
+# where find_token's one extra column, its secret's ``not_after``, follows them.
+TOKEN_COLUMNS = ", ".join(f"t.{c.name}" for c in TOKENS.columns)
+NOT_AFTER = len(TOKENS.columns)
+
 
 class Transaction(Queries, Protocol):
     """One open write transaction of a store (:meth:`Store.transaction`), in its SQL dialect.

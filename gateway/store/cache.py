@@ -1,10 +1,11 @@
 """Per-process caches of store lookups, kept honest by the store's change feed.
 
 Lookups go negative cache → positive cache → store. Every cached value is bounded in size and age
-(:class:`~gateway.core.ttlmap.TTLMap`); on top of that a background task polls the store's change feed every
-``cache.poll_interval`` (≤ 1 s) and drops exactly what changed, so a revocation, expiry change,
-membership or role change, or workspace deletion made by any process (another worker, the CLI,
-another instance) wins over the cache within a second. Expiry itself needs no feed: it is compared
+(:class:`~gateway.core.ttlmap.TTLMap`); on top of that a background task
+(:class:`~gateway.store.changefeed.ChangeFeed`) polls the store's change feed every
+``cache.poll_interval`` (≤ 1 s) and :meth:`AuthCache.apply` drops exactly what changed, so a
+revocation, expiry change, membership or role change, or workspace deletion made by any process
+(another worker, the CLI, another instance) wins over the cache within a second. Expiry itself needs no feed: it is compared
 with the clock on every request.
 
 Store outages (see :mod:`gateway.store.health`): every store lookup is bounded and goes through the
@@ -17,8 +18,6 @@ long an entry lives while the feed is healthy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -27,13 +26,12 @@ from gateway.config import CacheConfig
 from gateway.core.errors import StoreUnavailable
 from gateway.core.ttlmap import TTLMap
 from gateway.store.base import Change, Membership, Store, TokenRecord, Workspace
-from gateway.store.health import StoreHealth, bounded
+from gateway.store.health import StoreHealth
 
 T = TypeVar("T")
 
-__all__ = ["AuthCache", "ChangeFeed", "UsageRecorder"]
+__all__ = ["AuthCache"]
 
-log = logging.getLogger("gateway.cache")
 _ABSENT = object()
 
 
@@ -259,144 +257,3 @@ class AuthCache:
         for c in (self.tokens, self.token_hashes, self.negative, self.workspaces, self.memberships):
             c.clear()
         self._inflight.clear()
-
-
-class ChangeFeed:
-    """Applies ``store.changes_since`` to the caches it feeds: on every wake-up, and periodically.
-
-    The periodic resync (every ``interval`` ≤ 1 s) is the guarantee; :meth:`wake` (called by a
-    store notification, e.g. PostgreSQL NOTIFY) only makes it sooner. A lost notification or a
-    dropped listening connection therefore delays a revocation by at most one interval.
-
-    Each read is bounded (``timeout``), so a store that hangs is noticed within one interval plus
-    that bound. Every successful read is the "last contact" ``outage_grace`` counts from (kept by
-    :class:`~gateway.store.health.StoreHealth`): during an outage cached decisions keep serving for
-    ``outage_grace`` after it (changes made elsewhere in that window are invisible here); past
-    that every cache is dropped and stays dropped until the store answers again, so unknown and
-    formerly cached tokens alike fail closed with 503.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        caches: list[AuthCache],
-        interval: float,
-        health: StoreHealth | None = None,
-        timeout: float = 1.0,
-    ) -> None:
-        self.store = store
-        self.caches = caches
-        self.interval = interval
-        self.health = health or StoreHealth()
-        self.timeout = timeout
-        self.seq = 0
-        # whether a push channel (LISTEN) is live; None when the store has none
-        self.listening: bool | None = None
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.seq = await self.store.latest_change()
-        self.health.synced()
-        self._task = asyncio.create_task(self._run(), name="change-feed")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    def wake(self) -> None:
-        """Resync now rather than at the next interval (a change was announced)."""
-        self._wake.set()
-
-    def set_listening(self, up: bool) -> None:
-        self.listening = up
-
-    @property
-    def serving_stale(self) -> bool:
-        """True while the store is unreachable and caches are still used within the grace."""
-        return self.health.serving_stale
-
-    async def poll_once(self) -> int:
-        """Apply every change since the last poll; returns how many were applied."""
-        applied = 0
-        while True:
-            try:
-                changes = await bounded(lambda: self.store.changes_since(self.seq), self.timeout)
-            except TimeoutError:
-                raise StoreUnavailable(reason="store_timeout") from None
-            if not changes:
-                break
-            for change in changes:
-                for cache in self.caches:
-                    cache.apply(change)
-            self.seq = changes[-1].seq
-            applied += len(changes)
-        self.health.synced()
-        return applied
-
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-            self._wake.clear()
-            try:
-                await self.poll_once()
-            except StoreUnavailable as exc:
-                self._outage(exc)
-            except Exception:  # pragma: no cover - logged, and the loop must survive
-                log.exception("change feed poll failed")
-
-    def _outage(self, exc: StoreUnavailable) -> None:
-        self.health.failed(f"change feed read: {exc.reason}")
-        if not self.health.cached_ok():
-            # We cannot see changes, so nothing cached may outlive the grace.
-            for cache in self.caches:
-                cache.clear()
-
-
-class UsageRecorder:
-    """Collects ``last_used_at`` in memory and writes it in one batch every interval."""
-
-    def __init__(self, store: Store, interval: float) -> None:
-        self.store = store
-        self.interval = interval
-        self.pending: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def touch(self, token_id: str, now: float) -> None:
-        self.pending[token_id] = now
-
-    async def flush(self) -> None:
-        if not self.pending:
-            return
-        batch, self.pending = self.pending, {}
-        try:
-            await self.store.record_usage(batch)
-        except StoreUnavailable:
-            # Keep what we could not write; newer touches win over older ones.
-            for tid, at in batch.items():
-                self.pending[tid] = max(at, self.pending.get(tid, 0.0))
-            raise
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="usage-flush")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        with contextlib.suppress(StoreUnavailable):
-            await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.flush()
-            except StoreUnavailable:
-                log.warning("could not write last_used_at; will retry")
