@@ -6,7 +6,7 @@ import argparse
 
 from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
-from gateway.management.services import audit_view
+from gateway.management.audit import audit_view
 
 __all__ = ["register"]
 

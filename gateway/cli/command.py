@@ -21,7 +21,8 @@ from gateway import config as config_mod
 from gateway.cli.output import emit, report_error
 from gateway.config import Config, ConfigError
 from gateway.core.errors import GatewayError
-from gateway.management.services import Actor, Services
+from gateway.management.audit import Actor
+from gateway.management.services import Services
 from gateway.store import Store, open_store
 
 __all__ = ["Context", "Output", "Run", "Subcommands", "action", "group", "management"]

@@ -15,7 +15,8 @@ import argparse
 from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
 from gateway.core.errors import NotFound
-from gateway.features.oauth.service import OAuthService, client_view, grant_view
+from gateway.features.oauth.apps import client_view, grant_view
+from gateway.features.oauth.service import OAuthService
 
 __all__ = ["register"]
 

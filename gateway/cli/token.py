@@ -11,7 +11,9 @@ import time
 
 from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import cell, table
-from gateway.management.services import parse_duration, parse_expiry, token_view
+from gateway.core.durations import parse_duration
+from gateway.core.timestamps import parse_expiry
+from gateway.management.services import token_view
 
 __all__ = ["register"]
 

@@ -7,8 +7,9 @@ import os
 
 from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
+from gateway.core.durations import parse_duration
 from gateway.core.errors import InvalidArgument
-from gateway.management.services import iso, parse_duration
+from gateway.core.timestamps import iso
 
 __all__ = ["register"]
 

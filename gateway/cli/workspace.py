@@ -6,7 +6,7 @@ import argparse
 
 from gateway.cli.command import Context, Output, Subcommands, action, group
 from gateway.cli.output import table
-from gateway.management.services import iso
+from gateway.core.timestamps import iso
 
 __all__ = ["register"]
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["DURATION_PATTERN", "UNITS", "seconds"]
+from gateway.core.errors import InvalidArgument
+
+__all__ = ["DURATION_PATTERN", "UNITS", "parse_duration", "seconds"]
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PATTERN = r"^(\d+)([smhdw])$"
@@ -21,3 +23,13 @@ def seconds(text: str) -> int | None:
     if m is None:
         return None
     return int(m.group(1)) * UNITS[m.group(2)]
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``, for a management door: not a duration is the caller's error."""
+    value = seconds(text)
+    if value is None:
+        raise InvalidArgument(
+            f"Invalid duration {text!r}: use e.g. 30d, 12h, 45m.", reason="duration"
+        )
+    return value

@@ -28,9 +28,11 @@ from gateway.core.authz import TOKENS_READ
 from gateway.core.context import RequestContext
 from gateway.core.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.core.identity import Identity
+from gateway.core.timestamps import iso, parse_expiry
 from gateway.edge.responses import json_response
+from gateway.management.audit import Actor
 from gateway.management.bodies import MeTokenCreate, read_body
-from gateway.management.services import Actor, Services, iso, parse_expiry
+from gateway.management.services import Services
 from gateway.pipeline.builtin import BuiltinHandler
 from gateway.store.base import TokenRecord
 

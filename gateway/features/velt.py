@@ -27,8 +27,9 @@ from gateway.app import GATEWAY
 from gateway.core.context import RequestContext
 from gateway.core.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.edge.responses import json_response
+from gateway.management.audit import Actor
 from gateway.management.bodies import VeltKeyData, VeltKeyRequest, parse, read_json_object
-from gateway.management.services import Actor, Services
+from gateway.management.services import Services
 from gateway.pipeline.builtin import BuiltinHandler
 
 __all__ = ["API_KEY_TYPE", "AUTH_TOKEN_TYPE", "HANDLERS", "apikey_create"]

@@ -35,9 +35,12 @@ from aiohttp import web
 
 from gateway.app import GATEWAY
 from gateway.core.authz import TOKENS_READ, TOKENS_WRITE, authorize, permits
+from gateway.core.durations import parse_duration
 from gateway.core.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.core.identity import Identity
+from gateway.core.timestamps import iso, parse_expiry
 from gateway.edge.responses import json_response
+from gateway.management.audit import Actor, audit_view
 from gateway.management.bodies import (
     CreateToken,
     CreateUser,
@@ -49,15 +52,7 @@ from gateway.management.bodies import (
     add_routes,
     read_body,
 )
-from gateway.management.services import (
-    Actor,
-    Services,
-    audit_view,
-    iso,
-    parse_duration,
-    parse_expiry,
-    token_view,
-)
+from gateway.management.services import Services, token_view
 from gateway.store.base import TokenRecord, Workspace
 
 if TYPE_CHECKING:

@@ -544,7 +544,7 @@ rate_limits:
 
 
 def test_durations_share_one_parser_with_the_management_api() -> None:
-    from gateway.management.services import parse_duration
+    from gateway.core.durations import parse_duration
 
     cfg = load_text(
         MINIMAL + "oauth: {refresh_token_ttl: 2w, code_ttl: 5m}\n"

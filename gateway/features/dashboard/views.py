@@ -31,6 +31,7 @@ from gateway.core.errors import (
     PermissionDenied,
 )
 from gateway.core.identity import Identity
+from gateway.core.timestamps import parse_expiry
 from gateway.edge.responses import json_response
 from gateway.features.dashboard import render
 from gateway.features.dashboard.signin import (
@@ -44,7 +45,8 @@ from gateway.features.dashboard.signin import (
     verify_link,
 )
 from gateway.management.adminapi import ADMIN_SCOPE
-from gateway.management.services import Actor, Services, parse_expiry, token_view
+from gateway.management.audit import Actor
+from gateway.management.services import Services, token_view
 from gateway.store.base import Membership, TokenRecord, Workspace
 
 if TYPE_CHECKING:

@@ -22,11 +22,12 @@ from gateway.app import GATEWAY
 from gateway.core.authz import TOKENS_READ, TOKENS_WRITE, covers, require_covers
 from gateway.core.errors import InvalidArgument, NotFound
 from gateway.edge.responses import json_response
-from gateway.features.oauth.service import OAuthService, client_view, grant_view
+from gateway.features.oauth.apps import client_view, grant_view
+from gateway.features.oauth.service import OAuthService
 from gateway.features.oauth.store import ClientRecord
 from gateway.management.adminapi import Caller, caller_of, workspace_of
 from gateway.management.bodies import CreateOAuthApp, Route, add_routes, read_body
-from gateway.management.services import USER_ID
+from gateway.management.directory import USER_ID
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
