@@ -29,7 +29,8 @@ import uvloop
 import gateway.app
 import gateway.core.context
 import gateway.features.telemetry
-import gateway.forward.proxy
+import gateway.forward.headers
+import gateway.forward.relay
 from bench.servers import gateway_config
 from gateway.edge import logbuffer
 from gateway.pipeline import authn, memo, routing, run, workspace
@@ -47,8 +48,8 @@ STEPS = [
     (workspace.WorkspaceResolver, "requested"),
     (memo.HitMemo, "workspace"),
     (run, "upstream_base"),
-    (gateway.forward.proxy.Forwarder, "build_headers"),
-    (gateway.forward.proxy, "_drop_set"),
+    (gateway.forward.headers.UpstreamHeaders, "build_headers"),
+    (gateway.forward.relay, "_drop_set"),
     (gateway.app, "_log_access"),
     (gateway.features.telemetry, "observe"),
 ]

@@ -31,7 +31,7 @@ class CatchAll(web.AbstractResource):
     def __init__(self, handler: Handler) -> None:
         super().__init__(name=None)
         # `Expect: 100-continue` is answered by the pipeline once the request is authorized
-        # (gateway.forward.proxy.answer_expect), not by aiohttp before anything was checked.
+        # (gateway.forward.body.answer_expect), not by aiohttp before anything was checked.
         self.route = ResourceRoute("*", handler, self, expect_handler=_expect_later)
 
     @property

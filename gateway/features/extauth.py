@@ -44,7 +44,8 @@ from gateway.core.errors import BadRequest, GatewayError, RouteNotFound, Untrust
 from gateway.edge import catchall
 from gateway.edge.headerpolicy import KEEP, METHOD_OVERRIDE, NAMESPACE, header_key
 from gateway.edge.responses import error_body
-from gateway.forward.proxy import Forwarder, strip_method_param
+from gateway.forward.body import strip_method_param
+from gateway.forward.proxy import Forwarder
 from gateway.pipeline.run import decide, upstream_base
 
 __all__ = [

@@ -369,13 +369,13 @@ class RateLimiter:
 
 
 def _count_refusal(rule: str) -> None:
-    from gateway.features.telemetry import RATE_LIMITED
+    from gateway.features.metrics import RATE_LIMITED
 
     RATE_LIMITED.labels(rule).inc()
 
 
 def _count_backend_error(mode: str) -> None:
-    from gateway.features.telemetry import RATE_LIMIT_ERRORS
+    from gateway.features.metrics import RATE_LIMIT_ERRORS
 
     RATE_LIMIT_ERRORS.labels(mode).inc()
 

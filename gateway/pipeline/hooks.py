@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.core.context import RequestContext
 from gateway.core.errors import AuthenticationError
-from gateway.forward.proxy import HeaderHook
+from gateway.forward.headers import HeaderHook
 from gateway.pipeline.builtin import BuiltinHandler
 
 if TYPE_CHECKING:

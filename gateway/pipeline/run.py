@@ -30,7 +30,7 @@ from gateway.core.errors import (
     UpgradeNotAllowed,
 )
 from gateway.core.identity import Identity, Principal
-from gateway.forward.proxy import answer_expect
+from gateway.forward.body import answer_expect
 from gateway.forward.websocket import is_websocket_upgrade, proxy_websocket
 from gateway.pipeline.authn import TokenKey
 from gateway.pipeline.memo import WorkspaceHit

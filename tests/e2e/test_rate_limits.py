@@ -11,7 +11,7 @@ from collections import Counter
 import aiohttp
 from prometheus_client import REGISTRY
 
-from gateway.features.telemetry import publish
+from gateway.features.metricbatch import publish
 from tests.conftest import GatewayFactory
 from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream
@@ -27,7 +27,7 @@ async def start(
 
 
 def metric(name: str, **labels: str) -> float:
-    publish()  # counts made so far, in this process (gateway.features.telemetry publishes per interval)
+    publish()  # counts made so far, in this process (gateway.features.metricbatch publishes per interval)
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import REGISTRY
 
-from gateway.features.telemetry import publish
+from gateway.features.metricbatch import publish
 from tests.conftest import GatewayFactory
 from tests.support.harness import RunningGateway, Upstream
 
@@ -146,7 +146,7 @@ async def test_one_target_stopped_mid_load(
     assert not posts_failed & set(seen_posts)
     # Only POSTs that met the stopped target before its ejection (max_failures: 2) failed.
     assert len(posts_failed) <= 2
-    publish()  # counts made so far, in this process (gateway.features.telemetry publishes per interval)
+    publish()  # counts made so far, in this process (gateway.features.metricbatch publishes per interval)
     ok = REGISTRY.get_sample_value(
         "gateway_upstream_target_requests_total",
         {"upstream": "api", "target": three[0].url, "outcome": "ok"},

@@ -17,7 +17,8 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.core import tokens
-from gateway.features.telemetry import PUBLISH_INTERVAL, metrics_app
+from gateway.features.metricbatch import PUBLISH_INTERVAL
+from gateway.features.telemetry import metrics_app
 from tests.conftest import GatewayFactory
 from tests.support.core_config import CORE
 from tests.support.harness import RunningGateway, Upstream, eventually, wait_answering

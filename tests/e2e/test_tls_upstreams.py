@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from gateway.features.telemetry import publish
+from gateway.features.metricbatch import publish
 from tests.conftest import GatewayFactory
 from tests.support.certs import Certs
 from tests.support.harness import Upstream, write_config
@@ -92,7 +92,7 @@ async def test_self_signed_upstream_refused_with_upstream_tls(
 ) -> None:
     gw = await make_gateway(CONFIG, up=tls_upstream.url, tls="")
     labels = {"code": "UPSTREAM_UNAVAILABLE", "reason": "upstream_tls"}
-    publish()  # counts made so far, in this process (gateway.features.telemetry publishes per interval)
+    publish()  # counts made so far, in this process (gateway.features.metricbatch publishes per interval)
     before = REGISTRY.get_sample_value("gateway_denials_total", labels) or 0
     for method, body in (("GET", None), ("POST", b"x" * 10)):  # pooled path, ClientSession path
         async with http.request(method, f"{gw.url}/public/a", data=body) as r:

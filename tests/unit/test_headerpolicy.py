@@ -23,7 +23,7 @@ from gateway.edge.headerpolicy import (
     COOKIE as COOKIE_VERDICT,
 )
 from gateway.features.dashboard.signin import COOKIE
-from gateway.forward.proxy import strip_form_method, strip_method_param
+from gateway.forward.body import strip_form_method, strip_method_param
 
 BASE = """
 upstreams:

@@ -1,9 +1,9 @@
 """Multiprocess metrics keep every process's counts: the cached pid still notices a fork.
 
-``gateway.features.telemetry`` caches the pid that prometheus-client's multiprocess values use to pick their
+``gateway.features.metrics`` caches the pid that prometheus-client's multiprocess values use to pick their
 file. A process forked after metrics were updated must still get its own file; if it kept writing
 through the parent's, the two would overwrite each other's counts and a scrape would lose some.
-Runs in a fresh interpreter because the value class is chosen when telemetry is first imported.
+Runs in a fresh interpreter because the value class is chosen when the metrics are first imported.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ _SCRIPT = textwrap.dedent(
     """
     import os
     from prometheus_client import values
-    from gateway.features import telemetry
+    from gateway.features import metrics, telemetry
 
     # the gateway's value class (cached pid) is the one in use, not the library's default
-    assert values.ValueClass is telemetry._VALUE_CLASS
-    c = telemetry.REQUESTS.labels("r", "GET", "2xx", "allowed")
+    assert values.ValueClass is metrics._VALUE_CLASS
+    c = metrics.REQUESTS.labels("r", "GET", "2xx", "allowed")
     c.inc()
     child = os.fork()
     if child == 0:
-        ok = telemetry._Pid.get() == os.getpid()
+        ok = metrics._Pid.get() == os.getpid()
         c.inc()
         c.inc()
         os._exit(0 if ok else 3)
