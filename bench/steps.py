@@ -26,12 +26,11 @@ from typing import Any
 import aiohttp
 import uvloop
 
-import gateway.app
 import gateway.core.context
 import gateway.features.telemetry
 import gateway.forward.proxy
 from bench.servers import gateway_config
-from gateway.edge import logbuffer
+from gateway.edge import accesslog, logbuffer
 from gateway.pipeline import authn, memo, routing, run, workspace
 from tests.support.harness import Upstream, start_gateway, write_config
 
@@ -49,7 +48,7 @@ STEPS = [
     (run, "upstream_base"),
     (gateway.forward.proxy.Forwarder, "build_headers"),
     (gateway.forward.proxy, "_drop_set"),
-    (gateway.app, "_log_access"),
+    (accesslog, "log_access"),
     (gateway.features.telemetry, "observe"),
 ]
 

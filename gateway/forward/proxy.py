@@ -59,7 +59,7 @@ from gateway.forward.balancer import Balancers, TargetSet
 from gateway.forward.upstream import IDEMPOTENT, UpstreamPool, UpstreamPools
 from gateway.pipeline.override import BodyOverrideScanner
 
-__all__ = ["Forwarder", "HeaderHook", "answer_expect", "make_client_session", "strip_method_param"]
+__all__ = ["Forwarder", "HeaderHook", "answer_expect", "make_upstream_client", "strip_method_param"]
 
 log = logging.getLogger("gateway.proxy")
 
@@ -75,8 +75,8 @@ FORM_BODY: web.RequestKey[bytes] = web.RequestKey("gateway.form_body", bytes)
 PROXY_SETS = FORWARDED - {"x-real-ip", "forwarded"}
 
 
-def make_client_session(limit: int = 0) -> aiohttp.ClientSession:
-    """One shared session: pooled keep-alive, no cookie jar, no decompression, no added headers."""
+def make_upstream_client(limit: int = 0) -> aiohttp.ClientSession:
+    """The one shared client to upstreams: pooled keep-alive, no cookie jar, no decompression, no added headers."""
     connector = aiohttp.TCPConnector(
         limit=limit, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=300
     )

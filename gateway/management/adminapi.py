@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.app import GATEWAY
 from gateway.core.authz import TOKENS_READ, TOKENS_WRITE, authorize, permits
 from gateway.core.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.core.identity import Identity
 from gateway.edge.responses import json_response
+from gateway.edge.wrap import GATEWAY
 from gateway.management.bodies import (
     CreateToken,
     CreateUser,

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from aiohttp import web
 from pydantic import ValidationError
 
-from gateway.app import GATEWAY, Gateway
+from gateway.app import Gateway
 from gateway.core.authz import TOKENS_READ, TOKENS_WRITE, Powers, authorize, covers, require_covers
 from gateway.core.context import RequestContext
 from gateway.core.errors import (
@@ -40,6 +40,7 @@ from gateway.core.errors import (
     PermissionDenied,
 )
 from gateway.edge.responses import json_response
+from gateway.edge.wrap import GATEWAY
 from gateway.features.oauth.service import AuthorizeRequest, OAuthService, grant_view
 from gateway.features.oauth.store import ClientRecord
 from gateway.management.bodies import Body, OAuthTokenParams, OAuthTokenRequest, invalid, parse
