@@ -26,13 +26,12 @@ from typing import Any
 import aiohttp
 import uvloop
 
-import gateway.app
 import gateway.core.context
 import gateway.features.telemetry
 import gateway.forward.headers
 import gateway.forward.relay
 from bench.servers import gateway_config
-from gateway.edge import logbuffer
+from gateway.edge import accesslog, logbuffer
 from gateway.pipeline import authn, memo, routing, run, workspace
 from tests.support.harness import Upstream, start_gateway, write_config
 
@@ -50,7 +49,7 @@ STEPS = [
     (run, "upstream_base"),
     (gateway.forward.headers.UpstreamHeaders, "build_headers"),
     (gateway.forward.relay, "_drop_set"),
-    (gateway.app, "_log_access"),
+    (accesslog, "log_access"),
     (gateway.features.telemetry, "observe"),
 ]
 

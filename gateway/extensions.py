@@ -8,7 +8,7 @@ A feature module may define any of:
 * ``install_admin(app: web.Application, gw: Gateway) -> None``: add routes to the admin listener;
 * ``install_proxy(app: web.Application, gw: Gateway) -> None``: add pages to the proxy listener,
   matched before the pipeline's catch-all (so they must not overlap configured routes); that app
-  has no middleware, so each handler must be wrapped with :func:`gateway.app.with_edge`;
+  has no middleware, so each handler must be wrapped with :func:`gateway.edge.wrap.with_edge`;
 * ``HANDLERS: dict[str, BuiltinHandler]``: built-in handlers by the name routes give in ``handler:``
   (gathered by :func:`gateway.pipeline.hooks.handlers_of`; a name exported twice is an error).
 

@@ -37,13 +37,15 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway.app import Gateway, create_bare_app, edge
+from gateway.app import Gateway
 from gateway.config import Route
 from gateway.core.context import RequestContext
 from gateway.core.errors import BadRequest, GatewayError, RouteNotFound, UntrustedProxy
 from gateway.edge import catchall
+from gateway.edge.apps import create_bare_app
 from gateway.edge.headerpolicy import KEEP, METHOD_OVERRIDE, NAMESPACE, header_key
 from gateway.edge.responses import error_body
+from gateway.edge.wrap import edge
 from gateway.forward.body import strip_method_param
 from gateway.forward.proxy import Forwarder
 from gateway.pipeline.run import decide, upstream_base

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.app import GATEWAY
 from gateway.core import tokens
 from gateway.core.context import RequestContext
 from gateway.core.errors import InvalidArgument, RateLimited
 from gateway.edge.responses import json_response
+from gateway.edge.wrap import GATEWAY
 from gateway.features.ratelimit import Backend, BackendError, Counter, client_address, make_backend
 from gateway.management.bodies import read_json_object
 from gateway.pipeline.builtin import BuiltinHandler

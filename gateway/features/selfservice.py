@@ -23,13 +23,13 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.app import GATEWAY
 from gateway.core.authz import TOKENS_READ
 from gateway.core.context import RequestContext
 from gateway.core.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.core.identity import Identity
 from gateway.core.timestamps import iso, parse_expiry
 from gateway.edge.responses import json_response
+from gateway.edge.wrap import GATEWAY
 from gateway.management.audit import Actor
 from gateway.management.bodies import MeTokenCreate, read_body
 from gateway.management.services import Services

@@ -23,10 +23,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.app import GATEWAY
 from gateway.core.context import RequestContext
 from gateway.core.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.edge.responses import json_response
+from gateway.edge.wrap import GATEWAY
 from gateway.management.audit import Actor
 from gateway.management.bodies import VeltKeyData, VeltKeyRequest, parse, read_json_object
 from gateway.management.services import Services

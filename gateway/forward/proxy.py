@@ -5,8 +5,7 @@ choice among several targets, the pooled fast path for bodiless requests and the
 the rest, and the upstream's timeouts. Its parts live beside it: the request headers in
 :mod:`gateway.forward.headers` (its base class), the request body and ``Expect`` in
 :mod:`gateway.forward.body`, the response relay in :mod:`gateway.forward.relay`, failure reasons in
-:mod:`gateway.forward.failures` and the client session in :mod:`gateway.forward.session`
-(``make_client_session`` and ``HeaderHook`` are importable from here too).
+:mod:`gateway.forward.failures`; the shared upstream client is made in :mod:`gateway.forward.client`.
 """
 
 from __future__ import annotations
@@ -45,11 +44,10 @@ from gateway.forward.body import (
 from gateway.forward.failures import unavailable
 from gateway.forward.headers import HeaderHook, UpstreamHeaders
 from gateway.forward.relay import relay
-from gateway.forward.session import make_client_session
 from gateway.forward.upstream import IDEMPOTENT, UpstreamPool, UpstreamPools
 from gateway.pipeline.override import BodyOverrideScanner
 
-__all__ = ["Forwarder", "HeaderHook", "make_client_session"]
+__all__ = ["Forwarder"]
 
 log = logging.getLogger("gateway.proxy")
 

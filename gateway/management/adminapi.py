@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.app import GATEWAY
 from gateway.core.authz import TOKENS_READ, TOKENS_WRITE, authorize, permits
 from gateway.core.durations import parse_duration
 from gateway.core.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.core.identity import Identity
 from gateway.core.timestamps import iso, parse_expiry
 from gateway.edge.responses import json_response
+from gateway.edge.wrap import GATEWAY
 from gateway.management.audit import Actor, audit_view
 from gateway.management.bodies import (
     CreateToken,

@@ -19,9 +19,10 @@ from dataclasses import replace
 from aiohttp import web
 
 from gateway import config as config_mod
-from gateway.app import Gateway, create_admin_app, create_proxy_app
+from gateway.app import Gateway
 from gateway.config import Config, DashboardConfig, Listener
 from gateway.core.errors import NotFound
+from gateway.edge.apps import create_admin_app, create_proxy_app
 from gateway.edge.catchall import DirectRunner
 from gateway.edge.listen import ListenError, opening
 from gateway.features.dashboard.signin import login_link

@@ -24,8 +24,9 @@ from dataclasses import replace
 from aiohttp import web
 
 from gateway import config as config_mod
-from gateway.app import Gateway, create_admin_app, create_proxy_app
+from gateway.app import Gateway
 from gateway.config import Config, Listener
+from gateway.edge.apps import create_admin_app, create_proxy_app
 from gateway.edge.catchall import DirectRunner
 from gateway.edge.listen import CappedSite, ListenError, bind, opening
 from gateway.edge.logbuffer import BufferedLineHandler, buffer_access_log, flush_periodically

@@ -22,8 +22,9 @@ import yaml
 from aiohttp import web
 
 from gateway import config as config_mod
-from gateway.app import Gateway, create_admin_app, create_proxy_app
+from gateway.app import Gateway
 from gateway.config import Config
+from gateway.edge.apps import create_admin_app, create_proxy_app
 from gateway.edge.catchall import DirectRunner
 from gateway.edge.listen import CappedSite, bind
 from gateway.edge.tls import ServerCerts

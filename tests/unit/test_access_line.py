@@ -8,10 +8,10 @@ import logging
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from gateway.app import _access_line
 from gateway.config import Route
 from gateway.core.context import RequestContext
 from gateway.core.identity import Identity, Principal
+from gateway.edge.accesslog import access_line
 from gateway.edge.logbuffer import BufferedLineHandler, buffer_access_log, direct_sink
 from gateway.store.base import TokenRecord, Workspace
 
@@ -24,7 +24,7 @@ def test_refused_request_without_route_or_principal() -> None:
     request = make_mocked_request("DELETE", "/x")
     ctx = RequestContext("rid-1")
     ctx.decision, ctx.reason = "NOT_FOUND", None
-    line = _access_line(request, None, ctx)
+    line = access_line(request, None, ctx)
     fields = json.loads(line)
     assert fields["status"] == 0 and fields["route"] is None and fields["upstream_ms"] is None
     _expected(line, fields)
@@ -51,7 +51,7 @@ def test_allowed_request_with_identity_and_awkward_strings() -> None:
     ctx.identity = Identity(principal, Workspace("ws_é", "acme", "Acme", "free", 0.0), frozenset())
     ctx.reason = "why\n"
     ctx.timing["upstream"] = 0.0123456
-    line = _access_line(request, web.Response(status=201), ctx)
+    line = access_line(request, web.Response(status=201), ctx)
     fields = json.loads(line)
     assert fields["route"] == 'rüte/"x"' and fields["user"] == "usr_\u2028\x01"
     assert fields["upstream_ms"] == 12.346 and fields["status"] == 201
@@ -78,9 +78,9 @@ def test_direct_sink_only_when_the_buffer_is_the_sole_destination() -> None:
 def test_the_trace_id_joins_the_line_only_when_tracing_set_one() -> None:
     request = make_mocked_request("GET", "/x")
     ctx = RequestContext("rid-3")
-    assert "trace_id" not in json.loads(_access_line(request, None, ctx))
+    assert "trace_id" not in json.loads(access_line(request, None, ctx))
     ctx.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    line = _access_line(request, None, ctx)
+    line = access_line(request, None, ctx)
     fields = json.loads(line)
     assert fields["trace_id"] == ctx.trace_id
     _expected(line, fields)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway.edge.wrap import with_edge
 from gateway.features.dashboard.views import add_routes
 
 if TYPE_CHECKING:
@@ -31,8 +32,7 @@ __all__ = ["install_admin", "install_proxy"]
 def install_proxy(app: web.Application, gw: Gateway) -> None:
     cfg = gw.config.dashboard
     if cfg is not None and cfg.listener == "proxy":
-        from gateway.app import with_edge  # the proxy app has no middleware: wrap each page
-
+        # The proxy app has no middleware: wrap each page.
         add_routes(app, cfg.path, lambda handler: with_edge(gw, handler))
 
 

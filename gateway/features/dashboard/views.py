@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from gateway.app import GATEWAY
 from gateway.config import DashboardConfig, TokenType
 from gateway.core.context import RequestContext
 from gateway.core.errors import (
@@ -33,6 +32,7 @@ from gateway.core.errors import (
 from gateway.core.identity import Identity
 from gateway.core.timestamps import parse_expiry
 from gateway.edge.responses import json_response
+from gateway.edge.wrap import GATEWAY
 from gateway.features.dashboard import render
 from gateway.features.dashboard.signin import (
     COOKIE,

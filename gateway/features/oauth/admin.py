@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.app import GATEWAY
 from gateway.core.authz import TOKENS_READ, TOKENS_WRITE, covers, require_covers
 from gateway.core.errors import InvalidArgument, NotFound
 from gateway.edge.responses import json_response
+from gateway.edge.wrap import GATEWAY
 from gateway.features.oauth.apps import client_view, grant_view
 from gateway.features.oauth.service import OAuthService
 from gateway.features.oauth.store import ClientRecord

@@ -19,9 +19,10 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from gateway.app import GATEWAY, Gateway
+from gateway.app import Gateway
 from gateway.core.context import RequestContext
 from gateway.core.errors import AuthenticationError, GatewayError, OAuthError, PermissionDenied
+from gateway.edge.wrap import GATEWAY
 from gateway.features.oauth.consent import AuthorizeRequest
 from gateway.features.oauth.wire import NO_STORE, body_params, query_params, service_of
 

@@ -17,11 +17,11 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import ValidationError
 
-from gateway.app import GATEWAY
 from gateway.core.authz import TOKENS_READ, TOKENS_WRITE, Powers, authorize, covers, require_covers
 from gateway.core.context import RequestContext
 from gateway.core.errors import NotFound, OAuthError, PermissionDenied
 from gateway.edge.responses import json_response
+from gateway.edge.wrap import GATEWAY
 from gateway.features.oauth.apps import grant_view
 from gateway.features.oauth.consentpage import consent_endpoint
 from gateway.features.oauth.service import OAuthService

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 
-__all__ = ["make_client_session"]
+__all__ = ["make_upstream_client"]
 
 
-def make_client_session(limit: int = 0) -> aiohttp.ClientSession:
+def make_upstream_client(limit: int = 0) -> aiohttp.ClientSession:
     """One shared session: pooled keep-alive, no cookie jar, no decompression, no added headers."""
     connector = aiohttp.TCPConnector(
         limit=limit, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=300
