@@ -13,6 +13,8 @@ import yaml
 from gateway import config as config_mod
 from gateway.cli.command import Subcommands
 from gateway.config import Config, ConfigError
+from gateway.config.schema import render
+from gateway.extensions import load_all
 
 __all__ = ["register"]
 
@@ -28,8 +30,6 @@ def register(sub: Subcommands) -> None:
 
 def config_schema(args: argparse.Namespace) -> int:
     """``gateway config-schema``: the schema config/gateway.schema.json holds; needs no config."""
-    from gateway.config.schema import render
-
     sys.stdout.write(render())
     return 0
 
@@ -45,7 +45,8 @@ def check(args: argparse.Namespace) -> int:
                 json.dumps({"ok": False, "problems": [p.render(exc.source) for p in exc.problems]})
             )
         return 1
-    from gateway.extensions import load_all
+    # Here, not at the top: the handler registry pulls in aiohttp.web and the proxy (~100 ms) that
+    # every other command (and ``gateway --help``) would pay for at start.
     from gateway.pipeline.hooks import handlers_of
 
     handlers = handlers_of(load_all())  # the registry a Gateway puts in its hooks

@@ -24,6 +24,8 @@ def register(sub: Subcommands) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
+    # Here, not at the top: the demo loads the whole gateway (~250 ms) that every other command
+    # (and ``gateway --help``) would pay for at start.
     from gateway.process.demo import run_demo
 
     return run_demo(args.config, args.port, args.upstream_port)

@@ -6,6 +6,8 @@ The plaintext of a token is printed only by ``create`` and ``rotate``, once.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import ssl
 import sys
 import time
 
@@ -133,9 +135,6 @@ def _certificate_key(key: str | None, pem_file: str | None) -> str | None:
     """``--certificate`` as given, or the fingerprint key of ``--certificate-file``."""
     if pem_file is None:
         return key
-    import hashlib
-    import ssl
-
     with open(pem_file, encoding="ascii") as f:
         der = ssl.PEM_cert_to_DER_cert(f.read())
     return "sha256:" + hashlib.sha256(der).hexdigest()

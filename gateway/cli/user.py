@@ -45,6 +45,8 @@ async def list_(ctx: Context, args: argparse.Namespace) -> Output:
 
 
 async def login_link(ctx: Context, args: argparse.Namespace) -> Output:
+    # Here, not at the top: the dashboard package loads the whole app (its pages need
+    # gateway.app), ~250 ms that every other command (and ``gateway --help``) would pay for at start.
     from gateway.features.dashboard import signin
 
     cfg = ctx.config

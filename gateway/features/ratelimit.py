@@ -42,6 +42,7 @@ from cachetools import LRUCache, TTLCache
 from gateway.config import Config, RateLimitRule, RateLimits
 from gateway.core.context import RequestContext
 from gateway.core.errors import AuthenticationError, RateLimited, RateLimiterUnavailable
+from gateway.features.metrics import RATE_LIMIT_ERRORS, RATE_LIMITED
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -369,14 +370,10 @@ class RateLimiter:
 
 
 def _count_refusal(rule: str) -> None:
-    from gateway.features.metrics import RATE_LIMITED
-
     RATE_LIMITED.labels(rule).inc()
 
 
 def _count_backend_error(mode: str) -> None:
-    from gateway.features.metrics import RATE_LIMIT_ERRORS
-
     RATE_LIMIT_ERRORS.labels(mode).inc()
 
 

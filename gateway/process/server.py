@@ -32,6 +32,7 @@ from gateway.edge.listen import CappedSite, ListenError, bind, opening
 from gateway.edge.logbuffer import BufferedLineHandler, buffer_access_log, flush_periodically
 from gateway.edge.tls import ServerCerts
 from gateway.features.extauth import create_authz_app
+from gateway.features.telemetry import metrics_app
 from gateway.process.reload import Reloader
 
 __all__ = ["serve"]
@@ -117,8 +118,6 @@ async def _run_worker(
                     admin, config.admin.host, config.admin.port, ssl_context=_ssl(certs, "admin")
                 ).start()
         if index == 0 and config.metrics is not None:
-            from gateway.features.telemetry import metrics_app
-
             metrics = web.AppRunner(metrics_app(gw), access_log=None)
             await metrics.setup()
             runners.append(metrics)

@@ -34,6 +34,8 @@ def open_store(url: str, *, connect_timeout: float = 5.0, query_timeout: float =
     The timeouts bound how long a request can wait on an unreachable network store before it is
     refused with 503; they do not apply to the embedded SQLite file.
     """
+    # Each backend is imported when chosen: a SQLite gateway never loads asyncpg, a PostgreSQL one
+    # never loads aiosqlite.
     if url.startswith("sqlite://"):
         from gateway.store.sqlite import SQLiteStore
 

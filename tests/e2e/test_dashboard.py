@@ -271,7 +271,7 @@ async def test_members_see_their_own_tokens_admins_see_and_revoke_all(
 async def test_state_changes_need_the_csrf_token(gw: RunningGateway, browser: Any) -> None:
     page = await sign_in(browser, gw, "ann@acme.test")
     form = {"workspace": "ws_acme", "name": "sneaky", "scope": "items:read"}
-    # the session cookie alone (what a cross-site form would carry, were it sent) is not enough
+    # the sign-in cookie alone (what a cross-site form would carry, were it sent) is not enough
     for extra in ({}, {"csrf": "forged"}):
         answer = await page.request.post(
             f"{gw.url}{PATH}/tokens", form={**form, **extra}, headers={"Accept": "application/json"}
@@ -310,7 +310,7 @@ async def test_login_links_work_once_and_expire(
     await page.get_by_role("button", name="Sign in as ann@acme.test").click()
     await page.get_by_role("heading", name="API Keys").wait_for()
 
-    # the same link in another browser: refused when used, no session given
+    # the same link in another browser: refused when used, no sign-in cookie given
     other = await (await browser.new_context()).new_page()
     await other.goto(link)
     async with other.expect_response(lambda r: r.request.method == "POST") as answer:

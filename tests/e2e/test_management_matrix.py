@@ -35,7 +35,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.core import tokens
-from gateway.features.dashboard.signin import COOKIE, mint_session
+from gateway.features.dashboard.signin import COOKIE, mint_signin_cookie
 from gateway.features.oauth.service import OAuthService
 from gateway.store.base import TokenRecord
 from tests.conftest import GatewayFactory
@@ -239,7 +239,7 @@ async def _spedy(
 
         if kind == "dashboard":
             path = g.config.dashboard.path  # type: ignore[union-attr]
-            cookie = mint_session(g.config.dashboard, ann)  # type: ignore[arg-type]
+            cookie = mint_signin_cookie(g.config.dashboard, ann)  # type: ignore[arg-type]
             cookies = {COOKIE: cookie}
             dash_headers = {"Host": SPEDY_HOST, "Accept": "application/json"}
             async with http.get(g.url + path, headers=dash_headers, cookies=cookies) as r:

@@ -1,4 +1,4 @@
-"""Dashboard sign-in links and session cookies: signed, scoped to one purpose, expiring."""
+"""Dashboard sign-in links and sign-in cookies: signed, scoped to one purpose, expiring."""
 
 from __future__ import annotations
 
@@ -37,14 +37,14 @@ def test_links_are_short_lived_by_construction() -> None:
         signin.login_link(CFG, "http://x", ANN, signin.MAX_LINK_TTL + 1)
 
 
-def test_a_link_is_not_a_session_and_a_session_is_not_a_link() -> None:
+def test_a_link_is_not_a_signin_cookie_and_a_signin_cookie_is_not_a_link() -> None:
     url, _ = signin.login_link(CFG, "http://x", ANN, 60)
     link = token_of(url)
-    session = signin.mint_session(CFG, ANN)
-    assert signin._session_user_id(CFG, session) == "usr_ann"
-    assert signin._session_user_id(CFG, link) is None  # other key, other audience
+    cookie = signin.mint_signin_cookie(CFG, ANN)
+    assert signin._signin_user_id(CFG, cookie) == "usr_ann"
+    assert signin._signin_user_id(CFG, link) is None  # other key, other audience
     with pytest.raises(LoginLinkInvalid):
-        signin.verify_link(CFG, session)
+        signin.verify_link(CFG, cookie)
 
 
 def test_forged_or_foreign_values_are_refused() -> None:
@@ -52,15 +52,15 @@ def test_forged_or_foreign_values_are_refused() -> None:
     url, _ = signin.login_link(other, "http://x", ANN, 60)
     with pytest.raises(LoginLinkInvalid):
         signin.verify_link(CFG, token_of(url))
-    claims = jwt.decode(signin.mint_session(CFG, ANN), options={"verify_signature": False})
+    claims = jwt.decode(signin.mint_signin_cookie(CFG, ANN), options={"verify_signature": False})
     claims["sub"] = "usr_admin"
     unsigned = jwt.encode(claims, key=None, algorithm="none")  # type: ignore[arg-type]
-    assert signin._session_user_id(CFG, unsigned) is None
-    assert signin._session_user_id(other, signin.mint_session(CFG, ANN)) is None
+    assert signin._signin_user_id(CFG, unsigned) is None
+    assert signin._signin_user_id(other, signin.mint_signin_cookie(CFG, ANN)) is None
 
 
-def test_csrf_tokens_are_per_session() -> None:
-    a, b = signin.mint_session(CFG, ANN), signin.mint_session(CFG, ANN)
+def test_csrf_tokens_are_per_signin() -> None:
+    a, b = signin.mint_signin_cookie(CFG, ANN), signin.mint_signin_cookie(CFG, ANN)
     ta, tb = signin._csrf_for(CFG, a), signin._csrf_for(CFG, b)
     assert ta != tb and ta == signin._csrf_for(CFG, a)
     assert signin.csrf_ok(ta, ta) and not signin.csrf_ok(ta, tb)

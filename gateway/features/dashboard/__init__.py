@@ -9,9 +9,10 @@ on the listener it names:
   routes are matched before the pipeline's catch-all, so its path must not be a configured route.
 * ``admin``: for deployments that keep self-service off the public host.
 
-Modules: :mod:`.sessions` (who is signed in, sign-in links, CSRF), :mod:`.views` (HTTP),
-:mod:`.render` (templates in ``templates/``, assets in ``static/``). All token work
-goes through :class:`gateway.management.services.Services`.
+Modules: :mod:`.signin` (who is signed in, sign-in links, CSRF), :mod:`.views` (the routes),
+:mod:`.login` (sign-in and sign-out pages), :mod:`.tokens` (the token page, create, revoke),
+:mod:`.common` (what those handlers share), :mod:`.render` (templates in ``templates/``, assets in
+``static/``). All token work goes through :class:`gateway.management.services.Services`.
 """
 
 from __future__ import annotations

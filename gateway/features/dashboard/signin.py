@@ -1,13 +1,18 @@
-"""Who is signed in to the dashboard: sign-in links, the session cookie, CSRF tokens.
+"""Who is signed in to the dashboard: sign-in links, the sign-in cookie, CSRF tokens.
+
+"Sign-in" is the dashboard's own; a *session JWT* is :mod:`gateway.features.sessionjwt`'s (the
+app's sign-in, accepted here too). The sign-in cookie's names on the wire and in the config (``aud``
+``dashboard-session``, the ``session`` key label, ``dashboard.session_ttl``) predate that word and
+stay as they are.
 
 * A **sign-in link** (``gateway user login-link EMAIL``) carries a short HS256 JWT (``aud``
   ``dashboard-login``, ``sub`` the user id, ``exp`` ≤ 1 h, a random ``jti``). Its ``jti`` is spent
   in the store (:meth:`Store.use_nonce`) when the link is used, so it works once, in any worker.
-* The **session cookie** is another HS256 JWT (``aud`` ``dashboard-session``), HttpOnly,
-  SameSite=Strict, Secure when the page is served over https.
+* The **sign-in cookie** (:data:`COOKIE`) is another HS256 JWT (``aud`` ``dashboard-session``),
+  HttpOnly, SameSite=Strict, Secure when the page is served over https.
 * A **session JWT** from the app's own sign-in (issue 5's ``gw.session_verifier``) is accepted too,
   from the cookie ``dashboard.session_jwt_cookie``: :func:`signed_in` is the one place that decides.
-* The **CSRF token** is an HMAC of the session credential: per session, never stored, and useless
+* The **CSRF token** is an HMAC of the sign-in credential: per sign-in, never stored, and useless
   without the HttpOnly cookie it is bound to.
 
 Every key is derived from ``dashboard.secret`` (or ``pepper``) with a distinct label, so a value
@@ -49,7 +54,7 @@ __all__ = [
     "SignedIn",
     "is_https",
     "login_link",
-    "mint_session",
+    "mint_signin_cookie",
     "redeem_link",
     "signed_in",
     "verify_link",
@@ -59,14 +64,14 @@ COOKIE = "gw_dashboard"
 MAX_LINK_TTL = 3600.0
 _ISSUER = "gateway-dashboard"
 _LINK_AUD = "dashboard-login"
-_SESSION_AUD = "dashboard-session"
+_SIGNIN_AUD = "dashboard-session"
 _ALGS = ["HS256"]
 
 
 @dataclass(frozen=True, slots=True)
 class Keys:
     link: bytes
-    session: bytes
+    signin: bytes
     csrf: bytes
 
     @classmethod
@@ -76,7 +81,8 @@ class Keys:
         def k(label: str) -> bytes:
             return hmac.new(root, f"gateway.dashboard.{label}.v1".encode(), hashlib.sha256).digest()
 
-        return cls(link=k("login-link"), session=k("session"), csrf=k("csrf"))
+        # "session" is the label the sign-in key has always had: a new one would sign everyone out.
+        return cls(link=k("login-link"), signin=k("session"), csrf=k("csrf"))
 
 
 def login_link(
@@ -132,26 +138,27 @@ async def redeem_link(gw: Gateway, cfg: DashboardConfig, value: str) -> User:
     return user
 
 
-def mint_session(cfg: DashboardConfig, user: User, now: float | None = None) -> str:
+def mint_signin_cookie(cfg: DashboardConfig, user: User, now: float | None = None) -> str:
+    """The value of the sign-in cookie (:data:`COOKIE`) for ``user``."""
     now = time.time() if now is None else now
     claims = {
         "iss": _ISSUER,
-        "aud": _SESSION_AUD,
+        "aud": _SIGNIN_AUD,
         "sub": user.id,
         "iat": int(now),
         "exp": now + cfg.session_ttl,
         "jti": secrets.token_urlsafe(16),
     }
-    return jwt.encode(claims, Keys.derive(cfg).session, algorithm="HS256")
+    return jwt.encode(claims, Keys.derive(cfg).signin, algorithm="HS256")
 
 
-def _session_user_id(cfg: DashboardConfig, value: str) -> str | None:
+def _signin_user_id(cfg: DashboardConfig, value: str) -> str | None:
     try:
         claims = jwt.decode(
             value,
-            Keys.derive(cfg).session,
+            Keys.derive(cfg).signin,
             algorithms=_ALGS,
-            audience=_SESSION_AUD,
+            audience=_SIGNIN_AUD,
             issuer=_ISSUER,
             options={"require": ["exp", "sub", "aud", "iss"]},
         )
@@ -164,7 +171,7 @@ def _session_user_id(cfg: DashboardConfig, value: str) -> str | None:
 class SignedIn:
     user: User
     csrf: str
-    method: str  # "link" (our session cookie) | "session_jwt"
+    method: str  # "link" (our sign-in cookie) | "session_jwt"
 
 
 def _csrf_for(cfg: DashboardConfig, credential: str) -> str:
@@ -173,7 +180,7 @@ def _csrf_for(cfg: DashboardConfig, credential: str) -> str:
 
 
 async def signed_in(request: web.Request, gw: Gateway) -> SignedIn | None:
-    """The signed-in user, from our session cookie or (when the gateway has a session verifier)
+    """The signed-in user, from our sign-in cookie or (when the gateway has a session verifier)
     a session JWT cookie; ``None`` when neither is present and valid, or the user is gone."""
     cfg = gw.runtime.config.dashboard
     if cfg is None:
@@ -182,7 +189,7 @@ async def signed_in(request: web.Request, gw: Gateway) -> SignedIn | None:
     credential = request.cookies.get(COOKIE)
     method = "link"
     if credential:
-        user_id = _session_user_id(cfg, credential)
+        user_id = _signin_user_id(cfg, credential)
     if user_id is None and gw.session_verifier is not None:
         credential = request.cookies.get(cfg.session_jwt_cookie)
         if credential:
