@@ -1,3 +1,3 @@
-"""What every layer shares: the error tree, the token format, the principal, the one authorization
-decision (:mod:`.authz`), per-request state, durations and the expiring map. Nothing here knows about
-aiohttp apps, the store backends or any feature."""
+"""What every layer shares: the error tree, the token format, the principal and identity, per-request
+state, durations, timestamps and the expiring map. Nothing here imports the rest of the gateway at run
+time (only names for type hints), so every folder may import it."""

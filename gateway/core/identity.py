@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_str
+from typing import TYPE_CHECKING
 
-from gateway.config import TokenType
-from gateway.store.base import TokenRecord, Workspace
+if TYPE_CHECKING:  # types only: core imports nothing of the gateway at run time
+    from gateway.config import TokenType
+    from gateway.store.base import TokenRecord, Workspace
 
 __all__ = ["Identity", "Principal", "json_text", "log_fields"]
 

@@ -12,7 +12,7 @@ have no user and get 403. A user only ever sees their own tokens in the current 
 other id is 404, exactly like an id that does not exist, so ids cannot be probed. Whatever the
 route says, the caller needs ``tokens:read`` / ``tokens:write``, a new token never holds more than
 the caller, and a token whose power the caller's does not cover cannot be read or deleted
-(:mod:`gateway.core.authz`). All token logic is :class:`gateway.management.services.Services`; this module only
+(:mod:`gateway.pipeline.authz`). All token logic is :class:`gateway.management.services.Services`; this module only
 speaks HTTP and Spedy's JSON shape.
 """
 
@@ -23,7 +23,6 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.core.authz import TOKENS_READ
 from gateway.core.context import RequestContext
 from gateway.core.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.core.identity import Identity
@@ -33,6 +32,7 @@ from gateway.edge.wrap import GATEWAY
 from gateway.management.audit import Actor
 from gateway.management.bodies import MeTokenCreate, read_body
 from gateway.management.services import Services
+from gateway.pipeline.authz import TOKENS_READ
 from gateway.pipeline.builtin import BuiltinHandler
 from gateway.store.base import TokenRecord
 

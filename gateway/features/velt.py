@@ -11,7 +11,7 @@ The API key is a token of the config's ``velt_api_key`` type, limited to ``allow
 first use). It is a public browser key: it holds no scope, its type may only be used on the
 browser-SDK routes (``token_types[].routes``), and one created with no allowed domain works from
 no origin at all (the documented request without ``allowedDomains`` still succeeds). The caller needs ``tokens:write``; an ``authToken`` made
-with ``createAuthToken`` holds exactly the caller's scopes, never more (:mod:`gateway.core.authz`). The
+with ``createAuthToken`` holds exactly the caller's scopes, never more (:mod:`gateway.pipeline.authz`). The
 plan and service settings are validated and recorded in the audit log; the gateway has nothing to
 enforce with them.
 """

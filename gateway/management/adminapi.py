@@ -6,7 +6,7 @@ its workspace by the same workspace step. A token administers its **own** worksp
 scopes there include ``workspace:admin``, ``tokens:read``/``tokens:write`` (token and OAuth
 endpoints only) or the superuser scope; a superuser token of the config's ``operator_workspace``
 administers every workspace and may create workspaces. Whatever it creates or touches is bounded
-by its own scopes (:mod:`gateway.core.authz`): no token it mints, rotates or revokes, and no role it
+by its own scopes (:mod:`gateway.pipeline.authz`): no token it mints, rotates or revokes, and no role it
 assigns, holds a scope it lacks. Anything else is 403; a workspace or token the caller may not
 administer is 404, so ids cannot be probed. All work is done by
 :class:`gateway.management.services.Services`, the layer the CLI uses too.
@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.core.authz import TOKENS_READ, TOKENS_WRITE, authorize, permits
 from gateway.core.durations import parse_duration
 from gateway.core.errors import InvalidArgument, NotFound, PermissionDenied
 from gateway.core.identity import Identity
@@ -53,6 +52,7 @@ from gateway.management.bodies import (
     read_body,
 )
 from gateway.management.services import Services, token_view
+from gateway.pipeline.authz import TOKENS_READ, TOKENS_WRITE, authorize, permits
 from gateway.store.base import TokenRecord, Workspace
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The management layer's directory half: workspaces, users and memberships.
 
 :class:`Directory` holds what every management operation needs (the store, the config, the token
-hasher, the caller's :class:`~gateway.core.authz.Powers`) and the lookups by id, slug or email;
+hasher, the caller's :class:`~gateway.pipeline.authz.Powers`) and the lookups by id, slug or email;
 :class:`gateway.management.services.Services` adds the token operations on top of it, so the CLI,
 the admin API and the dashboard still call one object.
 """
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Self
 
 from gateway.config import Config
 from gateway.core import tokens
-from gateway.core.authz import Powers, bound, require_covers
 from gateway.core.errors import Conflict, InvalidArgument, NotFound
 from gateway.core.identity import Identity
 from gateway.features.oauth.service import OAuthService
 from gateway.management.audit import Actor, audit_entry
+from gateway.pipeline.authz import Powers, bound, require_covers
 from gateway.pipeline.workspace import effective_scopes
 from gateway.store.base import Membership, Store, User, Workspace
 
@@ -36,8 +36,8 @@ USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 class Directory:
     """``caller`` arguments: the identity of the credential that knocked on a management door
-    (computed by the pipeline's code, see :class:`gateway.core.authz.Powers`). With one, what is
-    created or touched is bounded by the caller's power (:mod:`gateway.core.authz`); without one
+    (computed by the pipeline's code, see :class:`gateway.pipeline.authz.Powers`). With one, what is
+    created or touched is bounded by the caller's power (:mod:`gateway.pipeline.authz`); without one
     (the CLI, the operator) it is not."""
 
     def __init__(self, store: Store, config: Config, powers: Powers | None = None) -> None:

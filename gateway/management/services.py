@@ -7,7 +7,7 @@ validates input against the config (known scopes, roles, token types, plans), mi
 :mod:`gateway.core.tokens`, writes through the store, and records an audit event
 (:mod:`gateway.management.audit`) for every token create, rotate and revoke. Every management door
 passes the identity that asked (``caller``), and what it creates or touches is bounded by it
-through :mod:`gateway.core.authz` here, in one place. Plaintext tokens leave this module only as the
+through :mod:`gateway.pipeline.authz` here, in one place. Plaintext tokens leave this module only as the
 return value of :meth:`Services.create_token` and :meth:`Services.rotate_token`.
 """
 
@@ -19,7 +19,12 @@ from dataclasses import replace
 
 from gateway.config import TokenType
 from gateway.core import tokens
-from gateway.core.authz import (
+from gateway.core.errors import InvalidArgument, NotFound, PlanRequired, WorkspaceDenied
+from gateway.core.identity import Identity
+from gateway.core.timestamps import iso
+from gateway.management.audit import Actor, audit_entry
+from gateway.management.directory import Directory
+from gateway.pipeline.authz import (
     TOKENS_READ,
     TOKENS_WRITE,
     Powers,
@@ -32,11 +37,6 @@ from gateway.core.authz import (
     require_outlived,
     same_environment,
 )
-from gateway.core.errors import InvalidArgument, NotFound, PlanRequired, WorkspaceDenied
-from gateway.core.identity import Identity
-from gateway.core.timestamps import iso
-from gateway.management.audit import Actor, audit_entry
-from gateway.management.directory import Directory
 from gateway.store.base import TokenRecord
 
 __all__ = ["Services", "token_view"]
@@ -48,9 +48,9 @@ _DOMAIN = re.compile(
 
 class Services(Directory):
     """``caller`` arguments: the identity of the credential that knocked on a management door
-    (computed by the pipeline's code, see :class:`gateway.core.authz.Powers`). With one, managing tokens
+    (computed by the pipeline's code, see :class:`gateway.pipeline.authz.Powers`). With one, managing tokens
     needs ``tokens:read``/``tokens:write`` and everything created or touched is bounded by the
-    caller's power (:mod:`gateway.core.authz`); without one (the CLI, the operator) it is not."""
+    caller's power (:mod:`gateway.pipeline.authz`); without one (the CLI, the operator) it is not."""
 
     # -- tokens ------------------------------------------------------------------------------------
 
@@ -99,7 +99,7 @@ class Services(Directory):
     ) -> tuple[TokenRecord, str]:
         """Mint a token; returns its record and the plaintext, which exists nowhere else.
 
-        Its scopes are bounded (:func:`gateway.core.authz.bound`) by ``caller`` and, when the owning
+        Its scopes are bounded (:func:`gateway.pipeline.authz.bound`) by ``caller`` and, when the owning
         user is a member of the workspace, by that user (the CLI acting for a user); ``scopes``
         ``None`` means "what the creator holds". A type that inherits its user's permissions
         needs an owner who is a member.

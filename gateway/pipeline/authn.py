@@ -232,7 +232,7 @@ class Authenticator:
 
 
 def principal_for(record: TokenRecord, tt: TokenType | None) -> Principal:
-    """The principal a stored token stands for (also used to compute its power, gateway.core.authz)."""
+    """The principal a stored token stands for (also used to compute its power, gateway.pipeline.authz)."""
     if tt is not None and tt.client_certificate:
         method = "certificate"
     elif record.kind == "oauth_access":

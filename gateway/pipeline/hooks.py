@@ -19,11 +19,11 @@ from aiohttp import web
 
 from gateway.core.context import RequestContext
 from gateway.core.errors import AuthenticationError
-from gateway.forward.headers import HeaderHook
 from gateway.pipeline.builtin import BuiltinHandler
 
 if TYPE_CHECKING:
     from gateway.app import Runtime
+    from gateway.forward.headers import HeaderHook
 
 __all__ = [
     "AuthFailed",

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gateway.config import Route
-from gateway.core.authz import authorize_route
 from gateway.core.context import RequestContext
 from gateway.core.errors import (
     AuthenticationError,
@@ -33,6 +32,7 @@ from gateway.core.identity import Identity, Principal
 from gateway.forward.body import answer_expect
 from gateway.forward.websocket import is_websocket_upgrade, proxy_websocket
 from gateway.pipeline.authn import TokenKey
+from gateway.pipeline.authz import authorize_route
 from gateway.pipeline.memo import WorkspaceHit
 from gateway.pipeline.override import overridden
 from gateway.pipeline.paths import NormalizedPath, normalize

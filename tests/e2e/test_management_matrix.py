@@ -17,7 +17,7 @@ Test ids read ``test_matrix[<kind>-<operation>-<size>]``:
   stored with ``admin:all`` (as PATs were minted before issue 17) whose power is still the role:
   touching it is allowed, and the cell checks exactly that.
 
-Every power is computed by the gateway's own :class:`gateway.core.authz.Powers` (the pipeline's
+Every power is computed by the gateway's own :class:`gateway.pipeline.authz.Powers` (the pipeline's
 workspace step) on a fresh cache, and every cell asserts ``power(result) ⊆ power(caller)``.
 """
 

@@ -1,11 +1,13 @@
-"""gateway.core.authz alone: the decision every door asks, on plain values (no store, no HTTP)."""
+"""gateway.pipeline.authz alone: the decision every door asks, on plain values (no store, no HTTP)."""
 
 from __future__ import annotations
 
 import pytest
 
 from gateway.config import CredentialSource, Route, ScopeRules, TokenType
-from gateway.core.authz import (
+from gateway.core.errors import InsufficientScope, PermissionDenied
+from gateway.core.identity import Identity, Principal
+from gateway.pipeline.authz import (
     authorize,
     bound,
     bound_expiry,
@@ -14,8 +16,6 @@ from gateway.core.authz import (
     require_outlived,
     type_allows_route,
 )
-from gateway.core.errors import InsufficientScope, PermissionDenied
-from gateway.core.identity import Identity, Principal
 from gateway.store.base import TokenRecord, Workspace
 
 RULES = ScopeRules(

@@ -52,7 +52,7 @@ class Place:
     workspaces: list[tuple[Workspace, Membership]]
     workspace: Workspace
     membership: Membership
-    # The signed-in user here, computed by the pipeline's workspace step (gateway.core.authz.Powers):
+    # The signed-in user here, computed by the pipeline's workspace step (gateway.pipeline.authz.Powers):
     # every create, list and revoke below is bounded by it.
     identity: Identity
     admin: bool

@@ -3,7 +3,7 @@ caller rules: an operator token sees every app and grant; a workspace admin regi
 by its workspace and sees only those, and the grants made in its workspace. Anything else is 404.
 Listing needs ``tokens:read``, registering, deleting and revoking ``tokens:write``; an app may not
 ask for a scope its registrar lacks, and a grant whose power exceeds the caller's cannot be
-revoked (:mod:`gateway.core.authz`).
+revoked (:mod:`gateway.pipeline.authz`).
 
     GET/POST    /admin/oauth-apps                   {"name", "redirect_uris", "scopes", "public"}
     GET/DELETE  /admin/oauth-apps/{client_id}
@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.core.authz import TOKENS_READ, TOKENS_WRITE, covers, require_covers
 from gateway.core.errors import InvalidArgument, NotFound
 from gateway.edge.responses import json_response
 from gateway.edge.wrap import GATEWAY
@@ -28,6 +27,7 @@ from gateway.features.oauth.store import ClientRecord
 from gateway.management.adminapi import Caller, caller_of, workspace_of
 from gateway.management.bodies import CreateOAuthApp, Route, add_routes, read_body
 from gateway.management.directory import USER_ID
+from gateway.pipeline.authz import TOKENS_READ, TOKENS_WRITE, covers, require_covers
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

@@ -17,7 +17,6 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import ValidationError
 
-from gateway.core.authz import TOKENS_READ, TOKENS_WRITE, Powers, authorize, covers, require_covers
 from gateway.core.context import RequestContext
 from gateway.core.errors import NotFound, OAuthError, PermissionDenied
 from gateway.edge.responses import json_response
@@ -28,6 +27,14 @@ from gateway.features.oauth.service import OAuthService
 from gateway.features.oauth.store import ClientRecord
 from gateway.features.oauth.wire import NO_STORE, basic_credentials, body_params, service_of
 from gateway.management.bodies import Body, OAuthTokenParams, OAuthTokenRequest, invalid, parse
+from gateway.pipeline.authz import (
+    TOKENS_READ,
+    TOKENS_WRITE,
+    Powers,
+    authorize,
+    covers,
+    require_covers,
+)
 from gateway.pipeline.builtin import BuiltinHandler
 
 __all__ = ["HANDLERS"]
@@ -86,7 +93,7 @@ async def grants_endpoint(request: web.Request, ctx: RequestContext) -> web.Stre
     ident = ctx.identity
     if ident is None or ident.user_id is None:
         raise PermissionDenied("Listing app grants needs a user credential.", reason="no_user")
-    # Grants are credentials too: the same decision as every token door (gateway.core.authz).
+    # Grants are credentials too: the same decision as every token door (gateway.pipeline.authz).
     rules = gw.runtime.config.scopes
     powers = Powers(gw.runtime.config, gw.runtime.workspaces)
     grant_id = ctx.params.get("grantId")
