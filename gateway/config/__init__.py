@@ -9,42 +9,50 @@
     problems.py  Problem / ConfigError, and pydantic's errors said as ``path: message (got value)``
     schema.py    the JSON Schema document
 
+document, build and runtime each keep the whole (Document, build(), Config) in the module named
+above and the sections in one module per group, named after the part of the gateway that reads
+them: ``*_edge`` (listeners, limits, errors, trusted_proxies), ``*_store`` (store, cache),
+``*_auth`` (token_types, workspace, scopes, identity_headers), ``*_routing`` (upstreams, routes)
+and ``*_features`` (dashboard, oauth, sessions, rate_limits, external_auth, tracing). Sections that
+build() only copies have no ``build_*`` module of their own.
+
 Everything the rest of the gateway uses is importable from ``gateway.config``.
 """
 
-from gateway.config.build import LEAK_REVOKE_PATH, leak_routes
+from gateway.config.build_routing import LEAK_REVOKE_PATH, leak_routes
 from gateway.config.loader import load, load_text
 from gateway.config.problems import ConfigError, Problem
-from gateway.config.runtime import (
-    EXPLICIT_METHODS,
-    HTTP_METHODS,
+from gateway.config.runtime import Config
+from gateway.config.runtime_auth import (
+    CredentialSource,
+    IdentityHeaders,
+    ScopeRules,
+    TokenType,
+    WorkspaceSource,
+)
+from gateway.config.runtime_edge import LimitsConfig, Listener, ServerTLS
+from gateway.config.runtime_features import (
     JWT_HMAC_ALGORITHMS,
     JWT_KEY_ALGORITHMS,
-    CacheConfig,
-    Config,
-    CredentialSource,
     DashboardConfig,
     ExternalAuthConfig,
-    HealthCheck,
-    IdentityHeaders,
-    LimitsConfig,
-    Listener,
     OAuthConfig,
     OAuthPaths,
     RateLimitRule,
     RateLimits,
-    Route,
-    ScopeRules,
-    ServerTLS,
     SessionsConfig,
-    StoreOptions,
-    TargetHealth,
-    TokenType,
     TracingConfig,
+)
+from gateway.config.runtime_routing import (
+    EXPLICIT_METHODS,
+    HTTP_METHODS,
+    HealthCheck,
+    Route,
+    TargetHealth,
     Upstream,
     UpstreamTLS,
-    WorkspaceSource,
 )
+from gateway.config.runtime_store import CacheConfig, StoreOptions
 
 __all__ = [
     "EXPLICIT_METHODS",

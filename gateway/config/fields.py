@@ -123,6 +123,9 @@ Seconds = Annotated[
 HeaderName = Annotated[str, check(HEADER_NAME.match, "must be an HTTP header name")]
 CookieName = Annotated[str, check(HEADER_NAME.match, "must be a cookie name")]
 Positive = Annotated[Int, check(lambda v: v >= 1, "must be at least 1")]
+# The same bound said as the cache and limits sections have always said it.
+PositiveInt = Annotated[Int, check(lambda v: v > 0, "must be positive")]
+PositiveFloat = Annotated[Float, check(lambda v: v > 0, "must be positive")]
 
 
 def http_url(value: str) -> str:

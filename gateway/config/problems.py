@@ -3,20 +3,21 @@ pydantic's validation errors into problems.
 
 Every problem names its key path (``routes[0].upstream``) and, where there is one, the value found
 there, rendered as ``error: FILE: PATH: MESSAGE (got VALUE)`` — the style ``gateway check`` prints.
-Validators in :mod:`gateway.config.document` raise :func:`invalid` so their message reads the same
-as every other problem, and may point below the key they check (``at``: a duplicate list entry).
+Validators of the model (:mod:`gateway.config.document` and its ``document_*`` section modules)
+raise :func:`invalid` so their message reads the same as every other problem, and may point below
+the key they check (``at``: a duplicate list entry).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-__all__ = ["ConfigError", "Problem", "invalid", "key_path", "problems_from"]
+__all__ = ["ConfigError", "Problem", "Report", "invalid", "key_path", "problems_from"]
 
 MISSING: Any = object()
 
@@ -55,6 +56,12 @@ class Problem:
         shown = "" if self.value is MISSING else f" (got {self.value!r})"
         kind = "warning" if self.warning else "error"
         return f"{kind}: {where}: {self.message}{shown}"
+
+
+class Report(Protocol):
+    """Records one problem (an error or a warning) with its key path and value."""
+
+    def __call__(self, path: str, message: str, value: Any = MISSING) -> None: ...
 
 
 class ConfigError(Exception):

@@ -7,7 +7,8 @@ config loader appends them after the configured routes. :mod:`gateway.features.o
 
 from __future__ import annotations
 
-from gateway.config.runtime import OAuthConfig, Route
+from gateway.config.runtime_features import OAuthConfig
+from gateway.config.runtime_routing import Route
 
 __all__ = ["oauth_routes"]
 
