@@ -118,9 +118,9 @@ READ_BY_GATEWAY = frozenset({"content-type", "origin", "cookie"})
 # Read as `Authorization` by frameworks behind servers that strip that header: a credential too.
 CREDENTIAL_ALIASES = frozenset({"x-authorization"})
 NAMESPACE = "x-gateway-"
-# The dashboard's session cookie (gateway.features.dashboard.signin.COOKIE, which imports the app and so
-# cannot be imported here; tests/unit/test_headerpolicy.py holds the two equal).
-DASHBOARD_SESSION_COOKIE = "gw_dashboard"
+# The dashboard's sign-in cookie, defined here (the edge strips it from upstream requests) and
+# imported by gateway.features.dashboard.signin: features import the edge, never the reverse.
+DASHBOARD_SIGNIN_COOKIE = "gw_dashboard"
 # RFC 9110 token characters (a cookie name's alphabet), as a regex character class body.
 _TOKEN_CHARS = r"!#$%&'*+.^_`|~0-9A-Za-z-"
 _REMEMBER = 4096  # distinct header names classified and remembered; others are classified anew
@@ -221,7 +221,7 @@ def credential_cookies(config: Config) -> frozenset[str]:
     if config.sessions is not None and config.sessions.cookie:
         names.add(config.sessions.cookie)
     if config.dashboard is not None:
-        names.add(DASHBOARD_SESSION_COOKIE)
+        names.add(DASHBOARD_SIGNIN_COOKIE)
         if config.sessions is not None:
             # The dashboard reads a session JWT from this cookie only through the session
             # verifier; without one it is just a cookie of the app's (default name "session").

@@ -146,7 +146,7 @@ class TargetSet:
             )
             self._health_changed(target)
 
-    async def check_forever(self, session: aiohttp.ClientSession) -> None:
+    async def check_forever(self, client: aiohttp.ClientSession) -> None:
         check = self.upstream.health.check
         assert check is not None
         timeout = aiohttp.ClientTimeout(total=check.timeout)
@@ -155,7 +155,7 @@ class TargetSet:
 
         async def probe(target: Target) -> None:
             try:
-                async with session.get(
+                async with client.get(
                     target.url + check.path,
                     timeout=timeout,
                     allow_redirects=False,
@@ -188,7 +188,7 @@ class Balancers:
         self,
         upstreams: Mapping[str, Upstream],
         contexts: Mapping[str, ssl.SSLContext],
-        session: aiohttp.ClientSession | None,
+        client: aiohttp.ClientSession | None,
     ) -> None:
         """Match the sets to a (re)loaded config; unchanged upstreams keep their health state."""
         wanted: dict[str, TargetSet] = {}
@@ -209,11 +209,11 @@ class Balancers:
             if wanted.get(name) is not self.sets.get(name) or name not in wanted:
                 self._checks.pop(name).cancel()
         self.sets = wanted
-        if session is not None:
+        if client is not None:
             for name, tset in wanted.items():
                 if tset.upstream.health.check is not None and name not in self._checks:
                     self._checks[name] = asyncio.create_task(
-                        tset.check_forever(session), name=f"health-check-{name}"
+                        tset.check_forever(client), name=f"health-check-{name}"
                     )
 
     def unhealthy(self) -> list[str]:

@@ -58,16 +58,18 @@ class Forwarder(UpstreamHeaders):
     def __init__(
         self,
         config: Config,
-        session: aiohttp.ClientSession,
+        client: aiohttp.ClientSession,
         pools: UpstreamPools,
         credential_headers: Iterable[str],
         balancers: Balancers | None = None,
         header_hooks: Sequence[HeaderHook] = (),
     ) -> None:
         super().__init__(config, credential_headers, header_hooks)
-        self.session = session
+        self.client = client
         self.balancers = balancers  # upstreams with several targets (issue 22)
-        self.pools = pools  # bodiless requests to http(s) upstreams; the session serves the rest
+        self.pools = (
+            pools  # bodiless requests to http(s) upstreams; the client session serves the rest
+        )
         self.upstreams = config.upstreams
         self.default_max_body = config.limits.max_body_bytes
         self.body_pause = config.limits.body_read_timeout
@@ -271,7 +273,7 @@ class Forwarder(UpstreamHeaders):
             # sock_read alone restarts with every byte, so an upstream trickling its response
             # head would never time out: request + head as a whole get the upstream's timeout.
             async with asyncio.timeout(self.upstreams[name].timeout):
-                resp = await self.session.request(
+                resp = await self.client.request(
                     request.method,
                     url,
                     headers=headers,

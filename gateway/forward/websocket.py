@@ -33,7 +33,7 @@ def is_websocket_upgrade(request: web.Request) -> bool:
 
 async def proxy_websocket(
     request: web.Request,
-    session: aiohttp.ClientSession,
+    upstream_client: aiohttp.ClientSession,
     url: str,
     headers: CIMultiDict[str],
     close_timeout: float,
@@ -48,7 +48,7 @@ async def proxy_websocket(
     ]
     ws_url = "ws" + url[4:] if url.startswith("http") else url
     try:
-        upstream = await session.ws_connect(
+        upstream = await upstream_client.ws_connect(
             ws_url,
             headers=headers,
             protocols=protocols,

@@ -11,7 +11,6 @@ from gateway.config import ConfigError, load_text
 from gateway.edge.headerpolicy import (
     CLIENT_ADDRESS,
     CREDENTIAL,
-    DASHBOARD_SESSION_COOKIE,
     DROP,
     KEEP,
     METHOD_OVERRIDE,
@@ -22,7 +21,6 @@ from gateway.edge.headerpolicy import (
 from gateway.edge.headerpolicy import (
     COOKIE as COOKIE_VERDICT,
 )
-from gateway.features.dashboard.signin import COOKIE
 from gateway.forward.body import strip_form_method, strip_method_param
 
 BASE = """
@@ -77,10 +75,6 @@ def test_credential_cookies_are_removed_and_others_kept(policy: HeaderPolicy) ->
     assert policy.strip_cookies("a=1; sb-access-token=eyJ.x.y; gw_dashboard=s; b=2") == "a=1; b=2"
     assert policy.strip_cookies("sb-access-token=eyJ.x.y") == ""
     assert policy.strip_cookies("session=jwt") == ""  # dashboard.session_jwt_cookie's default
-
-
-def test_the_dashboard_cookie_name_is_the_dashboards() -> None:
-    assert DASHBOARD_SESSION_COOKIE == COOKIE
 
 
 def test_method_params_are_stripped_in_every_escaping() -> None:

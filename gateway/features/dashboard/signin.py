@@ -36,6 +36,7 @@ from aiohttp import web
 from gateway.config import DashboardConfig
 from gateway.core.errors import AuthenticationError, LoginLinkInvalid
 from gateway.core.lazy import lazy_module
+from gateway.edge.headerpolicy import DASHBOARD_SIGNIN_COOKIE
 from gateway.store.base import User
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ __all__ = [
     "verify_link",
 ]
 
-COOKIE = "gw_dashboard"
+COOKIE = DASHBOARD_SIGNIN_COOKIE  # the edge strips it from every upstream request
 MAX_LINK_TTL = 3600.0
 _ISSUER = "gateway-dashboard"
 _LINK_AUD = "dashboard-login"
