@@ -8,6 +8,11 @@ other processes on the core do not count; the clock's own median cost is subtrac
 totals are divided by the number of requests. Async steps (the upstream exchange, relaying the
 response) and aiohttp's own layers are not wrapped: the benchmark's gateway minus aiohttp-floor
 CPU, minus the total here, is what they add.
+
+``--count-calls`` counts instead of timing: the Python and C function calls per request in the
+whole process (client and upstream included, the same for every revision), through
+``sys.setprofile``. Unlike time, the count does not move with the host, so two revisions'
+counts say exactly whether a change added work to the cache-hit path.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import collections
 import functools
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,15 +82,26 @@ def _wrap(owner: Any, name: str, cost: int) -> None:
     setattr(owner, name, timed)
 
 
+CALLS: collections.Counter[str] = collections.Counter()
+
+
+def _count(frame: Any, event: str, arg: Any) -> None:
+    if event == "call":
+        CALLS["python"] += 1
+    elif event == "c_call":
+        CALLS["c"] += 1
+
+
 class _Upstream:
     def __init__(self, url: str) -> None:
         self.url, self.scheme = url, "http"
 
 
-async def _main(requests: int, concurrency: int) -> None:
+async def _main(requests: int, concurrency: int, count_calls: bool = False) -> None:
     cost = _clock_cost()
-    for owner, name in STEPS:
-        _wrap(owner, name, cost)
+    if not count_calls:
+        for owner, name in STEPS:
+            _wrap(owner, name, cost)
     up = Upstream()
     await up.start()
     tmp = Path(tempfile.mkdtemp(prefix="gateway-steps-"))
@@ -117,8 +134,17 @@ async def _main(requests: int, concurrency: int) -> None:
             await load(50)  # warm: caches, memo, pools
             SPENT.clear()
             per = max(1, requests // concurrency)
-            await load(per)
+            if count_calls:
+                sys.setprofile(_count)
+            try:
+                await load(per)
+            finally:
+                sys.setprofile(None)
         n = per * concurrency
+        if count_calls:
+            print(f"{n} cache-hit requests, calls per request in the whole process:")
+            print(f"{CALLS['python'] / n:8.1f}  Python calls\n{CALLS['c'] / n:8.1f}  C calls")
+            return
         print(f"{n} cache-hit requests; clock cost {cost} ns per reading (subtracted)")
         for name, ns in SPENT.most_common():
             print(f"{ns / n / 1000:7.2f} µs  {name}")
@@ -133,8 +159,13 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.steps", description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=6400)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument(
+        "--count-calls",
+        action="store_true",
+        help="count function calls per request (sys.setprofile) instead of timing steps",
+    )
     args = p.parse_args()
-    uvloop.run(_main(args.requests, args.concurrency))
+    uvloop.run(_main(args.requests, args.concurrency, args.count_calls))
 
 
 if __name__ == "__main__":
