@@ -10,7 +10,6 @@ from collections.abc import Callable
 from gateway.config.document import Document
 from gateway.config.document_routing import UpstreamDoc
 from gateway.config.problems import Report
-from gateway.config.runtime_auth import TokenType
 from gateway.config.runtime_routing import HealthCheck, Route, TargetHealth, Upstream, UpstreamTLS
 
 __all__ = ["LEAK_REVOKE_PATH", "build_routes", "build_upstream", "leak_routes", "warn_shadowed"]
@@ -101,19 +100,6 @@ def warn_shadowed(routes: tuple[Route, ...], warn: Report) -> None:
                     f"is shadowed by routes[{a.index}] ({a.name}) with the same path and methods",
                     b.name,
                 )
-
-
-def check_type_routes(
-    token_types: tuple[TokenType, ...],
-    place: Callable[[int], int],
-    routes: tuple[Route, ...],
-    error: Report,
-) -> None:
-    """Every name in ``token_types[].routes`` must be a route's name or one of its tags."""
-    known = {rt.name for rt in routes} | {t for rt in routes for t in rt.tags}
-    for i, tt in enumerate(token_types):
-        for name in sorted(tt.routes - known):
-            error(f"token_types[{place(i)}].routes", "names no route and no route tag", name)
 
 
 def leak_routes(start: int) -> tuple[Route, ...]:
