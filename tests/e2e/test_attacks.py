@@ -603,7 +603,7 @@ async def test_trace_and_connect_are_405_where_no_route_names_them(
     gw: RunningGateway, upstream: Upstream, method: str, target: str
 ) -> None:
     before = len(upstream.seen)
-    resp = await exchange(gw.proxy_port, request_bytes(method, target), to_close=True)
+    resp = await exchange(gw.proxy_port, request_bytes(method, target))
     assert (resp.status, resp.code) == (405, "METHOD_NOT_ALLOWED"), resp.body
     allowed = {m.strip() for m in resp.headers["allow"].split(",")}
     assert "GET" in allowed and method not in allowed
