@@ -74,7 +74,7 @@ def test_no_import_cycles() -> None:
         path.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                cycle = path[path.index(n) :] + [n]
+                cycle = [*path[path.index(n) :], n]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if n not in state:
                 visit(n)
