@@ -98,7 +98,7 @@ class _Upstream:
 
 
 async def _main(requests: int, concurrency: int, count_calls: bool = False) -> None:
-    cost = _clock_cost()
+    cost = 0 if count_calls else _clock_cost()  # counting calls times nothing
     if not count_calls:
         for owner, name in STEPS:
             _wrap(owner, name, cost)

@@ -3,8 +3,9 @@
 :class:`Gateway` owns what lives as long as the process (store, caches, change feed, usage recorder,
 the upstream client: one aiohttp ``ClientSession``). :class:`Runtime` owns everything derived from
 one config (router, authenticator, workspace resolver, forwarder) plus the gateway's frozen
-request-path :class:`gateway.pipeline.hooks.Hooks`; a reload builds a new one and swaps a single
-reference, so a request in flight finishes on the runtime (and hooks) it started with.
+request-path :class:`gateway.pipeline.hooks.Hooks` (the same object in every runtime: hooks are
+installed once per process); a reload builds a new runtime and swaps a single reference, so a
+request in flight finishes on the runtime it started with.
 
 Around it: the listener apps in :mod:`gateway.edge.apps`, what wraps each request (errors → JSON,
 observers) in :mod:`gateway.edge.wrap`, the access line in :mod:`gateway.edge.accesslog`.
@@ -84,7 +85,7 @@ class Gateway:
         )
         self.health.on_probe_ok = self.feed.wake
         self.usage = UsageRecorder(self.store, config.cache.usage_flush_interval)
-        self.upstream_client: aiohttp.ClientSession | None = None
+        self._upstream_client: aiohttp.ClientSession | None = None
         self.pools = UpstreamPools()  # kept across reloads: idle upstream connections stay warm
         self.balancers = Balancers()  # multi-target upstreams' health, kept across reloads too
         self.session_verifier: SessionVerifier | None = None
@@ -113,7 +114,7 @@ class Gateway:
         authenticator = Authenticator(
             config, self.cache, self.hasher, self.usage, self.session_verifier
         )
-        assert self.upstream_client is not None
+        assert self._upstream_client is not None
         return Runtime(
             config=config,
             router=Router(config.routes),
@@ -121,7 +122,7 @@ class Gateway:
             workspaces=WorkspaceResolver(config, self.cache),
             forwarder=Forwarder(
                 config,
-                self.upstream_client,
+                self._upstream_client,
                 self.pools,
                 authenticator.credential_headers,
                 self.balancers,
@@ -136,7 +137,7 @@ class Gateway:
         self.balancers.update(
             config.upstreams,
             {name: ctx for name, (ctx, _) in runtime.forwarder.tls.items()},
-            self.upstream_client,
+            self._upstream_client,
         )
         self.runtime = runtime
         self.config = config
@@ -155,7 +156,7 @@ class Gateway:
     async def start(self) -> None:
         self.deadlines.bind(asyncio.get_running_loop())
         await self.store.open()
-        self.upstream_client = make_upstream_client()
+        self._upstream_client = make_upstream_client()
         self.apply_config(self.config)
         await self.feed.start()
         await self.usage.start()
@@ -164,8 +165,8 @@ class Gateway:
     @property
     def client(self) -> aiohttp.ClientSession:
         """The shared upstream client (exists between start and stop)."""
-        assert self.upstream_client is not None, "Gateway.start() has not run"
-        return self.upstream_client
+        assert self._upstream_client is not None, "Gateway.start() has not run"
+        return self._upstream_client
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -180,8 +181,8 @@ class Gateway:
             await close()
         self.pools.close()
         self.deadlines.unbind()
-        if self.upstream_client is not None:
-            await self.upstream_client.close()
+        if self._upstream_client is not None:
+            await self._upstream_client.close()
         await self.store.close()
 
     # -- the proxy handler -------------------------------------------------------------------------

@@ -40,7 +40,6 @@ from gateway.config.runtime_routing import (
 )
 
 __all__ = [
-    "AUTH_METHODS",
     "HealthCheckDoc",
     "HealthDoc",
     "RouteDoc",

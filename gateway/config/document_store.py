@@ -7,12 +7,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import (
-    BeforeValidator,
-)
+from pydantic import BeforeValidator
 
 from gateway.config.fields import (
     Float,
+    PositiveFloat,
     PositiveInt,
     Section,
     check,
@@ -34,18 +33,10 @@ class StoreDoc(Section):
     outage_grace: Annotated[Float, check(lambda v: v >= 0, "must be zero or positive")] = (
         default_of(StoreOptions, "outage_grace")
     )
-    connect_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = default_of(
-        StoreOptions, "connect_timeout"
-    )
-    query_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = default_of(
-        StoreOptions, "query_timeout"
-    )
-    lookup_timeout: Annotated[Float, check(lambda v: v > 0, "must be positive")] = default_of(
-        StoreOptions, "lookup_timeout"
-    )
-    probe_interval: Annotated[Float, check(lambda v: v > 0, "must be positive")] = default_of(
-        StoreOptions, "probe_interval"
-    )
+    connect_timeout: PositiveFloat = default_of(StoreOptions, "connect_timeout")
+    query_timeout: PositiveFloat = default_of(StoreOptions, "query_timeout")
+    lookup_timeout: PositiveFloat = default_of(StoreOptions, "lookup_timeout")
+    probe_interval: PositiveFloat = default_of(StoreOptions, "probe_interval")
 
 
 def _store(value: Any) -> Any:

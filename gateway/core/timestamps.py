@@ -2,8 +2,9 @@
 seconds this way) and :func:`parse_expiry` reads the expiry a person gives a credential (a duration
 from now, or a date).
 
-It lives in core because the management layer and features (OAuth, self-service) both show times,
-and neither may import the other for it.
+It lives in core because the management layer and features (OAuth, self-service) both show times:
+in either one, the other's import would close a cycle (management.directory imports the OAuth
+service, which shows times too).
 """
 
 from __future__ import annotations

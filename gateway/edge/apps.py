@@ -19,7 +19,7 @@ from gateway.edge.wrap import GATEWAY, edge_middleware, response_headers, with_e
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["READY_TIMEOUT", "create_admin_app", "create_bare_app", "create_proxy_app"]
+__all__ = ["create_admin_app", "create_bare_app", "create_proxy_app"]
 
 # /readyz answers within READY_TIMEOUT whatever the store does.
 READY_TIMEOUT = 0.8

@@ -22,7 +22,9 @@ __all__ = ["CATCH_ALL", "CatchAll", "DirectRunner", "direct", "install"]
 
 CATCH_ALL: web.AppKey[CatchAll] = web.AppKey("gateway.catch_all")
 
-Handler = Any  # aiohttp's own handler type is private
+# Any, not aiohttp.typedefs.Handler: the same callable also becomes a web.Server's request_handler
+# (DirectRunner), which aiohttp types as taking a BaseRequest.
+Handler = Any
 
 
 class CatchAll(web.AbstractResource):

@@ -10,10 +10,10 @@ so handlers and features can find the gateway without importing the wiring.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from gateway.core.context import RequestContext
 from gateway.core.errors import GatewayError
@@ -23,12 +23,10 @@ from gateway.edge.responses import error_response
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["GATEWAY", "Handler", "edge", "edge_middleware", "response_headers", "with_edge"]
+__all__ = ["GATEWAY", "edge", "edge_middleware", "response_headers", "with_edge"]
 
 log = logging.getLogger("gateway")
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware

@@ -31,9 +31,9 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -65,8 +65,6 @@ ERROR_HEADER = "X-Gateway-Error"
 _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _one(request: web.Request, name: str) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -31,10 +32,11 @@ from gateway.edge.headerpolicy import (
     credential_cookies,
 )
 
-__all__ = ["PROXY_SETS", "HeaderHook", "UpstreamHeaders", "connection_listed"]
+if TYPE_CHECKING:  # types only: the hook points live with the pipeline
+    from gateway.pipeline.hooks import HeaderHook
 
-# Called with the request and the headers about to go upstream, right before the exchange.
-HeaderHook = Callable[[web.Request, CIMultiDict[str]], None]
+__all__ = ["UpstreamHeaders", "connection_listed"]
+
 # What every proxy in front of the decision endpoint sets itself; the rest of FORWARDED (a
 # client's X-Real-IP, Forwarded) is named for removal like any header proxy mode withholds.
 PROXY_SETS = FORWARDED - {"x-real-ip", "forwarded"}

@@ -15,6 +15,7 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -42,10 +43,13 @@ from gateway.forward.body import (
     strip_method_param,
 )
 from gateway.forward.failures import unavailable
-from gateway.forward.headers import HeaderHook, UpstreamHeaders
+from gateway.forward.headers import UpstreamHeaders
 from gateway.forward.relay import relay
 from gateway.forward.upstream import IDEMPOTENT, UpstreamPool, UpstreamPools
 from gateway.pipeline.override import BodyOverrideScanner
+
+if TYPE_CHECKING:  # types only: the hook points live with the pipeline
+    from gateway.pipeline.hooks import HeaderHook
 
 __all__ = ["Forwarder"]
 
@@ -67,9 +71,8 @@ class Forwarder(UpstreamHeaders):
         super().__init__(config, credential_headers, header_hooks)
         self.client = client
         self.balancers = balancers  # upstreams with several targets (issue 22)
-        self.pools = (
-            pools  # bodiless requests to http(s) upstreams; the client session serves the rest
-        )
+        # Bodiless requests to http(s) upstreams; the client session serves the rest.
+        self.pools = pools
         self.upstreams = config.upstreams
         self.default_max_body = config.limits.max_body_bytes
         self.body_pause = config.limits.body_read_timeout

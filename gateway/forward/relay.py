@@ -19,7 +19,7 @@ from gateway.edge.headerpolicy import HOP_BY_HOP
 from gateway.forward.failures import failure_reason
 from gateway.forward.headers import connection_listed
 
-__all__ = ["CHUNK", "SMALL_BODY", "relay"]
+__all__ = ["relay"]
 
 log = logging.getLogger("gateway.proxy")
 

@@ -60,8 +60,8 @@ async def proxy_websocket(
         )
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise UpstreamUnavailable(reason="upstream_ws") from exc
-    client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else ())
-    await client.prepare(request)
+    downstream = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else ())
+    await downstream.prepare(request)
 
     async def pump(
         src: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
@@ -76,8 +76,8 @@ async def proxy_websocket(
                 break
 
     tasks = [
-        asyncio.create_task(pump(client, upstream)),
-        asyncio.create_task(pump(upstream, client)),
+        asyncio.create_task(pump(downstream, upstream)),
+        asyncio.create_task(pump(upstream, downstream)),
     ]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -88,5 +88,5 @@ async def proxy_websocket(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await upstream.close()
-        await client.close()
-    return client
+        await downstream.close()
+    return downstream

@@ -16,6 +16,7 @@ from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway.core.context import RequestContext
 from gateway.core.errors import AuthenticationError
@@ -23,11 +24,11 @@ from gateway.pipeline.builtin import BuiltinHandler
 
 if TYPE_CHECKING:
     from gateway.app import Runtime
-    from gateway.forward.headers import HeaderHook
 
 __all__ = [
     "AuthFailed",
     "Check",
+    "HeaderHook",
     "Hooks",
     "Observer",
     "OnStart",
@@ -48,6 +49,8 @@ AuthFailed = Callable[[web.Request, RequestContext, AuthenticationError], Awaita
 Observer = Callable[[web.Request, web.StreamResponse | None, RequestContext], None]
 # Called as a request enters, before any step (the in-flight gauge).
 OnStart = Callable[[], None]
+# Called with the request and the headers about to go upstream, right before the exchange.
+HeaderHook = Callable[[web.Request, CIMultiDict[str]], None]
 
 
 @dataclass(slots=True)
@@ -56,7 +59,8 @@ class Hooks:
 
     Extensions add to it during ``install(gw)`` (``gw.hooks.checks += (check,)``); after the
     gateway has installed every extension it calls :meth:`freeze`, and any later assignment raises.
-    A changed set of hooks is a new object (``dataclasses.replace``) put in by a reload.
+    The set is fixed for the life of the process: every runtime a reload builds carries this same
+    object, so the request path reads it from the one runtime a request started with.
     """
 
     on_start: tuple[OnStart, ...] = ()

@@ -2,7 +2,7 @@
 
 Every mutation that can change an authorization decision (token revoke/rotate/expiry, membership,
 role, workspace deletion) also appends a :class:`Change` in the same transaction; running gateways
-read that feed to invalidate their caches (see :mod:`gateway.store.cache`).
+read that feed to invalidate their caches (see :mod:`gateway.store.changefeed`).
 """
 
 from __future__ import annotations

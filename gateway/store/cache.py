@@ -5,8 +5,8 @@ Lookups go negative cache → positive cache → store. Every cached value is bo
 (:class:`~gateway.store.changefeed.ChangeFeed`) polls the store's change feed every
 ``cache.poll_interval`` (≤ 1 s) and :meth:`AuthCache.apply` drops exactly what changed, so a
 revocation, expiry change, membership or role change, or workspace deletion made by any process
-(another worker, the CLI, another instance) wins over the cache within a second. Expiry itself needs no feed: it is compared
-with the clock on every request.
+(another worker, the CLI, another instance) wins over the cache within a second. Expiry itself
+needs no feed: it is compared with the clock on every request.
 
 Store outages (see :mod:`gateway.store.health`): every store lookup is bounded and goes through the
 circuit breaker, and while the store is down any entry still held is served, even past its TTL

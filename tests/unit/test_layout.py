@@ -33,7 +33,7 @@ def _runtime_imports(module: str) -> Iterator[tuple[str, str]]:
 
     def walk(node: ast.AST) -> Iterator[tuple[str, str]]:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            if isinstance(child, ast.If) and ast.unparse(child.test) == "TYPE_CHECKING":
                 yield from (i for n in child.orelse for i in walk_one(n))
                 continue
             yield from walk_one(child)
@@ -113,5 +113,6 @@ def test_every_module_says_what_it_owns_and_stays_small(module: str) -> None:
     doc = ast.get_docstring(ast.parse(text))
     assert doc, f"{module} has no docstring saying what it owns"
     lines = text.count("\n")
-    if lines > MAX_LINES:
-        assert "lines" in doc.lower(), f"{module}: {lines} lines and no reason at its top"
+    assert lines <= MAX_LINES or f"over {MAX_LINES} lines because" in doc, (
+        f"{module}: {lines} lines, and its docstring does not say 'over {MAX_LINES} lines because …'"
+    )

@@ -7,10 +7,10 @@ revoke); :mod:`.views` puts them on routes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from multidict import MultiDictProxy
 
 from gateway.config import DashboardConfig
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 __all__ = [
-    "Handler",
     "check_csrf",
     "dashboard_config",
     "field",
@@ -44,8 +43,6 @@ __all__ = [
     "set_cookie",
     "wants_json",
 ]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def dashboard_config(request: web.Request) -> tuple[Gateway, DashboardConfig]:

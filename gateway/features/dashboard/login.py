@@ -33,7 +33,7 @@ from gateway.features.dashboard.signin import (
     verify_link,
 )
 
-__all__ = ["LOGIN_CSRF_COOKIE", "login", "login_form", "logout"]
+__all__ = ["login", "login_form", "logout"]
 
 LOGIN_CSRF_COOKIE = "gw_dashboard_login"
 

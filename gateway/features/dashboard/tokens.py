@@ -42,7 +42,7 @@ from gateway.store.base import Membership, TokenRecord, Workspace
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["Place", "create", "page", "revoke"]
+__all__ = ["create", "page", "revoke"]
 
 
 @dataclass(frozen=True, slots=True)

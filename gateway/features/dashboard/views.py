@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from gateway.core.errors import NotFound
 from gateway.features.dashboard import render
-from gateway.features.dashboard.common import Handler, secure_headers
+from gateway.features.dashboard.common import secure_headers
 from gateway.features.dashboard.login import login, login_form, logout
 from gateway.features.dashboard.tokens import create, page, revoke
 
-__all__ = ["Wrap", "add_routes", "static"]
+__all__ = ["Wrap", "add_routes"]
 
 Wrap = Callable[[Handler], Handler]
 

@@ -24,6 +24,7 @@ from gateway.edge.wrap import GATEWAY
 from gateway.features.oauth.apps import client_view, grant_view
 from gateway.features.oauth.service import OAuthService
 from gateway.features.oauth.store import ClientRecord
+from gateway.features.oauth.wire import service_of
 from gateway.management.adminapi import Caller, caller_of, workspace_of
 from gateway.management.bodies import CreateOAuthApp, Route, add_routes, read_body
 from gateway.management.directory import USER_ID
@@ -39,7 +40,7 @@ def _service(request: web.Request) -> OAuthService:
     gw = request.app[GATEWAY]
     if gw.runtime.config.oauth is None:
         raise NotFound("OAuth is not configured on this gateway.", reason="oauth_off")
-    return OAuthService(gw.store, gw.runtime.config)
+    return service_of(gw)
 
 
 def _app_power(svc: OAuthService, scopes: Iterable[str]) -> frozenset[str]:

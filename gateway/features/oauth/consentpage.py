@@ -14,19 +14,21 @@ from __future__ import annotations
 import html
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from gateway.app import Gateway
 from gateway.core.context import RequestContext
 from gateway.core.errors import AuthenticationError, GatewayError, OAuthError, PermissionDenied
 from gateway.edge.wrap import GATEWAY
 from gateway.features.oauth.consent import AuthorizeRequest
 from gateway.features.oauth.wire import NO_STORE, body_params, query_params, service_of
 
-__all__ = ["CSRF_COOKIE", "consent_endpoint", "signed_in_user"]
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["consent_endpoint"]
 
 CSRF_COOKIE = "gw_oauth_csrf"
 PAGE_HEADERS = {

@@ -10,10 +10,10 @@ from __future__ import annotations
 from gateway.config.runtime_features import OAuthConfig
 from gateway.config.runtime_routing import Route
 
-__all__ = ["oauth_routes"]
+__all__ = ["MAX_BODY", "oauth_routes"]
 
-# Request bodies of the OAuth endpoints are small forms.
-_MAX_BODY = 64 * 1024
+# Request bodies of the OAuth endpoints are small forms: the routes' limit and the reader's.
+MAX_BODY = 64 * 1024
 _USER = frozenset({"session", "token"})
 _NONE: frozenset[str] = frozenset()
 
@@ -47,7 +47,7 @@ def oauth_routes(oauth: OAuthConfig, start: int) -> tuple[Route, ...]:
             public=public,
             handler=handler,
             auth_methods=auth,
-            max_body_bytes=_MAX_BODY,
+            max_body_bytes=MAX_BODY,
             index=start + i,
         )
         for i, (name, path, methods, public, handler, auth) in enumerate(specs)

@@ -9,17 +9,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
-from gateway.app import Gateway
 from gateway.core.errors import InvalidClient, OAuthError
+from gateway.features.oauth.routes import MAX_BODY
 from gateway.features.oauth.service import OAuthService
 
-__all__ = ["MAX_BODY", "NO_STORE", "basic_credentials", "body_params", "query_params", "service_of"]
+if TYPE_CHECKING:
+    from gateway.app import Gateway
 
-MAX_BODY = 64 * 1024
+__all__ = ["NO_STORE", "basic_credentials", "body_params", "query_params", "service_of"]
+
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 

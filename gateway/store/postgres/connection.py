@@ -27,7 +27,7 @@ from gateway.store.dialects import POSTGRES, PostgresDialect
 from gateway.store.diskfull import DiskFullLog
 from gateway.store.migrations import migrations
 
-__all__ = ["ALL_ERRORS", "CONNECTION_ERRORS", "PostgresConnection", "split_url"]
+__all__ = ["ALL_ERRORS", "PostgresConnection", "split_url"]
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ import asyncpg
 from gateway.core.errors import StoreUnavailable
 from gateway.store.postgres.connection import ALL_ERRORS, PostgresConnection
 
-__all__ = ["CHANNEL", "ChangeListener"]
+__all__ = ["ChangeListener"]
 
 # The store's logger: this job was part of the store's one module, and operators filter on it.
 log = logging.getLogger("gateway.store.postgres")

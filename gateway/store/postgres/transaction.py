@@ -22,7 +22,6 @@ from gateway.store.tables import Row, insert_sql
 
 __all__ = [
     "ConnectionQueries",
-    "OpenTransaction",
     "TransactionAPI",
     "write_audit",
     "write_change",
