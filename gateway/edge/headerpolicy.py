@@ -26,8 +26,9 @@ classified once and remembered (bounded), so a request costs one dict lookup per
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from gateway.config import Config
@@ -48,6 +49,7 @@ __all__ = [
     "credential_cookies",
     "header_key",
     "is_method_param",
+    "is_trusted_peer",
 ]
 
 KEEP: Final = 0
@@ -230,3 +232,17 @@ def credential_cookies(config: Config) -> frozenset[str]:
             # verifier; without one it is just a cookie of the app's (default name "session").
             names.add(config.dashboard.session_jwt_cookie)
     return frozenset(names)
+
+
+def is_trusted_peer(
+    peer: str | None, nets: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    """Whether ``peer`` (an address as text) is inside ``trusted_proxies``: only then are its
+    client-address headers believed. Anything that is not an address is untrusted."""
+    if not peer or not nets:
+        return False
+    try:
+        addr = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(addr in net for net in nets)

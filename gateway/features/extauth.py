@@ -43,13 +43,14 @@ from gateway.core.context import RequestContext
 from gateway.core.errors import BadRequest, GatewayError, RouteNotFound, UntrustedProxy
 from gateway.edge import catchall
 from gateway.edge.apps import create_bare_app
-from gateway.edge.headerpolicy import KEEP, METHOD_OVERRIDE, NAMESPACE, header_key
+from gateway.edge.headerpolicy import KEEP, METHOD_OVERRIDE, NAMESPACE, header_key, is_trusted_peer
 from gateway.edge.responses import error_body
 from gateway.edge.wrap import edge
 from gateway.forward.body import strip_method_param
 from gateway.forward.proxy import Forwarder
 from gateway.pipeline.run import decide, upstream_base
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 __all__ = [
     "STRIP_HEADER",
     "answer",
@@ -78,14 +79,8 @@ def _one(request: web.Request, name: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)  # a handful of proxy addresses, asked on every decision
-def _trusted(
-    peer: str | None, nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-) -> bool:
-    try:
-        addr = ipaddress.ip_address(peer or "")
-    except ValueError:
-        return False
-    return any(addr in net for net in nets)
+def _trusted(peer: str | None, nets: tuple[IPNetwork, ...]) -> bool:
+    return is_trusted_peer(peer, nets)
 
 
 def original_request(gw: Gateway, request: web.Request, prefix: str) -> web.Request:

@@ -42,6 +42,7 @@ from cachetools import LRUCache, TTLCache
 from gateway.config import Config, RateLimitRule, RateLimits
 from gateway.core.context import RequestContext
 from gateway.core.errors import AuthenticationError, RateLimited, RateLimiterUnavailable
+from gateway.edge.headerpolicy import is_trusted_peer
 from gateway.features.metrics import RATE_LIMIT_ERRORS, RATE_LIMITED
 
 if TYPE_CHECKING:
@@ -211,19 +212,11 @@ def client_address(
 ) -> str:
     """The caller's address: the peer, or behind trusted proxies the last untrusted hop."""
     peer = request.remote or ""
-
-    def is_trusted(addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr.strip())
-        except ValueError:
-            return False
-        return any(ip in net for net in trusted)
-
-    if not trusted or not is_trusted(peer):
+    if not is_trusted_peer(peer, trusted):
         return peer
     hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", ()) for h in v.split(",")]
     for hop in reversed(hops):
-        if hop and not is_trusted(hop):
+        if hop and not is_trusted_peer(hop, trusted):
             return hop
     return peer
 

@@ -12,7 +12,6 @@ indirection on the request path.
 from __future__ import annotations
 
 import functools
-import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -30,6 +29,7 @@ from gateway.edge.headerpolicy import (
     METHOD_OVERRIDE,
     HeaderPolicy,
     credential_cookies,
+    is_trusted_peer,
 )
 
 if TYPE_CHECKING:  # types only: the hook points live with the pipeline
@@ -57,15 +57,6 @@ class UpstreamHeaders:
         self.policy = HeaderPolicy(config, credential_headers, credential_cookies(config))
         self.trusted = config.trusted_proxies
 
-    def _trusted_peer(self, peer: str | None) -> bool:
-        if not peer or not self.trusted:
-            return False
-        try:
-            addr = ipaddress.ip_address(peer)
-        except ValueError:
-            return False
-        return any(addr in net for net in self.trusted)
-
     def build_headers(
         self,
         request: web.Request,
@@ -82,7 +73,7 @@ class UpstreamHeaders:
         policy = self.policy
         known = policy.verdicts  # one dict lookup per header; a method call only for new names
         peer = request.remote or ""
-        trusted = self._trusted_peer(peer)
+        trusted = is_trusted_peer(peer, self.trusted)
         out: CIMultiDict[str] = CIMultiDict()
         for name, value in incoming.items():
             key = name.lower()

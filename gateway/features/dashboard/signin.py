@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import time
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from aiohttp import web
 from gateway.config import DashboardConfig
 from gateway.core.errors import AuthenticationError, LoginLinkInvalid
 from gateway.core.lazy import lazy_module
-from gateway.edge.headerpolicy import DASHBOARD_SIGNIN_COOKIE
+from gateway.edge.headerpolicy import DASHBOARD_SIGNIN_COOKIE, is_trusted_peer
 from gateway.store.base import User
 
 if TYPE_CHECKING:
@@ -222,8 +221,4 @@ def is_https(request: web.Request, gw: Gateway) -> bool:
     forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
     if forwarded != "https" or not request.remote:
         return False
-    try:
-        peer = ipaddress.ip_address(request.remote)
-    except ValueError:
-        return False
-    return any(peer in net for net in cfg.trusted_proxies)
+    return is_trusted_peer(request.remote, cfg.trusted_proxies)
